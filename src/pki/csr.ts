@@ -1,0 +1,327 @@
+/**
+ * PKCS#10 parsing and validation against a certificate profile.
+ *
+ * Checks run in a fixed order, so that a request with several faults always
+ * gets the same answer: size/PEM/DER -> signature algorithm -> key algorithm
+ * and strength -> signature (proof of possession) -> subject. The signature
+ * algorithm is judged before verifying, so that an MD5/SHA-1 signature is
+ * never computed on at all. Attributes of the CSR (challengePassword,
+ * extension requests) are ignored: the profile decides the extensions.
+ */
+import { createPublicKey, verify as verifySignature, constants as cryptoConstants, type KeyObject } from "node:crypto";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { CertificationRequest } from "@peculiar/asn1-csr";
+import { RsaSaPssParams } from "@peculiar/asn1-rsa";
+import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
+import { badInput } from "../errors.js";
+import { children, content, decodeOid, raw, readTlv, DerError, type Tlv } from "./der.js";
+import { parseName, rfc4514, type NameAttribute } from "./name.js";
+import type { CertificateProfile } from "./profiles.js";
+import { analyzeKey, sha256Hex, type KeyInfo } from "./spki.js";
+import { derToPem } from "./pem.js";
+
+export interface ParsedCsr {
+  der: Uint8Array;
+  /** Canonical PEM of `der` (label CERTIFICATE REQUEST, 64 columns). */
+  pem: string;
+  /** RFC 4514, e.g. "CN=Acme Client,O=Acme Bank,C=GB". */
+  subject: string;
+  commonName: string;
+  /** "RSA-2048" | "EC-P256" ... */
+  keyAlgorithm: string;
+  /** sha256 hex lowercase of the SPKI DER. */
+  publicKeyFingerprint: string;
+  spki: Uint8Array;
+  /** The subject Name DER, copied verbatim into the certificate. */
+  subjectDer: Uint8Array;
+}
+
+export const MAX_CSR_PEM_BYTES = 64 * 1024;
+const MAX_CN_LENGTH = 64; // RFC 5280 ub-common-name
+const RSA_EXPONENT = 65537n;
+const MIN_RSA_BITS = 2048;
+
+type Hash = "sha256" | "sha384" | "sha512";
+type SignatureScheme =
+  | { kind: "weak"; name: string }
+  | { kind: "rsa-pkcs1"; hash: Hash; name: string }
+  | { kind: "rsa-pss"; hash: Hash; saltLength: number; name: string }
+  | { kind: "ecdsa"; hash: Hash; name: string }
+  | { kind: "unsupported"; name: string };
+
+/** Signature algorithms by OID. Weak ones are named so the message can say what to change. */
+const SIGNATURE_ALGORITHMS: Record<string, SignatureScheme> = {
+  "1.2.840.113549.1.1.2": { kind: "weak", name: "md2WithRSAEncryption" },
+  "1.2.840.113549.1.1.3": { kind: "weak", name: "md4WithRSAEncryption" },
+  "1.2.840.113549.1.1.4": { kind: "weak", name: "md5WithRSAEncryption" },
+  "1.2.840.113549.1.1.5": { kind: "weak", name: "sha1WithRSAEncryption" },
+  "1.3.14.3.2.29": { kind: "weak", name: "sha1WithRSASignature" },
+  "1.2.840.113549.1.1.14": { kind: "weak", name: "sha224WithRSAEncryption" },
+  "1.2.840.113549.1.1.11": { kind: "rsa-pkcs1", hash: "sha256", name: "sha256WithRSAEncryption" },
+  "1.2.840.113549.1.1.12": { kind: "rsa-pkcs1", hash: "sha384", name: "sha384WithRSAEncryption" },
+  "1.2.840.113549.1.1.13": { kind: "rsa-pkcs1", hash: "sha512", name: "sha512WithRSAEncryption" },
+  "1.2.840.10045.4.1": { kind: "weak", name: "ecdsa-with-SHA1" },
+  "1.2.840.10045.4.3.1": { kind: "weak", name: "ecdsa-with-SHA224" },
+  "1.2.840.10045.4.3.2": { kind: "ecdsa", hash: "sha256", name: "ecdsa-with-SHA256" },
+  "1.2.840.10045.4.3.3": { kind: "ecdsa", hash: "sha384", name: "ecdsa-with-SHA384" },
+  "1.2.840.10045.4.3.4": { kind: "ecdsa", hash: "sha512", name: "ecdsa-with-SHA512" },
+  "1.2.840.10040.4.3": { kind: "weak", name: "dsa-with-SHA1" },
+  "2.16.840.1.101.3.4.3.1": { kind: "weak", name: "dsa-with-SHA224" },
+};
+const OID_RSASSA_PSS = "1.2.840.113549.1.1.10";
+const OID_MGF1 = "1.2.840.113549.1.1.8";
+const HASH_OIDS: Record<string, Hash | "weak"> = {
+  "1.3.14.3.2.26": "weak", // SHA-1
+  "2.16.840.1.101.3.4.2.4": "weak", // SHA-224
+  "2.16.840.1.101.3.4.2.1": "sha256",
+  "2.16.840.1.101.3.4.2.2": "sha384",
+  "2.16.840.1.101.3.4.2.3": "sha512",
+};
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
+const CSR_LABELS = new Set(["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"]);
+
+const invalid = (message: string) => badInput("INVALID_CSR", message);
+
+function decodePem(pem: string): Uint8Array {
+  if (Buffer.byteLength(pem, "utf8") > MAX_CSR_PEM_BYTES) {
+    throw invalid(`The CSR is larger than ${MAX_CSR_PEM_BYTES / 1024} KB; a certificate request is a few kilobytes at most.`);
+  }
+  const begins = pem.match(/-----BEGIN /g)?.length ?? 0;
+  if (begins === 0) throw invalid("The CSR is not PEM: expected a -----BEGIN CERTIFICATE REQUEST----- block.");
+  if (begins > 1) throw invalid("The CSR text contains several PEM blocks; submit exactly one certificate request.");
+  const blocks = [...pem.matchAll(PEM_BLOCK)];
+  const block = blocks[0];
+  if (!block) throw invalid("The CSR PEM block is not terminated by a matching -----END----- line.");
+  const [whole, label, body, endLabel] = block;
+  if (label !== endLabel) throw invalid(`The CSR PEM block begins with "${label}" but ends with "${endLabel}".`);
+  if (!CSR_LABELS.has(label!)) {
+    throw invalid(`The PEM block is a "${label}", not a "CERTIFICATE REQUEST".`);
+  }
+  const outside = pem.slice(0, block.index) + pem.slice(block.index! + whole!.length);
+  if (outside.trim() !== "") throw invalid("The CSR text contains data outside its PEM block.");
+  const base64 = body!.replace(/[\r\n\t ]/g, "");
+  // Strict base64: Buffer.from(..., "base64") would silently skip junk characters.
+  if (base64.length === 0 || base64.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(base64)) {
+    throw invalid("The CSR PEM body is not valid base64 (PEM headers and stray characters are not accepted).");
+  }
+  return new Uint8Array(Buffer.from(base64, "base64"));
+}
+
+interface CsrParts {
+  info: Tlv;
+  subject: Tlv;
+  spki: Tlv;
+  signatureAlgorithm: string;
+  asn: CertificationRequest;
+}
+
+function splitDer(der: Uint8Array): CsrParts {
+  try {
+    const outer = readTlv(der, 0);
+    if (outer.end !== der.length) {
+      throw invalid(`The CSR has ${der.length - outer.end} bytes of trailing data after its DER encoding.`);
+    }
+    if (outer.tag !== 0x30) throw new DerError("not a SEQUENCE");
+    const top = children(der, outer);
+    if (top.length !== 3 || top[0]!.tag !== 0x30 || top[1]!.tag !== 0x30 || top[2]!.tag !== 0x03) {
+      throw new DerError("not signed info, algorithm and signature");
+    }
+    const info = children(der, top[0]!);
+    if (info.length < 3 || info.length > 4 || info[0]!.tag !== 0x02 || info[1]!.tag !== 0x30 || info[2]!.tag !== 0x30) {
+      throw new DerError("CertificationRequestInfo is version, subject, key, attributes");
+    }
+    const version = content(der, info[0]!);
+    if (version.length !== 1 || version[0] !== 0) throw invalid("The CSR is not PKCS#10 version 1 (version field must be 0).");
+    const algorithm = children(der, top[1]!);
+    if (algorithm.length < 1 || algorithm[0]!.tag !== 0x06) throw new DerError("bad signature algorithm");
+    const asn = AsnConvert.parse(der, CertificationRequest);
+    return {
+      info: top[0]!,
+      subject: info[1]!,
+      spki: info[2]!,
+      signatureAlgorithm: decodeOid(content(der, algorithm[0]!)),
+      asn,
+    };
+  } catch (e) {
+    if (e instanceof Error && e.name === "DomainError") throw e;
+    throw invalid("The CSR is not a valid PKCS#10 certificate request (its DER encoding could not be read).");
+  }
+}
+
+function signatureScheme(parts: CsrParts): SignatureScheme {
+  const oid = parts.signatureAlgorithm;
+  if (oid === OID_RSASSA_PSS) {
+    const paramsDer = parts.asn.signatureAlgorithm.parameters;
+    if (!paramsDer) return { kind: "weak", name: "RSASSA-PSS with default parameters (SHA-1)" };
+    let params: RsaSaPssParams;
+    try {
+      params = AsnConvert.parse(paramsDer, RsaSaPssParams);
+    } catch {
+      throw invalid("The CSR's RSASSA-PSS signature parameters could not be read.");
+    }
+    const hash = HASH_OIDS[params.hashAlgorithm.algorithm];
+    if (!hash) return { kind: "unsupported", name: `RSASSA-PSS with hash ${params.hashAlgorithm.algorithm}` };
+    if (hash === "weak") return { kind: "weak", name: "RSASSA-PSS with SHA-1 or SHA-224" };
+    let mgfHash: Hash | "weak" | undefined;
+    if (params.maskGenAlgorithm.algorithm === OID_MGF1 && params.maskGenAlgorithm.parameters) {
+      try {
+        mgfHash = HASH_OIDS[AsnConvert.parse(params.maskGenAlgorithm.parameters, AlgorithmIdentifier).algorithm];
+      } catch {
+        mgfHash = undefined;
+      }
+    }
+    if (mgfHash !== hash) return { kind: "unsupported", name: "RSASSA-PSS with an MGF1 hash different from the message hash" };
+    return { kind: "rsa-pss", hash, saltLength: params.saltLength, name: `RSASSA-PSS with ${hash.toUpperCase()}` };
+  }
+  return SIGNATURE_ALGORITHMS[oid] ?? { kind: "unsupported", name: oid };
+}
+
+function checkKey(spki: Uint8Array, profile: CertificateProfile): { info: KeyInfo; key: KeyObject } {
+  let info: KeyInfo;
+  try {
+    info = analyzeKey(spki);
+  } catch {
+    throw invalid("The CSR's public key could not be read.");
+  }
+  if (info.family === "RSA") {
+    if (info.bits < MIN_RSA_BITS) {
+      throw badInput("WEAK_KEY", `The RSA key is ${info.bits} bits; at least ${MIN_RSA_BITS} bits are required.`);
+    }
+    if (info.exponent !== RSA_EXPONENT) {
+      throw badInput("WEAK_KEY", `The RSA public exponent is ${info.exponent}; only 65537 is accepted.`);
+    }
+  }
+  if (!profile.allowedKeyAlgorithms.includes(info.label)) {
+    throw badInput(
+      "UNSUPPORTED_KEY_ALGORITHM",
+      `The key algorithm ${info.label} is not accepted for ${profile.kind} certificates; use one of ${profile.allowedKeyAlgorithms.join(", ")}.`,
+    );
+  }
+  try {
+    // Also validates the key material (e.g. that an EC point lies on its curve).
+    return { info, key: createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" }) };
+  } catch {
+    throw invalid("The CSR's public key is malformed (it could not be loaded).");
+  }
+}
+
+function checkSignature(der: Uint8Array, parts: CsrParts, scheme: SignatureScheme, key: { info: KeyInfo; key: KeyObject }) {
+  const signed = raw(der, parts.info);
+  const signature = new Uint8Array(parts.asn.signature);
+  const family = key.info.family;
+  let ok = false;
+  if (scheme.kind === "unsupported") {
+    throw badInput(
+      "WEAK_SIGNATURE_ALGORITHM",
+      `The CSR is signed with ${scheme.name}, which is not accepted; sign it with SHA-256 or stronger (RSA PKCS#1 v1.5, RSASSA-PSS or ECDSA).`,
+    );
+  }
+  const matches = (scheme.kind === "ecdsa" && family === "EC") || (scheme.kind !== "ecdsa" && family === "RSA");
+  if (matches) {
+    try {
+      if (scheme.kind === "rsa-pss") {
+        ok = verifySignature(
+          scheme.hash,
+          signed,
+          { key: key.key, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: scheme.saltLength },
+          signature,
+        );
+      } else if (scheme.kind === "rsa-pkcs1") {
+        ok = verifySignature(scheme.hash, signed, { key: key.key, padding: cryptoConstants.RSA_PKCS1_PADDING }, signature);
+      } else if (scheme.kind === "ecdsa") {
+        ok = verifySignature(scheme.hash, signed, { key: key.key, dsaEncoding: "der" }, signature);
+      }
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    throw badInput(
+      "CSR_SIGNATURE_INVALID",
+      matches
+        ? "The CSR's signature does not verify with its own public key (proof of possession failed); the request was altered or signed with another key."
+        : `The CSR is signed with ${scheme.name}, which does not match its ${key.info.label} key.`,
+    );
+  }
+}
+
+function checkSubject(subjectDer: Uint8Array, profile: CertificateProfile, expected: { organizationName: string; country: string }) {
+  const mismatch = (message: string) => badInput("SUBJECT_MISMATCH", message);
+  let rdns: NameAttribute[][];
+  try {
+    rdns = parseName(subjectDer);
+  } catch {
+    throw invalid("The CSR's subject name could not be read.");
+  }
+  const byName = new Map<string, string[]>();
+  for (const rdn of rdns) {
+    if (rdn.length > 1) {
+      throw mismatch(`The subject has a multi-valued RDN (${rdn.map((a) => a.displayName).join("+")}); use one attribute per RDN.`);
+    }
+    const attr = rdn[0]!;
+    if (!attr.shortName || !profile.allowedSubjectAttributes.includes(attr.shortName)) {
+      throw mismatch(
+        `The subject attribute ${attr.displayName} is not allowed; allowed attributes are ${profile.allowedSubjectAttributes.join(", ")}.`,
+      );
+    }
+    if (attr.text === null) throw mismatch(`The subject attribute ${attr.shortName} is not a text value.`);
+    byName.set(attr.shortName, [...(byName.get(attr.shortName) ?? []), attr.text]);
+  }
+  for (const required of profile.requiredSubjectAttributes) {
+    const values = byName.get(required) ?? [];
+    if (values.length === 0) throw mismatch(`The subject has no ${required} attribute; ${profile.requiredSubjectAttributes.join(", ")} are required.`);
+    if (values.length > 1) throw mismatch(`The subject has ${values.length} ${required} attributes; exactly one is allowed.`);
+  }
+  const one = (name: string): string | undefined => byName.get(name)?.[0];
+  const org = one("O");
+  if (org !== undefined && org !== expected.organizationName) {
+    throw mismatch(`The subject organization (O) is "${org}" but must be exactly "${expected.organizationName}".`);
+  }
+  const country = one("C");
+  if (country !== undefined && country !== expected.country) {
+    throw mismatch(`The subject country (C) is "${country}" but must be "${expected.country}".`);
+  }
+  const cn = one("CN");
+  if (cn !== undefined) {
+    if (cn.trim() === "") throw mismatch("The subject common name (CN) is empty.");
+    const length = [...cn].length;
+    if (length > MAX_CN_LENGTH) {
+      throw mismatch(`The subject common name (CN) is ${length} characters long; at most ${MAX_CN_LENGTH} are allowed.`);
+    }
+  }
+  return { commonName: cn ?? "" };
+}
+
+export async function parseCsr(
+  pem: string,
+  profile: CertificateProfile,
+  expected: { organizationName: string; country: string },
+): Promise<ParsedCsr> {
+  const der = decodePem(pem);
+  const parts = splitDer(der);
+  const scheme = signatureScheme(parts);
+  if (scheme.kind === "weak") {
+    throw badInput(
+      "WEAK_SIGNATURE_ALGORITHM",
+      `The CSR is signed with ${scheme.name}; SHA-1, MD5 and other hashes weaker than SHA-256 are refused. Sign it with SHA-256 or stronger.`,
+    );
+  }
+  const spki = raw(der, parts.spki);
+  const key = checkKey(spki, profile);
+  checkSignature(der, parts, scheme, key);
+  const subjectDer = raw(der, parts.subject);
+  const { commonName } = checkSubject(subjectDer, profile, expected);
+  // Copies, so that callers holding the result don't pin (or see changes to) a larger buffer.
+  const derCopy = new Uint8Array(der);
+  return {
+    der: derCopy,
+    pem: derToPem(derCopy, "CERTIFICATE REQUEST"),
+    subject: rfc4514(subjectDer),
+    commonName,
+    keyAlgorithm: key.info.label,
+    publicKeyFingerprint: sha256Hex(spki),
+    spki: new Uint8Array(spki),
+    subjectDer: new Uint8Array(subjectDer),
+  };
+}
