@@ -1,0 +1,130 @@
+/**
+ * The composition root: the one place that builds configuration, database,
+ * clock, CA, event bus, mailer and schema, and hands them to constructors.
+ * Used by src/main.ts and by the tests.
+ */
+import "reflect-metadata";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
+import { AuditLog } from "./audit/audit.service.js";
+import { Mutations } from "./audit/mutation.js";
+import { AuditResolver } from "./audit/audit.resolver.js";
+import { type Clock, systemClock } from "./clock.js";
+import type { Config } from "./config.js";
+import { createDataSource, Database } from "./db/data-source.js";
+import { type EventBus, InProcessEventBus } from "./events.js";
+import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
+import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./http/server.js";
+import { createLogger } from "./logger.js";
+import { Outbox } from "./notifications/outbox.js";
+import { OfficerResolver } from "./officers/officer.resolver.js";
+import { OfficerService } from "./officers/officer.service.js";
+import { bootstrap } from "./organizations/bootstrap.js";
+import { OrganizationResolver } from "./organizations/organization.resolver.js";
+import { OrganizationService } from "./organizations/organization.service.js";
+import { AccessPolicy, type DelegationGrants } from "./policy.js";
+
+/** Where the built GraphiQL page lives, relative to this file in src/ (tests) or dist/src/ (compiled). */
+function defaultWebDir(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const root = path.basename(path.dirname(here)) === "dist" ? path.resolve(here, "..", "..") : path.resolve(here, "..");
+  return path.join(root, "dist", "web");
+}
+
+export interface AppOverrides {
+  clock?: Clock;
+  logger?: Logger;
+  bus?: EventBus;
+  webDir?: string;
+}
+
+export interface App {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  db: Database;
+  bus: EventBus;
+  services: {
+    policy: AccessPolicy;
+    audit: AuditLog;
+    mutations: Mutations;
+    outbox: Outbox;
+    organizations: OrganizationService;
+    officers: OfficerService;
+  };
+  /** Listens on config.host:config.port (0 picks a free port). */
+  start(): Promise<{ url: string }>;
+  /** Graceful: stop accepting, drain HTTP and WebSocket, stop background work, close the database. */
+  stop(): Promise<void>;
+}
+
+export async function createApp(config: Config, overrides: AppOverrides = {}): Promise<App> {
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const clock = overrides.clock ?? systemClock;
+  const bus = overrides.bus ?? new InProcessEventBus();
+
+  const dataSource = createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  await dataSource.initialize();
+  await dataSource.runMigrations({ transaction: "each" });
+  const db = new Database(dataSource);
+
+  const noDelegations: DelegationGrants = { activeForMsp: async () => [] };
+  const policy = new AccessPolicy(noDelegations);
+  const audit = new AuditLog(db, clock);
+  const outbox = new Outbox(clock, bus);
+  const mutations = new Mutations(db, audit, outbox, logger);
+  const organizations = new OrganizationService(db, clock, policy, mutations);
+  const officers = new OfficerService(db, clock, policy, mutations, bus);
+
+  await bootstrap({ db, clock, mutations, officers, logger }, { dataDir: config.dataDir, token: config.bootstrapToken });
+
+  const instances: ResolverInstances = new Map<Function, object>([
+    [OrganizationResolver, new OrganizationResolver(organizations, officers, policy)],
+    [OfficerResolver, new OfficerResolver(officers)],
+    [AuditResolver, new AuditResolver(audit, policy)],
+  ]);
+  const schema = await buildKeyPortalSchema(instances);
+  const routes: RouteInstaller[] = [];
+
+  let http: RunningHttpServer | null = null;
+  let stopped: Promise<void> | null = null;
+
+  return {
+    config,
+    logger,
+    clock,
+    db,
+    bus,
+    services: { policy, audit, mutations, outbox, organizations, officers },
+    async start() {
+      http = await startHttpServer(
+        {
+          schema,
+          logger,
+          db,
+          auth: officers,
+          bus,
+          routes,
+          webDir: overrides.webDir ?? defaultWebDir(),
+          loaderSources: {
+            organizationsByIds: (ids) => organizations.byIds(ids),
+            officersByIds: (ids) => officers.byIds(ids),
+          },
+        },
+        config.host,
+        config.port,
+      );
+      logger.info({ url: http.url }, "KeyPortal is listening");
+      return { url: http.url };
+    },
+    stop() {
+      stopped ??= (async () => {
+        if (http) await http.stop();
+        await bus.close();
+        if (dataSource.isInitialized) await dataSource.destroy();
+      })();
+      return stopped;
+    },
+  };
+}

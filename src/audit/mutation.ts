@@ -1,0 +1,95 @@
+import type { Logger } from "pino";
+import type { Database, Tx } from "../db/data-source.js";
+import { DomainError } from "../errors.js";
+import type { NewNotification, Outbox } from "../notifications/outbox.js";
+import type { Notification } from "../notifications/notification.entity.js";
+import type { Viewer } from "../viewer.js";
+import type { AuditLog } from "./audit.service.js";
+
+export interface MutationSpec {
+  /** e.g. csr.submit */
+  action: string;
+  targetType: string;
+  targetId?: string | null;
+  organizationId?: string | null;
+  actor: Viewer | null;
+  details?: Record<string, unknown>;
+}
+
+/** What a mutation's work can use: the transaction, its audit record, and the outbox. */
+export interface MutationScope extends Tx {
+  /** Filled in by the work as it learns them (e.g. the id of what it created). */
+  audit: { targetId: string | null; organizationId: string | null; details: Record<string, unknown> };
+  notify(notification: NewNotification): Promise<Notification>;
+}
+
+/**
+ * Runs every state change the same way: one transaction that does the work,
+ * appends its audit event and writes its notifications; announcement only
+ * after commit. A refused attempt (a DomainError) is audited in a transaction
+ * of its own with its error code as the outcome.
+ *
+ * On PostgreSQL the audit_head row is locked first, so mutations commit one
+ * at a time and notification ids become visible in increasing order: that is
+ * what lets subscribers resume from an id with no gap.
+ */
+export class Mutations {
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditLog,
+    private readonly outbox: Outbox,
+    private readonly logger: Logger,
+  ) {}
+
+  async run<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
+    const record = {
+      targetId: spec.targetId ?? null,
+      organizationId: spec.organizationId ?? null,
+      details: { ...(spec.details ?? {}) },
+    };
+    try {
+      return await this.db.transaction(async (tx) => {
+        if (this.db.isPostgres) {
+          await tx.em.query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE");
+        }
+        let lastNotification = 0;
+        const scope: MutationScope = {
+          ...tx,
+          audit: record,
+          notify: async (n) => {
+            const saved = await this.outbox.insert(tx.em, n);
+            lastNotification = Math.max(lastNotification, saved.id);
+            return saved;
+          },
+        };
+        const result = await work(scope);
+        await this.audit.append(tx.em, {
+          actorId: spec.actor?.officer.id ?? null,
+          organizationId: record.organizationId,
+          action: spec.action,
+          outcome: "SUCCESS",
+          targetType: spec.targetType,
+          targetId: record.targetId,
+          details: record.details,
+        });
+        if (lastNotification > 0) tx.afterCommit(() => this.outbox.announce(lastNotification));
+        return result;
+      });
+    } catch (error) {
+      if (error instanceof DomainError) {
+        await this.audit
+          .appendAlone({
+            actorId: spec.actor?.officer.id ?? null,
+            organizationId: record.organizationId,
+            action: spec.action,
+            outcome: error.code,
+            targetType: spec.targetType,
+            targetId: record.targetId,
+            details: { ...record.details, reason: error.reason },
+          })
+          .catch((auditError: unknown) => this.logger.error({ err: auditError, action: spec.action }, "could not audit a refused attempt"));
+      }
+      throw error;
+    }
+  }
+}

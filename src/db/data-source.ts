@@ -1,0 +1,95 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { DataSource, type DataSourceOptions, type EntityManager } from "typeorm";
+import { ENTITIES } from "./entities.js";
+import { MIGRATIONS } from "./migrations/index.js";
+
+export interface DatabaseOptions {
+  /** postgres://host/db[?schema=name]; absent means SQLite under dataDir. */
+  databaseUrl?: string;
+  dataDir: string;
+}
+
+export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
+  const common = { entities: ENTITIES, migrations: MIGRATIONS, synchronize: false, migrationsRun: false, logging: false } as const;
+  if (opts.databaseUrl) {
+    const url = new URL(opts.databaseUrl);
+    const schema = url.searchParams.get("schema");
+    url.searchParams.delete("schema");
+    return {
+      ...common,
+      type: "postgres",
+      url: url.toString(),
+      // A schema per deployment (or per test run) through search_path, so raw SQL stays unqualified.
+      extra: { max: 10, ...(schema ? { options: `-c search_path=${schema}` } : {}) },
+    };
+  }
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  return {
+    ...common,
+    type: "sqlite",
+    database: path.join(opts.dataDir, "keyportal.sqlite"),
+    enableWAL: true,
+    busyTimeout: 10_000,
+  };
+}
+
+export function createDataSource(opts: DatabaseOptions): DataSource {
+  return new DataSource(dataSourceOptions(opts));
+}
+
+/** A database transaction with hooks that run only after it commits. */
+export interface Tx {
+  readonly em: EntityManager;
+  afterCommit(hook: () => void): void;
+}
+
+/**
+ * The database as the services see it. SQLite through TypeORM is one
+ * connection, so its transactions are queued here one at a time (concurrent
+ * BEGINs on one connection would interleave); PostgreSQL runs them in
+ * parallel from its pool.
+ */
+export class Database {
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly isPostgres: boolean;
+
+  constructor(readonly dataSource: DataSource) {
+    this.isPostgres = dataSource.options.type === "postgres";
+  }
+
+  get manager(): EntityManager {
+    return this.dataSource.manager;
+  }
+
+  async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    const hooks: Array<() => void> = [];
+    const run = () =>
+      this.dataSource.transaction((em) =>
+        work({
+          em,
+          afterCommit: (hook) => hooks.push(hook),
+        }),
+      );
+    let result: T;
+    if (this.isPostgres) {
+      result = await run();
+    } else {
+      const turn = this.queue.then(run, run);
+      this.queue = turn.catch(() => undefined);
+      result = await turn;
+    }
+    for (const hook of hooks) hook();
+    return result;
+  }
+
+  async isReady(): Promise<boolean> {
+    if (!this.dataSource.isInitialized) return false;
+    try {
+      await this.dataSource.query("SELECT 1");
+      return !(await this.dataSource.showMigrations());
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,8 @@
+import { AuditEvent } from "../audit/audit-event.entity.js";
+import { Notification } from "../notifications/notification.entity.js";
+import { ApiToken } from "../officers/api-token.entity.js";
+import { Officer } from "../officers/officer.entity.js";
+import { Organization } from "../organizations/organization.entity.js";
+
+/** Every persisted entity; listed explicitly so the compiled build needs no globbing. */
+export const ENTITIES = [Organization, Officer, ApiToken, AuditEvent, Notification];

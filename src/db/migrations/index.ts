@@ -1,0 +1,4 @@
+import { Foundation1764300000000 } from "./1764300000000-foundation.js";
+
+/** In order. Each feature adds its own migration here; never edit one that has shipped. */
+export const MIGRATIONS = [Foundation1764300000000];

@@ -1,0 +1,90 @@
+/**
+ * Closed vocabularies shared by every layer. Values equal the GraphQL enum
+ * values of the public contract, and are what the database stores.
+ */
+
+export enum OrganizationKind {
+  PARTICIPANT = "PARTICIPANT",
+  MSP = "MSP",
+  KMS = "KMS",
+}
+
+export enum Role {
+  SECURITY_OFFICER = "SECURITY_OFFICER",
+  KMS_OPERATOR = "KMS_OPERATOR",
+}
+
+export enum OfficerStatus {
+  ACTIVE = "ACTIVE",
+  DEACTIVATED = "DEACTIVATED",
+}
+
+export enum Environment {
+  MTF = "MTF",
+  PRODUCTION = "PRODUCTION",
+}
+
+export enum CertificateKind {
+  MTLS_CLIENT = "MTLS_CLIENT",
+  SIGNING = "SIGNING",
+  ENCRYPTION = "ENCRYPTION",
+}
+
+export enum CsrStatus {
+  PENDING = "PENDING",
+  SIGNED = "SIGNED",
+  REJECTED = "REJECTED",
+  CANCELLED = "CANCELLED",
+}
+
+export enum CertificateStatus {
+  ACTIVE = "ACTIVE",
+  EXPIRED = "EXPIRED",
+  REVOKED = "REVOKED",
+}
+
+/** RFC 5280 CRLReason values accepted here; the number is the CRL reason code. */
+export enum RevocationReason {
+  UNSPECIFIED = "UNSPECIFIED",
+  KEY_COMPROMISE = "KEY_COMPROMISE",
+  AFFILIATION_CHANGED = "AFFILIATION_CHANGED",
+  SUPERSEDED = "SUPERSEDED",
+  CESSATION_OF_OPERATION = "CESSATION_OF_OPERATION",
+}
+
+export const CRL_REASON_CODE: Record<RevocationReason, number> = {
+  [RevocationReason.UNSPECIFIED]: 0,
+  [RevocationReason.KEY_COMPROMISE]: 1,
+  [RevocationReason.AFFILIATION_CHANGED]: 3,
+  [RevocationReason.SUPERSEDED]: 4,
+  [RevocationReason.CESSATION_OF_OPERATION]: 5,
+};
+
+export enum DelegationStatus {
+  PENDING_APPROVAL = "PENDING_APPROVAL",
+  ACTIVE = "ACTIVE",
+  DECLINED = "DECLINED",
+  REVOKED = "REVOKED",
+}
+
+export enum NotificationType {
+  OFFICER_REGISTERED = "OFFICER_REGISTERED",
+  OFFICER_DEACTIVATED = "OFFICER_DEACTIVATED",
+  CSR_SUBMITTED = "CSR_SUBMITTED",
+  CSR_SIGNED = "CSR_SIGNED",
+  CSR_REJECTED = "CSR_REJECTED",
+  CERTIFICATE_EXPIRING = "CERTIFICATE_EXPIRING",
+  CERTIFICATE_EXPIRED = "CERTIFICATE_EXPIRED",
+  CERTIFICATE_REVOKED = "CERTIFICATE_REVOKED",
+  DELEGATION_REQUESTED = "DELEGATION_REQUESTED",
+  DELEGATION_APPROVED = "DELEGATION_APPROVED",
+  DELEGATION_DECLINED = "DELEGATION_DECLINED",
+  DELEGATION_REVOKED = "DELEGATION_REVOKED",
+  KMS_CERTIFICATE_PUBLISHED = "KMS_CERTIFICATE_PUBLISHED",
+}
+
+export enum KmsCertificatePurpose {
+  MESSAGE_SIGNING = "MESSAGE_SIGNING",
+  MESSAGE_ENCRYPTION = "MESSAGE_ENCRYPTION",
+  TLS_SERVER = "TLS_SERVER",
+}

@@ -1,0 +1,47 @@
+/**
+ * The one error vocabulary. Services and pki/ throw DomainError; the GraphQL
+ * formatter and the REST handlers map it to the client. Anything else is an
+ * internal error and reaches the client without detail.
+ */
+export type ErrorCode =
+  | "UNAUTHENTICATED"
+  | "FORBIDDEN"
+  | "NOT_FOUND"
+  | "BAD_USER_INPUT"
+  | "CONFLICT"
+  | "PRECONDITION_FAILED"
+  | "RATE_LIMITED"
+  | "INTERNAL_SERVER_ERROR";
+
+export class DomainError extends Error {
+  override readonly name = "DomainError";
+  constructor(
+    readonly code: ErrorCode,
+    /** Stable machine-readable reason, SCREAMING_CASE. */
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const badInput = (reason: string, message: string) => new DomainError("BAD_USER_INPUT", reason, message);
+export const notFound = (what: string) => new DomainError("NOT_FOUND", "NOT_FOUND", `${what} not found`);
+export const forbidden = (message = "not allowed for this viewer") => new DomainError("FORBIDDEN", "FORBIDDEN", message);
+export const conflict = (reason: string, message: string) => new DomainError("CONFLICT", reason, message);
+export const unauthenticated = (message = "a valid bearer token is required") =>
+  new DomainError("UNAUTHENTICATED", "UNAUTHENTICATED", message);
+export const preconditionFailed = (reason: string, message: string) =>
+  new DomainError("PRECONDITION_FAILED", reason, message);
+
+/** HTTP status used for a DomainError outside GraphQL (downloads, CRL). */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  BAD_USER_INPUT: 400,
+  CONFLICT: 409,
+  PRECONDITION_FAILED: 412,
+  RATE_LIMITED: 429,
+  INTERNAL_SERVER_ERROR: 500,
+};

@@ -1,0 +1,36 @@
+import { type GraphQLSchema, lexicographicSortSchema, printSchema } from "graphql";
+import { buildSchema, type NonEmptyArray } from "type-graphql";
+import { AuditResolver } from "../audit/audit.resolver.js";
+import { OfficerResolver } from "../officers/officer.resolver.js";
+import { OrganizationResolver } from "../organizations/organization.resolver.js";
+import { registerEnums } from "./enums.js";
+import { DateTimeScalar } from "./scalars.js";
+
+/** Every resolver class; each feature adds its own here. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+export const RESOLVERS: NonEmptyArray<Function> = [OrganizationResolver, OfficerResolver, AuditResolver];
+
+/** Resolver instances by class, built by the composition root (constructor injection). */
+export type ResolverInstances = Map<Function, object>;
+
+export async function buildKeyPortalSchema(instances: ResolverInstances = new Map()): Promise<GraphQLSchema> {
+  registerEnums();
+  return buildSchema({
+    resolvers: RESOLVERS,
+    scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
+    validate: false,
+    emitSchemaFile: false,
+    container: {
+      get(someClass: Function) {
+        const instance = instances.get(someClass);
+        if (!instance) throw new Error(`no instance registered for ${someClass.name}`);
+        return instance;
+      },
+    },
+  });
+}
+
+/** The SDL committed as schema.graphql: sorted so that it only changes when the API does. */
+export function printKeyPortalSchema(schema: GraphQLSchema): string {
+  return `${printSchema(lexicographicSortSchema(schema))}\n`;
+}

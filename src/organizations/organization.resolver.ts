@@ -1,0 +1,79 @@
+import DataLoader from "dataloader";
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
+import { OfficerStatus, OrganizationKind } from "../domain.js";
+import type { Context } from "../graphql/context.js";
+import { Officer } from "../officers/officer.entity.js";
+import { MIN_ACTIVE_OFFICERS, type OfficerService } from "../officers/officer.service.js";
+import type { AccessPolicy } from "../policy.js";
+import { Organization } from "./organization.entity.js";
+import type { OrganizationService } from "./organization.service.js";
+import { CreateOrganizationInput, ViewerType } from "./organization.types.js";
+
+const OFFICERS_BY_ORG = "officersByOrganization";
+
+@Resolver(() => Organization)
+export class OrganizationResolver {
+  constructor(
+    private readonly organizationService: OrganizationService,
+    private readonly officerService: OfficerService,
+    private readonly policy: AccessPolicy,
+  ) {}
+
+  @Query(() => ViewerType, { description: "The authenticated viewer." })
+  me(@Ctx() ctx: Context): ViewerType {
+    const viewer = this.policy.requireViewer(ctx.viewer);
+    return Object.assign(new ViewerType(), { officer: viewer.officer, organization: viewer.organization, role: viewer.role });
+  }
+
+  @Query(() => [Organization], {
+    description: "Operators see all organizations; officers their own and those linked by an active delegation.",
+  })
+  organizations(
+    @Ctx() ctx: Context,
+    @Arg("kind", () => OrganizationKind, { nullable: true }) kind?: OrganizationKind | null,
+  ): Promise<Organization[]> {
+    return this.organizationService.list(ctx.viewer, kind);
+  }
+
+  @Query(() => Organization, { nullable: true })
+  organization(@Ctx() ctx: Context, @Arg("id", () => ID) id: string): Promise<Organization | null> {
+    return this.organizationService.get(ctx.viewer, id);
+  }
+
+  @Mutation(() => Organization, { description: "Operators only." })
+  createOrganization(@Ctx() ctx: Context, @Arg("input", () => CreateOrganizationInput) input: CreateOrganizationInput): Promise<Organization> {
+    return this.organizationService.create(ctx.viewer, input);
+  }
+
+  /** Active officers of every organization on the page, in one query. */
+  private officersOf(ctx: Context, organizationId: string, includeDeactivated: boolean): Promise<Officer[]> {
+    const loader = ctx.loaders.lazy(
+      `${OFFICERS_BY_ORG}:${includeDeactivated}`,
+      () =>
+        new DataLoader<string, Officer[]>(async (ids) => {
+          const rows = await this.officerService.listForOrganizations(ids, includeDeactivated);
+          return ids.map((id) => rows.filter((o) => o.organizationId === id));
+        }),
+    );
+    return loader.load(organizationId);
+  }
+
+  @FieldResolver(() => [Officer])
+  officers(
+    @Root() org: Organization,
+    @Ctx() ctx: Context,
+    @Arg("includeDeactivated", () => Boolean, { defaultValue: false }) includeDeactivated: boolean,
+  ): Promise<Officer[]> {
+    return this.officersOf(ctx, org.id, includeDeactivated);
+  }
+
+  @FieldResolver(() => Int)
+  async activeOfficerCount(@Root() org: Organization, @Ctx() ctx: Context): Promise<number> {
+    return (await this.officersOf(ctx, org.id, false)).filter((o) => o.status === OfficerStatus.ACTIVE).length;
+  }
+
+  @FieldResolver(() => Boolean, { description: "True when at least two security officers are active: CSRs may be submitted." })
+  async keyExchangeReady(@Root() org: Organization, @Ctx() ctx: Context): Promise<boolean> {
+    return (await this.activeOfficerCount(org, ctx)) >= MIN_ACTIVE_OFFICERS;
+  }
+}

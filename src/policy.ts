@@ -1,0 +1,103 @@
+import { CertificateKind, Environment, OfficerStatus, Role } from "./domain.js";
+import { forbidden, notFound, unauthenticated } from "./errors.js";
+import type { Viewer } from "./viewer.js";
+
+/** What an active delegation lets an MSP do for a participant. */
+export interface DelegationGrant {
+  delegationId: string;
+  participantId: string;
+  mspId: string;
+  kinds: CertificateKind[];
+  environment: Environment;
+}
+
+export interface DelegationGrants {
+  /** Active delegations received by an MSP organization. */
+  activeForMsp(mspId: string): Promise<DelegationGrant[]>;
+}
+
+/** Something owned by an organization, for a certificate kind and environment. */
+export interface KeyMaterialScope {
+  organizationId: string;
+  kind: CertificateKind;
+  environment: Environment;
+}
+
+/**
+ * Tenancy, decided in one place. Queries, nested fields, list filters,
+ * downloads and subscriptions all ask here. Reads of another tenant's object
+ * answer NOT_FOUND (its existence is not revealed); refused actions on
+ * visible objects answer FORBIDDEN.
+ */
+export class AccessPolicy {
+  constructor(private readonly grants: DelegationGrants) {}
+
+  requireViewer(viewer: Viewer | null): Viewer {
+    if (!viewer) throw unauthenticated();
+    return viewer;
+  }
+
+  isOperator(viewer: Viewer | null): boolean {
+    return viewer?.role === Role.KMS_OPERATOR && viewer.officer.status === OfficerStatus.ACTIVE;
+  }
+
+  requireOperator(viewer: Viewer | null): Viewer {
+    const v = this.requireViewer(viewer);
+    if (!this.isOperator(v)) throw forbidden("only KMS operators may do this");
+    return v;
+  }
+
+  async grantsOf(viewer: Viewer): Promise<DelegationGrant[]> {
+    return this.grants.activeForMsp(viewer.organization.id);
+  }
+
+  /** Organizations the viewer may see; null means all (operators). */
+  async visibleOrganizationIds(viewer: Viewer): Promise<string[] | null> {
+    if (this.isOperator(viewer)) return null;
+    const grants = await this.grantsOf(viewer);
+    return [viewer.organization.id, ...new Set(grants.map((g) => g.participantId))];
+  }
+
+  async canReadOrganization(viewer: Viewer, organizationId: string): Promise<boolean> {
+    const visible = await this.visibleOrganizationIds(viewer);
+    return visible === null || visible.includes(organizationId);
+  }
+
+  /** Officers of the organization itself may manage its officers; operators any. */
+  canManageOfficers(viewer: Viewer, organizationId: string): boolean {
+    return this.isOperator(viewer) || viewer.organization.id === organizationId;
+  }
+
+  /** Certificates, CSRs and their notifications: own organization, operators, or an MSP for what its delegation covers. */
+  async canReadKeyMaterial(viewer: Viewer, scope: KeyMaterialScope): Promise<boolean> {
+    if (this.isOperator(viewer) || viewer.organization.id === scope.organizationId) return true;
+    return (await this.delegationCovering(viewer, scope)) !== null;
+  }
+
+  /** Submitting, renewing and reporting compromise: the organization's officers or a delegated MSP's. */
+  async canActOnKeyMaterial(viewer: Viewer, scope: KeyMaterialScope): Promise<boolean> {
+    if (viewer.role === Role.KMS_OPERATOR) return false;
+    if (viewer.organization.id === scope.organizationId) return true;
+    return (await this.delegationCovering(viewer, scope)) !== null;
+  }
+
+  async delegationCovering(viewer: Viewer, scope: KeyMaterialScope): Promise<DelegationGrant | null> {
+    const grants = await this.grantsOf(viewer);
+    return (
+      grants.find(
+        (g) => g.participantId === scope.organizationId && g.environment === scope.environment && g.kinds.includes(scope.kind),
+      ) ?? null
+    );
+  }
+
+  /** Key material scopes an MSP viewer may read, for list filters; null for operators. */
+  async readableScopes(viewer: Viewer): Promise<{ ownOrganizationId: string; grants: DelegationGrant[] } | null> {
+    if (this.isOperator(viewer)) return null;
+    return { ownOrganizationId: viewer.organization.id, grants: await this.grantsOf(viewer) };
+  }
+
+  /** Throws NOT_FOUND unless readable: for single-object lookups. */
+  async assertReadKeyMaterial(viewer: Viewer, scope: KeyMaterialScope, what: string): Promise<void> {
+    if (!(await this.canReadKeyMaterial(viewer, scope))) throw notFound(what);
+  }
+}

@@ -1,0 +1,13 @@
+import { Role } from "./domain.js";
+import type { Officer } from "./officers/officer.entity.js";
+import type { Organization } from "./organizations/organization.entity.js";
+
+/** Who is asking: an authenticated officer, through one API token. */
+export interface Viewer {
+  officer: Officer;
+  organization: Organization;
+  role: Role;
+  tokenId: string;
+}
+
+export const isOperator = (viewer: Viewer | null): boolean => viewer?.role === Role.KMS_OPERATOR;

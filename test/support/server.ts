@@ -1,0 +1,139 @@
+/**
+ * Starts a real KeyPortal (HTTP + WebSocket on an ephemeral 127.0.0.1 port)
+ * on a fresh SQLite file, or on a fresh PostgreSQL schema, for black-box tests.
+ */
+import "reflect-metadata";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { createClient, type Client } from "graphql-ws";
+import WebSocket from "ws";
+import { type App, type AppOverrides, createApp } from "../../src/app.js";
+import { ManualClock } from "../../src/clock.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
+
+export const PG_BASE_URL = process.env.KEYPORTAL_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+export type DbKind = "sqlite" | "postgres";
+
+/** A fresh, empty schema in the test database; dropped by the returned function. */
+export async function freshPostgresSchema(): Promise<{ url: string; drop(): Promise<void> }> {
+  const schema = `kp_${randomBytes(6).toString("hex")}`;
+  const client = new pg.Client({ connectionString: PG_BASE_URL });
+  await client.connect();
+  await client.query(`CREATE SCHEMA ${schema}`);
+  await client.end();
+  return {
+    url: `${PG_BASE_URL}?schema=${schema}`,
+    async drop() {
+      const c = new pg.Client({ connectionString: PG_BASE_URL });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await c.end();
+    },
+  };
+}
+
+export interface TestServerOptions {
+  db?: DbKind;
+  /** Reuse a database (two instances on one PostgreSQL schema, or a restart on one SQLite dir). */
+  databaseUrl?: string;
+  dataDir?: string;
+  clock?: ManualClock;
+  env?: Record<string, string>;
+  overrides?: AppOverrides;
+}
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  data?: T | null;
+  errors?: Array<{ message: string; path?: string[]; extensions?: { code?: string; reason?: string } }>;
+}
+
+export interface TestServer {
+  app: App;
+  url: string;
+  wsUrl: string;
+  dataDir: string;
+  databaseUrl?: string;
+  clock: ManualClock;
+  operatorToken: string;
+  /** POST /graphql with an optional bearer token. */
+  gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<GraphQLResponse<T>>;
+  /** Like gql, but fails the test on any error and returns data. */
+  ok<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<T>;
+  wsClient(token: string | null, opts?: { onClose?: (code: number, reason: string) => void }): Client;
+  /** Stops the server; removes its data unless keepData. */
+  close(opts?: { keepData?: boolean }): Promise<void>;
+}
+
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), "keyportal-test-"));
+  let dropSchema: (() => Promise<void>) | undefined;
+  let databaseUrl = opts.databaseUrl;
+  if (!databaseUrl && opts.db === "postgres") {
+    const schema = await freshPostgresSchema();
+    databaseUrl = schema.url;
+    dropSchema = schema.drop;
+  }
+  const operatorToken = `kp_test_${randomBytes(24).toString("base64url")}`;
+  const config = loadConfig({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    KEYPORTAL_DATA_DIR: dataDir,
+    KEYPORTAL_BOOTSTRAP_TOKEN: operatorToken,
+    LOG_LEVEL: process.env.KEYPORTAL_TEST_LOG_LEVEL ?? "silent",
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...opts.env,
+  });
+  const clock = opts.clock ?? new ManualClock(new Date("2026-11-28T08:00:00.000Z"));
+  const app = await createApp(config, { clock, logger: createLogger(config.logLevel), ...opts.overrides });
+  const { url } = await app.start();
+  const wsUrl = `${url.replace(/^http/, "ws")}/graphql`;
+
+  const gql = async <T>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<GraphQLResponse<T>> => {
+    const res = await fetch(`${url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ query, variables }),
+    });
+    return (await res.json()) as GraphQLResponse<T>;
+  };
+  const clients: Client[] = [];
+  return {
+    app,
+    url,
+    wsUrl,
+    dataDir,
+    databaseUrl,
+    clock,
+    operatorToken,
+    gql,
+    async ok<T>(query: string, variables?: Record<string, unknown>, token: string | null = operatorToken): Promise<T> {
+      const result = await gql<T>(query, variables, token);
+      if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
+      return result.data as T;
+    },
+    wsClient(token, clientOpts) {
+      const client = createClient({
+        url: wsUrl,
+        webSocketImpl: WebSocket,
+        lazy: false,
+        retryAttempts: 0,
+        connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+        on: { closed: (event) => clientOpts?.onClose?.((event as CloseEvent).code, (event as CloseEvent).reason) },
+        onNonLazyError: () => undefined,
+      });
+      clients.push(client);
+      return client;
+    },
+    async close(closeOpts) {
+      for (const c of clients) await c.dispose();
+      await app.stop();
+      if (dropSchema && !closeOpts?.keepData) await dropSchema();
+      if (!opts.dataDir && !closeOpts?.keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
