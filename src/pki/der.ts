@@ -137,3 +137,10 @@ export function encodeUnsignedInteger(value: bigint): Uint8Array {
 
 export const encodeOctetString = (bytes: Uint8Array): Uint8Array => tlv(0x04, bytes);
 export const encodeNull = (): Uint8Array => Uint8Array.of(0x05, 0x00);
+
+/**
+ * The same bytes typed as WebCrypto's BufferSource (a view on an ArrayBuffer,
+ * not a SharedArrayBuffer). Copies only when the view sits on something else.
+ */
+export const asBufferSource = (bytes: Uint8Array): Uint8Array<ArrayBuffer> =>
+  bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);

@@ -2,7 +2,7 @@
  * Test helpers for the PKI suite: temp dirs, the real openssl binary, keys and
  * CSRs made the way a participant would make them.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,40 +24,23 @@ export class OpensslError extends Error {
   }
 }
 
-/** Runs openssl synchronously with a bounded time; throws OpensslError with its stderr on failure. */
-export function openssl(args: string[], options: { input?: string | Buffer; cwd?: string; timeoutMs?: number } = {}): string {
-  try {
-    return execFileSync("openssl", args, {
-      input: options.input,
-      cwd: options.cwd,
-      timeout: options.timeoutMs ?? 30_000,
-      stdio: ["pipe", "pipe", "pipe"],
-      encoding: "latin1",
-    });
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string; status?: number | null; message: string };
-    throw new OpensslError(`openssl ${args.join(" ")} failed: ${err.stderr ?? err.message}`, err.stdout ?? "", err.stderr ?? "", err.status ?? null);
-  }
-}
-
-/** Like openssl() but returns status and both streams instead of throwing. */
-export function opensslResult(args: string[], options: { input?: string | Buffer; cwd?: string } = {}) {
-  try {
-    const stdout = openssl(args, options);
-    return { ok: true, status: 0, stdout, stderr: "" };
-  } catch (e) {
-    if (e instanceof OpensslError) return { ok: false, status: e.status, stdout: e.stdout, stderr: e.stderr };
-    throw e;
-  }
-}
-
-export function opensslAsync(args: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile("openssl", args, { timeout: timeoutMs, encoding: "latin1" }, (error, stdout, stderr) => {
-      if (error) reject(new OpensslError(`openssl ${args.join(" ")} failed: ${stderr}`, stdout, stderr, null));
-      else resolve({ stdout, stderr });
-    });
+/** Runs openssl synchronously with a bounded time; returns status and both streams. */
+export function opensslResult(args: string[], options: { input?: string | Buffer; cwd?: string; timeoutMs?: number } = {}) {
+  const result = spawnSync("openssl", args, {
+    input: options.input,
+    cwd: options.cwd,
+    timeout: options.timeoutMs ?? 30_000,
+    encoding: "latin1",
   });
+  if (result.error) throw result.error;
+  return { ok: result.status === 0, status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Runs openssl and returns its stdout; throws OpensslError (with stderr) when it fails. */
+export function openssl(args: string[], options: { input?: string | Buffer; cwd?: string; timeoutMs?: number } = {}): string {
+  const result = opensslResult(args, options);
+  if (!result.ok) throw new OpensslError(`openssl ${args.join(" ")} failed: ${result.stderr}`, result.stdout, result.stderr, result.status);
+  return result.stdout;
 }
 
 export type TestKey = "rsa2048" | "rsa3072" | "rsa1024" | "rsa2048e3" | "rsa2560" | "p256" | "p384" | "p521" | "ed25519";
@@ -116,31 +99,43 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once something accepts connections on the port, or rejects after timeoutMs. */
-export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ port, host: "127.0.0.1" });
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
-}
-
 /** Starts a long-running openssl process (s_server); the caller kills it. */
-export function spawnOpenssl(args: string[]): { child: ChildProcess; output: () => string } {
+export function spawnOpenssl(args: string[]): { child: ChildProcess; output: () => string; waitFor: (text: string, timeoutMs?: number) => Promise<void> } {
   const child = spawn("openssl", args, { stdio: ["pipe", "pipe", "pipe"] });
   let output = "";
-  child.stdout?.on("data", (d: Buffer) => (output += d.toString("latin1")));
-  child.stderr?.on("data", (d: Buffer) => (output += d.toString("latin1")));
-  return { child, output: () => output };
+  const listeners = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    output += d.toString("latin1");
+    for (const l of listeners) l();
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const waitFor = (text: string, timeoutMs = 10_000) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (output.includes(text)) {
+          done();
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`openssl did not print ${JSON.stringify(text)} within ${timeoutMs} ms; output: ${output}`));
+      }, timeoutMs);
+      const onExit = () => {
+        done();
+        reject(new Error(`openssl exited before printing ${JSON.stringify(text)}; output: ${output}`));
+      };
+      const done = () => {
+        clearTimeout(timer);
+        listeners.delete(check);
+        child.off("exit", onExit);
+      };
+      listeners.add(check);
+      child.once("exit", onExit);
+      check();
+    });
+  return { child, output: () => output, waitFor };
 }
 
 /** Runs `openssl s_client` to completion (stdin closed after a line) and returns what it printed and its status. */

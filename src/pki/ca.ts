@@ -1,0 +1,200 @@
+/**
+ * An environment's certificate authority: a self-signed root and an issuing
+ * CA below it (pathlen 0), created once and loaded afterwards. The keys live
+ * in a KeyStore; the certificates in a CaMaterialStore (the app's is the
+ * database), so every instance of the app signs under the same hierarchy.
+ * MTF and PRODUCTION are separate hierarchies with separate keys.
+ */
+import "reflect-metadata";
+import { promises as fs, constants as fsConstants } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { Name, X509Certificate } from "@peculiar/x509";
+import { asBufferSource } from "./der.js";
+import { Environment } from "../domain.js";
+import { buildCertificate, issueLeafCertificate, keyIdentifierOf, nameDer, newSerialHex, type IssuerRef, type LeafSpec } from "./issue.js";
+import { buildCrl, type CrlInput } from "./crl.js";
+import { certificateToPem } from "./bundle.js";
+import type { KeyStore } from "./keystore.js";
+
+export interface CaMaterialStore {
+  get(name: string): Promise<string | null>;
+  /** Stores `pem` under `name` unless something is there already; returns what is stored (possibly another process's value). */
+  putIfAbsent(name: string, pem: string): Promise<string>;
+}
+
+/** CA certificates as files in a directory (tests, single-host installs). */
+export class FileCaMaterialStore implements CaMaterialStore {
+  constructor(private readonly dir: string) {}
+
+  private pathOf(name: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new Error(`invalid material name ${JSON.stringify(name)}`);
+    return join(this.dir, `${name}.pem`);
+  }
+
+  async get(name: string): Promise<string | null> {
+    try {
+      return await fs.readFile(this.pathOf(name), "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw e;
+    }
+  }
+
+  async putIfAbsent(name: string, pem: string): Promise<string> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const finalPath = this.pathOf(name);
+    const tempPath = join(this.dir, `.${name}.${randomBytes(8).toString("hex")}.tmp`);
+    await fs.writeFile(tempPath, pem, { flag: "wx", mode: 0o644 });
+    try {
+      // link(2) is an exclusive create: of two racing writers, exactly one wins.
+      await fs.link(tempPath, finalPath);
+      return pem;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      return fs.readFile(finalPath, { encoding: "utf8", flag: fsConstants.O_RDONLY });
+    } finally {
+      await fs.unlink(tempPath).catch(() => undefined);
+    }
+  }
+}
+
+export type CaKeyAlgorithm = "EC-P256" | "RSA-3072";
+
+export interface LoadOrCreateAuthorityOptions {
+  environment: Environment;
+  keyStore: KeyStore;
+  material: CaMaterialStore;
+  now: Date;
+  keyAlgorithm: CaKeyAlgorithm;
+  /** e.g. "KeyPortal" */
+  organizationName: string;
+  /** e.g. http://127.0.0.1:4000/crl ; the CRL of an environment is <base>/<env lowercase>.crl */
+  crlBaseUrl: string;
+}
+
+const ROOT_YEARS = 20;
+const ISSUING_YEARS = 10;
+
+function addYears(date: Date, years: number): Date {
+  const d = new Date(date.getTime());
+  d.setUTCFullYear(d.getUTCFullYear() + years);
+  return d;
+}
+
+export class CertificateAuthority {
+  readonly chainPem: string;
+  private readonly issuerRef: IssuerRef;
+
+  constructor(
+    readonly environment: Environment,
+    readonly root: X509Certificate,
+    readonly issuing: X509Certificate,
+    issuingKeys: CryptoKeyPair,
+    crypto: Crypto,
+    readonly crlUrl: string,
+  ) {
+    this.chainPem = certificateToPem(new Uint8Array(issuing.rawData)) + certificateToPem(new Uint8Array(root.rawData));
+    this.issuerRef = { certificate: issuing, keys: issuingKeys, crypto };
+  }
+
+  /** The issuing CA as an IssuerRef, for issueCertificate (the KMS's own TLS/signing/encryption certificates). */
+  get issuer(): IssuerRef {
+    return this.issuerRef;
+  }
+
+  issue(spec: Omit<LeafSpec, "issuer" | "crlUrl">): Promise<Uint8Array> {
+    return issueLeafCertificate({ ...spec, issuer: this.issuerRef, crlUrl: this.crlUrl });
+  }
+
+  signCrl(input: CrlInput): Promise<Uint8Array> {
+    return buildCrl(input, this.issuerRef);
+  }
+}
+
+async function spkiOf(crypto: Crypto, publicKey: CryptoKey): Promise<Buffer> {
+  return Buffer.from(await crypto.subtle.exportKey("spki", publicKey));
+}
+
+async function checkKeyMatches(name: string, certificate: X509Certificate, keys: CryptoKeyPair, crypto: Crypto): Promise<void> {
+  const certSpki = Buffer.from(certificate.publicKey.rawData);
+  if (!certSpki.equals(await spkiOf(crypto, keys.publicKey))) {
+    throw new Error(`CA certificate ${name} does not match the key of the same name in the key store`);
+  }
+}
+
+/**
+ * One CA level: find the stored certificate and its key, or create both.
+ * Creation goes through putIfAbsent, so concurrent starters agree on one certificate.
+ */
+async function loadOrCreateLevel(
+  name: string,
+  opts: LoadOrCreateAuthorityOptions,
+  create: (keys: CryptoKeyPair) => Promise<Uint8Array>,
+): Promise<{ certificate: X509Certificate; keys: CryptoKeyPair }> {
+  const { keyStore, material } = opts;
+  let pem = await material.get(name);
+  let keys: CryptoKeyPair;
+  if (pem) {
+    const found = await keyStore.findKeyPair(name);
+    if (!found) throw new Error(`CA certificate ${name} exists but its key is missing from the key store`);
+    keys = found;
+  } else {
+    keys = await keyStore.getOrCreateKeyPair(name, opts.keyAlgorithm);
+    pem = await material.putIfAbsent(name, certificateToPem(await create(keys)));
+  }
+  const certificate = new X509Certificate(pem);
+  await checkKeyMatches(name, certificate, keys, keyStore.crypto);
+  return { certificate, keys };
+}
+
+export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions): Promise<CertificateAuthority> {
+  const { environment, keyStore, now, organizationName } = opts;
+  const env = environment.toLowerCase();
+  const crypto = keyStore.crypto;
+
+  const rootName = nameDer([
+    ["O", organizationName],
+    ["CN", `KeyPortal ${environment} Root CA`],
+  ]);
+  const root = await loadOrCreateLevel(`ca-${env}-root`, opts, async (keys) => {
+    const spki = new Uint8Array(await spkiOf(crypto, keys.publicKey));
+    return buildCertificate({
+      subject: rootName,
+      issuerName: new Name(asBufferSource(rootName)), // self-signed: the root names itself as issuer
+      spki: new Uint8Array(await spkiOf(crypto, keys.publicKey)),
+      serialHex: newSerialHex(),
+      notBefore: now,
+      notAfter: addYears(now, ROOT_YEARS),
+      ca: {},
+      keyUsage: ["keyCertSign", "cRLSign"],
+      extendedKeyUsage: [],
+      signingKey: keys.privateKey,
+      crypto,
+    });
+  });
+
+  const issuing = await loadOrCreateLevel(`ca-${env}-issuing`, opts, async (keys) => {
+    const notAfter = addYears(now, ISSUING_YEARS);
+    return buildCertificate({
+      subject: nameDer([
+        ["O", organizationName],
+        ["CN", `KeyPortal ${environment} Issuing CA`],
+      ]),
+      issuerName: root.certificate.subjectName,
+      spki: new Uint8Array(await spkiOf(crypto, keys.publicKey)),
+      serialHex: newSerialHex(),
+      notBefore: now,
+      notAfter: notAfter > root.certificate.notAfter ? root.certificate.notAfter : notAfter,
+      ca: { pathLength: 0 },
+      keyUsage: ["keyCertSign", "cRLSign"],
+      extendedKeyUsage: [],
+      authorityKeyId: keyIdentifierOf(root.certificate),
+      signingKey: root.keys.privateKey,
+      crypto,
+    });
+  });
+
+  const crlUrl = `${opts.crlBaseUrl.replace(/\/+$/, "")}/${env}.crl`;
+  return new CertificateAuthority(environment, root.certificate, issuing.certificate, issuing.keys, crypto, crlUrl);
+}
