@@ -31,7 +31,11 @@ export function createErrorFormatter(logger: Logger) {
     if (original instanceof GraphQLError) {
       // Raised by GraphQL or Apollo themselves (parse, validation, variable coercion) or by our limits.
       const code = formatted.extensions?.code;
-      if (typeof code === "string" && typeof formatted.extensions?.reason === "string") return formatted;
+      if (typeof code === "string" && typeof formatted.extensions?.reason === "string") {
+        // `http` only tells Apollo the status; it is not part of the error (graphql-ws would send it as is).
+        const { http: _http, ...extensions } = formatted.extensions;
+        return { ...formatted, extensions };
+      }
       if (typeof code === "string" && REQUEST_ERROR_CODES.has(code)) {
         return {
           message: formatted.message,
@@ -50,7 +54,13 @@ export function createErrorFormatter(logger: Logger) {
   };
 }
 
-/** For errors created outside resolvers (limits, plugins) that must keep their code. */
+const REQUEST_ERROR_STATUS = { BAD_USER_INPUT: 400, UNAUTHENTICATED: 401 } as const;
+
+/**
+ * For errors created outside resolvers (limits, plugins) that must keep their
+ * code. Apollo answers an error thrown before execution with HTTP 500 unless
+ * told otherwise: a client's mistake is a 4xx.
+ */
 export function requestError(code: "BAD_USER_INPUT" | "UNAUTHENTICATED", reason: string, message: string): GraphQLError {
-  return new GraphQLError(message, { extensions: { code, reason } });
+  return new GraphQLError(message, { extensions: { code, reason, http: { status: REQUEST_ERROR_STATUS[code] } } });
 }
