@@ -10,7 +10,13 @@ import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit.service.js";
 import { Mutations } from "./audit/mutation.js";
 import { AuditResolver } from "./audit/audit.resolver.js";
+import { Authorities, createKeyStore, DatabaseCaMaterialStore } from "./certificates/authorities.js";
+import { CertificateResolver, OrganizationKeyMaterialResolver } from "./certificates/certificate.resolver.js";
+import { certificateDownloadRoutes } from "./certificates/certificate.routes.js";
+import { CertificateService } from "./certificates/certificate.service.js";
 import { type Clock, systemClock } from "./clock.js";
+import { CsrResolver } from "./csrs/csr.resolver.js";
+import { CsrService } from "./csrs/csr.service.js";
 import type { Config } from "./config.js";
 import { createDataSource, Database } from "./db/data-source.js";
 import { type EventBus, InProcessEventBus } from "./events.js";
@@ -23,6 +29,8 @@ import { OfficerService } from "./officers/officer.service.js";
 import { bootstrap } from "./organizations/bootstrap.js";
 import { OrganizationResolver } from "./organizations/organization.resolver.js";
 import { OrganizationService } from "./organizations/organization.service.js";
+import { DEFAULT_PROFILES } from "./pki/profiles.js";
+import type { KeyStore } from "./pki/keystore.js";
 import { AccessPolicy, type DelegationGrants } from "./policy.js";
 
 /** Where the built GraphiQL page lives, relative to this file in src/ (tests) or dist/src/ (compiled). */
@@ -52,6 +60,10 @@ export interface App {
     outbox: Outbox;
     organizations: OrganizationService;
     officers: OfficerService;
+    keyStore: KeyStore;
+    authorities: Authorities;
+    csrs: CsrService;
+    certificates: CertificateService;
   };
   /** Listens on config.host:config.port (0 picks a free port). */
   start(): Promise<{ url: string }>;
@@ -79,13 +91,27 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
 
   await bootstrap({ db, clock, mutations, officers, logger }, { dataDir: config.dataDir, token: config.bootstrapToken });
 
+  const keyStore = createKeyStore(config);
+  const authorities = await Authorities.load({
+    keyStore,
+    material: new DatabaseCaMaterialStore(db, clock),
+    clock,
+    keyAlgorithm: config.caKeyAlgorithm,
+    publicUrl: config.publicUrl,
+  });
+  const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES);
+  const certificates = new CertificateService(db, clock, policy, authorities);
+
   const instances: ResolverInstances = new Map<Function, object>([
     [OrganizationResolver, new OrganizationResolver(organizations, officers, policy)],
     [OfficerResolver, new OfficerResolver(officers)],
     [AuditResolver, new AuditResolver(audit, policy)],
+    [CertificateResolver, new CertificateResolver(certificates, csrs, policy)],
+    [OrganizationKeyMaterialResolver, new OrganizationKeyMaterialResolver(certificates, csrs)],
+    [CsrResolver, new CsrResolver(csrs, certificates)],
   ]);
   const schema = await buildKeyPortalSchema(instances);
-  const routes: RouteInstaller[] = [];
+  const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates)];
 
   let http: RunningHttpServer | null = null;
   let stopped: Promise<void> | null = null;
@@ -96,7 +122,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     clock,
     db,
     bus,
-    services: { policy, audit, mutations, outbox, organizations, officers },
+    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates },
     async start() {
       http = await startHttpServer(
         {
@@ -122,6 +148,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       stopped ??= (async () => {
         if (http) await http.stop();
         await bus.close();
+        await keyStore.close();
         if (dataSource.isInitialized) await dataSource.destroy();
       })();
       return stopped;

@@ -38,7 +38,7 @@ export class AuditResolver {
   async auditLog(
     @Ctx() ctx: Context,
     @Arg("after", () => String, { nullable: true }) after?: string | null,
-    @Arg("first", () => Int, { defaultValue: 100 }) first?: number,
+    @Arg("first", () => Int, { defaultValue: 100, nullable: true }) first?: number,
   ): Promise<AuditEventConnection> {
     const viewer = this.policy.requireViewer(ctx.viewer);
     const size = pageSize(first, 100);

@@ -1,6 +1,8 @@
 import { type GraphQLSchema, lexicographicSortSchema, printSchema } from "graphql";
 import { buildSchema, type NonEmptyArray } from "type-graphql";
 import { AuditResolver } from "../audit/audit.resolver.js";
+import { CertificateResolver, OrganizationKeyMaterialResolver } from "../certificates/certificate.resolver.js";
+import { CsrResolver } from "../csrs/csr.resolver.js";
 import { OfficerResolver } from "../officers/officer.resolver.js";
 import { OrganizationResolver } from "../organizations/organization.resolver.js";
 import { registerEnums } from "./enums.js";
@@ -8,7 +10,14 @@ import { DateTimeScalar } from "./scalars.js";
 
 /** Every resolver class; each feature adds its own here. */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-export const RESOLVERS: NonEmptyArray<Function> = [OrganizationResolver, OfficerResolver, AuditResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [
+  OrganizationResolver,
+  OfficerResolver,
+  AuditResolver,
+  CertificateResolver,
+  OrganizationKeyMaterialResolver,
+  CsrResolver,
+];
 
 /** Resolver instances by class, built by the composition root (constructor injection). */
 export type ResolverInstances = Map<Function, object>;

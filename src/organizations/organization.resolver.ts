@@ -62,9 +62,9 @@ export class OrganizationResolver {
   officers(
     @Root() org: Organization,
     @Ctx() ctx: Context,
-    @Arg("includeDeactivated", () => Boolean, { defaultValue: false }) includeDeactivated: boolean,
+    @Arg("includeDeactivated", () => Boolean, { defaultValue: false, nullable: true }) includeDeactivated: boolean | null,
   ): Promise<Officer[]> {
-    return this.officersOf(ctx, org.id, includeDeactivated);
+    return this.officersOf(ctx, org.id, includeDeactivated ?? false);
   }
 
   @FieldResolver(() => Int)

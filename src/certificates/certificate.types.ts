@@ -1,0 +1,101 @@
+import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
+import { CertificateKind, CertificateStatus, CsrStatus, Environment } from "../domain.js";
+import { connectionTypes } from "../graphql/connection.js";
+import { CertificateSigningRequest } from "../csrs/csr.entity.js";
+import { Certificate } from "./certificate.entity.js";
+
+@InputType()
+export class CertificateFilter {
+  @Field(() => ID, { nullable: true })
+  organizationId?: string | null;
+
+  @Field(() => CertificateKind, { nullable: true })
+  kind?: CertificateKind | null;
+
+  @Field(() => Environment, { nullable: true })
+  environment?: Environment | null;
+
+  @Field(() => CertificateStatus, { nullable: true })
+  status?: CertificateStatus | null;
+
+  @Field(() => Int, { nullable: true, description: "Active certificates whose notAfter is within this many days from now." })
+  expiringWithinDays?: number | null;
+}
+
+@InputType()
+export class CsrFilter {
+  @Field(() => ID, { nullable: true })
+  organizationId?: string | null;
+
+  @Field(() => CsrStatus, { nullable: true })
+  status?: CsrStatus | null;
+
+  @Field(() => CertificateKind, { nullable: true })
+  kind?: CertificateKind | null;
+
+  @Field(() => Environment, { nullable: true })
+  environment?: Environment | null;
+}
+
+@InputType()
+export class SubmitCsrInput {
+  @Field(() => ID, { description: "The organization the certificate is for; an MSP passes the participant's id." })
+  organizationId!: string;
+
+  @Field(() => CertificateKind)
+  kind!: CertificateKind;
+
+  @Field(() => Environment)
+  environment!: Environment;
+
+  @Field({ description: "PKCS#10 request, PEM." })
+  pem!: string;
+}
+
+@InputType()
+export class RenewCertificateInput {
+  @Field(() => ID)
+  certificateId!: string;
+
+  @Field({ description: "A new PKCS#10 request with a fresh key, PEM." })
+  pem!: string;
+}
+
+@InputType()
+export class SignCsrInput {
+  @Field(() => ID)
+  csrId!: string;
+
+  @Field(() => Int, { nullable: true, description: "Defaults to the profile's defaultValidityDays; at most maxValidityDays." })
+  validityDays?: number | null;
+}
+
+@ObjectType("CertificateProfile", { description: "What a CSR of one kind must satisfy; drives the CSR web form." })
+export class CertificateProfileType {
+  @Field(() => CertificateKind)
+  kind!: CertificateKind;
+
+  @Field(() => [String], { description: "Accepted key algorithms, e.g. RSA-2048, RSA-3072, RSA-4096, EC-P256, EC-P384." })
+  allowedKeyAlgorithms!: string[];
+
+  @Field(() => [String], { description: "Subject attributes that must be present, e.g. CN, O, C." })
+  requiredSubjectAttributes!: string[];
+
+  @Field(() => [String], { description: "Subject attributes that may be present at all." })
+  allowedSubjectAttributes!: string[];
+
+  @Field(() => [String])
+  keyUsage!: string[];
+
+  @Field(() => [String])
+  extendedKeyUsage!: string[];
+
+  @Field(() => Int)
+  defaultValidityDays!: number;
+
+  @Field(() => Int)
+  maxValidityDays!: number;
+}
+
+export const { Connection: CertificateConnection } = connectionTypes(Certificate, "CertificateConnection", "CertificateEdge");
+export const { Connection: CsrConnection } = connectionTypes(CertificateSigningRequest, "CsrConnection", "CsrEdge");

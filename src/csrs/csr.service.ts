@@ -1,0 +1,373 @@
+import { randomUUID } from "node:crypto";
+import { In, type EntityManager } from "typeorm";
+import type { MutationScope, Mutations } from "../audit/mutation.js";
+import type { Authorities } from "../certificates/authorities.js";
+import { restrictToReadableKeyMaterial } from "../certificates/visibility.js";
+import { BlockedKey, Certificate } from "../certificates/certificate.entity.js";
+import type { Clock } from "../clock.js";
+import type { Database } from "../db/data-source.js";
+import { Delegation } from "../delegations/delegation.entity.js";
+import { CertificateKind, CsrStatus, DelegationStatus, Environment, NotificationType, OfficerStatus } from "../domain.js";
+import { badInput, conflict, DomainError, forbidden, notFound, preconditionFailed } from "../errors.js";
+import type { Page } from "../graphql/connection.js";
+import { decodeKeysetCursor, encodeKeysetCursor, pageOf, pageSize } from "../graphql/pagination.js";
+import { Officer } from "../officers/officer.entity.js";
+import { MIN_ACTIVE_OFFICERS } from "../officers/officer.service.js";
+import { Organization } from "../organizations/organization.entity.js";
+import { rfc4514 } from "../pki/bundle.js";
+import { parseCsr, type ParsedCsr } from "../pki/csr.js";
+import { newSerialHex } from "../pki/issue.js";
+import type { CertificateProfile } from "../pki/profiles.js";
+import { sha256Hex, toBytes } from "../pki/spki.js";
+import type { AccessPolicy, KeyMaterialScope } from "../policy.js";
+import type { Viewer } from "../viewer.js";
+import { CertificateSigningRequest } from "./csr.entity.js";
+
+export interface SubmitCsr {
+  organizationId: string;
+  kind: CertificateKind;
+  environment: Environment;
+  pem: string;
+}
+
+export interface CsrFilter {
+  organizationId?: string | null;
+  status?: CsrStatus | null;
+  kind?: CertificateKind | null;
+  environment?: Environment | null;
+}
+
+export interface SignCsr {
+  csrId: string;
+  validityDays?: number | null;
+}
+
+const DAY_MS = 86_400_000;
+const MAX_REJECTION_REASON = 1000;
+
+/**
+ * The registration authority: decides who may submit, sign, reject and
+ * cancel requests, and asks the CA (pki/) to sign only what it has decided.
+ */
+export class CsrService {
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+    private readonly policy: AccessPolicy,
+    private readonly mutations: Mutations,
+    private readonly authorities: Authorities,
+    private readonly profileByKind: Record<CertificateKind, CertificateProfile>,
+  ) {}
+
+  profile(kind: CertificateKind): CertificateProfile {
+    return this.profileByKind[kind];
+  }
+
+  profiles(): Record<CertificateKind, CertificateProfile> {
+    return this.profileByKind;
+  }
+
+  async submit(viewer: Viewer | null, input: SubmitCsr): Promise<CertificateSigningRequest> {
+    return this.mutations.run(
+      {
+        action: "csr.submit",
+        targetType: "CertificateSigningRequest",
+        organizationId: input.organizationId,
+        actor: viewer,
+        details: { organizationId: input.organizationId, kind: input.kind, environment: input.environment },
+      },
+      (scope) => this.createRequest(scope, viewer, input, null),
+    );
+  }
+
+  /** A new request for the same organization, kind and environment as a certificate, with a fresh key. */
+  async renew(viewer: Viewer | null, input: { certificateId: string; pem: string }): Promise<CertificateSigningRequest> {
+    return this.mutations.run(
+      {
+        action: "certificate.renew",
+        targetType: "Certificate",
+        targetId: input.certificateId,
+        actor: viewer,
+        details: { certificateId: input.certificateId },
+      },
+      async (scope) => {
+        const v = this.policy.requireViewer(viewer);
+        const old = await scope.em.findOne(Certificate, { where: { id: input.certificateId } });
+        if (!old || !(await this.policy.canReadKeyMaterial(v, old))) throw notFound("certificate");
+        scope.audit.organizationId = old.organizationId;
+        const csr = await this.createRequest(scope, viewer, { organizationId: old.organizationId, kind: old.kind, environment: old.environment, pem: input.pem }, old);
+        scope.audit.details = { certificateId: old.id, csrId: csr.id, publicKeyFingerprint: csr.publicKeyFingerprint };
+        return csr;
+      },
+    );
+  }
+
+  private async createRequest(
+    scope: MutationScope,
+    viewer: Viewer | null,
+    input: SubmitCsr,
+    renewalOf: Certificate | null,
+  ): Promise<CertificateSigningRequest> {
+    const { em, audit, notify } = scope;
+    const v = this.policy.requireViewer(viewer);
+    const org = await em.findOne(Organization, { where: { id: input.organizationId } });
+    const target: KeyMaterialScope = { organizationId: input.organizationId, kind: input.kind, environment: input.environment };
+    if (!org || !(await this.policy.canReadOrganization(v, org.id))) throw notFound("organization");
+    let delegationId: string | null = null;
+    if (!(await this.policy.canActOnKeyMaterial(v, target))) {
+      if (this.policy.isOperator(v)) throw forbidden("KMS operators sign requests; the organization's officers submit them");
+      throw new DomainError(
+        "FORBIDDEN",
+        "DELEGATION_NOT_ACTIVE",
+        `no active delegation lets ${v.organization.name} act for ${org.name} on ${input.kind} in ${input.environment}`,
+      );
+    }
+    if (org.id !== v.organization.id) delegationId = (await this.policy.delegationCovering(v, target))?.delegationId ?? null;
+    const activeOfficers = await em.count(Officer, { where: { organizationId: org.id, status: OfficerStatus.ACTIVE } });
+    if (activeOfficers < MIN_ACTIVE_OFFICERS) {
+      throw preconditionFailed(
+        "INSUFFICIENT_OFFICERS",
+        `${org.name} has ${activeOfficers} active security officer(s); at least ${MIN_ACTIVE_OFFICERS} are required before CSRs can be submitted`,
+      );
+    }
+    const parsed = await parseCsr(input.pem, this.profile(input.kind), { organizationName: org.name, country: org.country });
+    audit.details = { ...audit.details, publicKeyFingerprint: parsed.publicKeyFingerprint, keyAlgorithm: parsed.keyAlgorithm, subject: parsed.subject };
+    await this.assertKeyUnused(em, parsed);
+    const csr = em.create(CertificateSigningRequest, {
+      id: randomUUID(),
+      organizationId: org.id,
+      kind: input.kind,
+      environment: input.environment,
+      status: CsrStatus.PENDING,
+      subject: parsed.subject,
+      commonName: parsed.commonName,
+      keyAlgorithm: parsed.keyAlgorithm,
+      publicKeyFingerprint: parsed.publicKeyFingerprint,
+      pem: parsed.pem,
+      submittedById: v.officer.id,
+      submittedAt: this.clock.now(),
+      delegationId,
+      decidedById: null,
+      decidedAt: null,
+      rejectionReason: null,
+      renewalOfId: renewalOf?.id ?? null,
+      certificateId: null,
+    });
+    try {
+      await em.insert(CertificateSigningRequest, csr);
+    } catch (error) {
+      // The partial unique index on pending keys: a concurrent submission of the same key won.
+      if (isUniqueViolation(error)) throw keyReuse();
+      throw error;
+    }
+    if (!renewalOf) audit.targetId = csr.id;
+    await notify({
+      type: NotificationType.CSR_SUBMITTED,
+      organizationId: org.id,
+      certificateKind: csr.kind,
+      environment: csr.environment,
+      csrId: csr.id,
+      certificateId: renewalOf?.id ?? null,
+      message: `${v.officer.name} submitted a ${csr.kind} request for ${csr.commonName} (${csr.environment})${renewalOf ? ` renewing certificate ${renewalOf.serialNumber}` : ""}.`,
+    });
+    return csr;
+  }
+
+  /** KEY_REUSE: a key already certified, waiting in a request, or blocked after a compromise. */
+  private async assertKeyUnused(em: EntityManager, parsed: ParsedCsr): Promise<void> {
+    const fingerprint = parsed.publicKeyFingerprint;
+    // One after the other: a transaction is one connection, and pg refuses overlapping queries on it.
+    if (await em.count(BlockedKey, { where: { publicKeyFingerprint: fingerprint } })) {
+      throw badInput("KEY_REUSE", "This public key was reported compromised and is blocked; generate a new key pair.");
+    }
+    if (await em.count(Certificate, { where: { publicKeyFingerprint: fingerprint } })) throw keyReuse();
+    if (await em.count(CertificateSigningRequest, { where: { publicKeyFingerprint: fingerprint, status: CsrStatus.PENDING } })) throw keyReuse();
+  }
+
+  async cancel(viewer: Viewer | null, csrId: string): Promise<CertificateSigningRequest> {
+    return this.mutations.run(
+      { action: "csr.cancel", targetType: "CertificateSigningRequest", targetId: csrId, actor: viewer },
+      async ({ em, audit }) => {
+        const v = this.policy.requireViewer(viewer);
+        const csr = await em.findOne(CertificateSigningRequest, { where: { id: csrId } });
+        if (!csr || !(await this.policy.canReadKeyMaterial(v, csr))) throw notFound("certificate signing request");
+        audit.organizationId = csr.organizationId;
+        if (!(await this.policy.canActOnKeyMaterial(v, csr))) throw forbidden("only the submitting organization may cancel its request");
+        await this.decide(em, csr, CsrStatus.CANCELLED, v, null);
+        return csr;
+      },
+    );
+  }
+
+  async reject(viewer: Viewer | null, csrId: string, reason: string): Promise<CertificateSigningRequest> {
+    return this.mutations.run(
+      { action: "csr.reject", targetType: "CertificateSigningRequest", targetId: csrId, actor: viewer },
+      async ({ em, audit, notify }) => {
+        const v = this.policy.requireOperator(viewer);
+        const csr = await em.findOne(CertificateSigningRequest, { where: { id: csrId } });
+        if (!csr) throw notFound("certificate signing request");
+        audit.organizationId = csr.organizationId;
+        const text = reason.trim();
+        if (text.length === 0 || text.length > MAX_REJECTION_REASON || /[\p{Cc}]/u.test(text.replace(/[\n\t]/g, ""))) {
+          throw badInput("INVALID_REASON", `reason must be 1 to ${MAX_REJECTION_REASON} printable characters`);
+        }
+        audit.details = { reason: text };
+        await this.decide(em, csr, CsrStatus.REJECTED, v, text);
+        await notify({
+          type: NotificationType.CSR_REJECTED,
+          organizationId: csr.organizationId,
+          certificateKind: csr.kind,
+          environment: csr.environment,
+          csrId: csr.id,
+          message: `The ${csr.kind} request for ${csr.commonName} (${csr.environment}) was rejected: ${text}`,
+        });
+        return csr;
+      },
+    );
+  }
+
+  /** Operators only. Exactly one certificate per request, whatever the concurrency: the guarded UPDATE decides. */
+  async sign(viewer: Viewer | null, input: SignCsr): Promise<Certificate> {
+    return this.mutations.run(
+      { action: "csr.sign", targetType: "CertificateSigningRequest", targetId: input.csrId, actor: viewer },
+      async ({ em, audit, notify }) => {
+        const v = this.policy.requireOperator(viewer);
+        const csr = await em.findOne(CertificateSigningRequest, { where: { id: input.csrId } });
+        if (!csr) throw notFound("certificate signing request");
+        audit.organizationId = csr.organizationId;
+        const profile = this.profile(csr.kind);
+        const validityDays = input.validityDays ?? profile.defaultValidityDays;
+        if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > profile.maxValidityDays) {
+          throw badInput("INVALID_VALIDITY", `validityDays must be between 1 and ${profile.maxValidityDays} for ${csr.kind}`);
+        }
+        if (csr.status !== CsrStatus.PENDING) throw alreadyDecided(csr.status);
+        if (await em.count(BlockedKey, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) {
+          throw conflict("KEY_BLOCKED", "the request's key was reported compromised after submission; it cannot be certified");
+        }
+        const org = await em.findOneOrFail(Organization, { where: { id: csr.organizationId } });
+        if (csr.delegationId) await this.assertDelegationStillActive(em, csr.delegationId);
+        await this.decide(em, csr, CsrStatus.SIGNED, v, null);
+
+        const ca = this.authorities.of(csr.environment);
+        const request = await parseCsr(csr.pem, profile, { organizationName: org.name, country: org.country });
+        const now = this.clock.now();
+        const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
+        const notAfter = new Date(notBefore.getTime() + validityDays * DAY_MS);
+        const serialNumber = newSerialHex();
+        const der = await ca.issue({ profile, subjectDer: request.subjectDer, spki: request.spki, serialHex: serialNumber, notBefore, notAfter });
+        const certificate = em.create(Certificate, {
+          id: randomUUID(),
+          organizationId: csr.organizationId,
+          kind: csr.kind,
+          environment: csr.environment,
+          serialNumber,
+          subject: csr.subject,
+          issuer: rfc4514(toBytes(ca.issuing.subjectName.toArrayBuffer())),
+          commonName: csr.commonName,
+          keyAlgorithm: csr.keyAlgorithm,
+          publicKeyFingerprint: csr.publicKeyFingerprint,
+          notBefore,
+          notAfter,
+          fingerprintSha256: sha256Hex(der),
+          derBase64: Buffer.from(der).toString("base64"),
+          csrId: csr.id,
+          revokedAt: null,
+          revocationReason: null,
+          renewalOfId: csr.renewalOfId,
+          renewedById: null,
+          createdAt: now,
+        });
+        await em.insert(Certificate, certificate);
+        await em.update(CertificateSigningRequest, { id: csr.id }, { certificateId: certificate.id });
+        csr.certificateId = certificate.id;
+        if (csr.renewalOfId) await em.update(Certificate, { id: csr.renewalOfId }, { renewedById: certificate.id });
+        audit.details = { certificateId: certificate.id, serialNumber, validityDays, notAfter: notAfter.toISOString() };
+        await notify({
+          type: NotificationType.CSR_SIGNED,
+          organizationId: csr.organizationId,
+          certificateKind: csr.kind,
+          environment: csr.environment,
+          csrId: csr.id,
+          certificateId: certificate.id,
+          message: `The ${csr.kind} certificate for ${csr.commonName} (${csr.environment}) was signed: serial ${serialNumber}, valid until ${notAfter.toISOString()}. Download it from KeyPortal.`,
+        });
+        return certificate;
+      },
+    );
+  }
+
+  private async assertDelegationStillActive(em: EntityManager, delegationId: string): Promise<void> {
+    const delegation = await em.findOne(Delegation, { where: { id: delegationId } });
+    if (delegation?.status !== DelegationStatus.ACTIVE) {
+      throw preconditionFailed("DELEGATION_NOT_ACTIVE", "the delegation under which this request was submitted is no longer active");
+    }
+  }
+
+  /** PENDING → decided, guarded in the database: 0 rows means someone else decided first. */
+  private async decide(em: EntityManager, csr: CertificateSigningRequest, status: CsrStatus, by: Viewer, reason: string | null): Promise<void> {
+    if (csr.status !== CsrStatus.PENDING) throw alreadyDecided(csr.status);
+    const decidedAt = this.clock.now();
+    const result = await em
+      .createQueryBuilder()
+      .update(CertificateSigningRequest)
+      .set({ status, decidedById: by.officer.id, decidedAt, rejectionReason: reason })
+      .where("id = :id AND status = :pending", { id: csr.id, pending: CsrStatus.PENDING })
+      .execute();
+    if (!result.affected) {
+      const current = await em.findOne(CertificateSigningRequest, { where: { id: csr.id } });
+      throw alreadyDecided(current?.status ?? csr.status);
+    }
+    Object.assign(csr, { status, decidedById: by.officer.id, decidedAt, rejectionReason: reason });
+  }
+
+  async get(viewer: Viewer | null, id: string): Promise<CertificateSigningRequest | null> {
+    const v = this.policy.requireViewer(viewer);
+    const csr = await this.db.manager.findOne(CertificateSigningRequest, { where: { id } });
+    return csr && (await this.policy.canReadKeyMaterial(v, csr)) ? csr : null;
+  }
+
+  async list(
+    viewer: Viewer | null,
+    filter: CsrFilter | null | undefined,
+    first: number | null | undefined,
+    after: string | null | undefined,
+  ): Promise<Page<CertificateSigningRequest>> {
+    const v = this.policy.requireViewer(viewer);
+    const size = pageSize(first, 50);
+    const cursor = decodeKeysetCursor(after);
+    const base = async () => {
+      const qb = this.db.manager.getRepository(CertificateSigningRequest).createQueryBuilder("r");
+      await restrictToReadableKeyMaterial(qb, "r", this.policy, v);
+      const f = filter ?? {};
+      if (f.organizationId) qb.andWhere("r.organizationId = :fOrg", { fOrg: f.organizationId });
+      if (f.status) qb.andWhere("r.status = :fStatus", { fStatus: f.status });
+      if (f.kind) qb.andWhere("r.kind = :fKind", { fKind: f.kind });
+      if (f.environment) qb.andWhere("r.environment = :fEnv", { fEnv: f.environment });
+      return qb;
+    };
+    const qb = await base();
+    if (cursor) {
+      qb.andWhere("(r.submittedAt < :cAt OR (r.submittedAt = :cAt AND r.id < :cId))", { cAt: cursor.sortKey, cId: cursor.id });
+    }
+    const rows = await qb.orderBy("r.submittedAt", "DESC").addOrderBy("r.id", "DESC").take(size + 1).getMany();
+    const cursorOf = (r: CertificateSigningRequest) => encodeKeysetCursor(r.submittedAt.toISOString(), r.id);
+    const { nodes, pageInfo } = pageOf(rows, size, cursorOf);
+    return { nodes, pageInfo, cursorOf, count: async () => (await base()).getCount() };
+  }
+
+  async byIds(ids: readonly string[]): Promise<CertificateSigningRequest[]> {
+    if (ids.length === 0) return [];
+    return this.db.manager.find(CertificateSigningRequest, { where: { id: In([...ids]) } });
+  }
+}
+
+const keyReuse = () =>
+  badInput("KEY_REUSE", "This public key is already in a certificate or a pending request; every request needs a fresh key pair.");
+
+const alreadyDecided = (status: CsrStatus) => conflict("ALREADY_DECIDED", `the request is already ${status.toLowerCase()}`);
+
+export function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: string; driverError?: { code?: string }; message?: string };
+  const code = e.driverError?.code ?? e.code;
+  return code === "23505" || code === "SQLITE_CONSTRAINT" || /UNIQUE constraint failed/.test(e.message ?? "");
+}
