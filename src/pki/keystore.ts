@@ -42,6 +42,8 @@ export type KeyAlgorithmName = "EC-P256" | "EC-P384" | "RSA-2048" | "RSA-3072";
 export type KeyPurpose = "sign" | "decrypt";
 
 export type SignAlgorithm = AlgorithmIdentifier | RsaPssParams | EcdsaParams;
+/** WebCrypto decrypt parameters, plus `hash` for RSA-OAEP (whose hash WebCrypto otherwise takes from the key). */
+export type DecryptAlgorithm = string | (Algorithm & { hash?: string; label?: BufferSource });
 
 export interface KeyStore {
   /** The WebCrypto that owns the keys; pass it to @peculiar/x509 generators and to signCms/decryptCms. */
@@ -347,8 +349,24 @@ class PooledSubtle {
     return this.run((s) => s.subtle.encrypt(algorithm, key, data));
   }
 
-  decrypt(algorithm: AlgorithmIdentifier | RsaOaepParams, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
-    return this.run((s) => s.subtle.decrypt(algorithm, key, data));
+  /**
+   * Decrypts on the token. `algorithm` may name a mechanism other than the one
+   * the CryptoKey was wrapped for (RSAES-PKCS1-v1_5, or RSA-OAEP with another
+   * `hash`): PKCS#11 chooses the mechanism per operation and the token object
+   * only needs CKA_DECRYPT, so the same object is re-wrapped for the request.
+   */
+  decrypt(algorithm: DecryptAlgorithm, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
+    return this.run(async (s) => {
+      const wanted = typeof algorithm === "string" ? { name: algorithm } : algorithm;
+      const current = key.algorithm as KeyAlgorithm & { hash?: { name: string } };
+      const sameMechanism = current.name === wanted.name && (wanted.hash === undefined || current.hash?.name === wanted.hash);
+      const tokenKeyId = (key as Partial<P11CryptoKey>).id;
+      let target = key;
+      if (!sameMechanism && tokenKeyId) {
+        target = await s.keyStorage.getItem(tokenKeyId, { ...wanted }, false, ["decrypt"]);
+      }
+      return s.subtle.decrypt(wanted, target, data);
+    });
   }
 
   digest(algorithm: AlgorithmIdentifier, data: BufferSource): Promise<ArrayBuffer> {
