@@ -1,0 +1,87 @@
+/** A small GraphQL-over-HTTP client with messages a person can act on. */
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+interface GraphQLErrorShape {
+  message: string;
+  extensions?: { code?: string; reason?: string };
+}
+
+export class KeyPortalClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string | undefined,
+  ) {}
+
+  private headers(): Record<string, string> {
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
+  private async fetch(path: string, init: RequestInit): Promise<Response> {
+    let url: URL;
+    try {
+      url = new URL(path, this.baseUrl);
+    } catch {
+      throw new CliError(`"${this.baseUrl}" is not a valid URL; pass --url http://host:port`);
+    }
+    try {
+      return await fetch(url, { ...init, signal: AbortSignal.timeout(30_000) });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
+      throw new CliError(`cannot reach KeyPortal at ${this.baseUrl} (${cause}); check --url or KEYPORTAL_URL`);
+    }
+  }
+
+  async graphql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+    const res = await this.fetch("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...this.headers() },
+      body: JSON.stringify({ query, variables }),
+    });
+    let body: { data?: T; errors?: GraphQLErrorShape[] };
+    try {
+      body = (await res.json()) as typeof body;
+    } catch {
+      throw new CliError(`${this.baseUrl} answered HTTP ${res.status} without GraphQL JSON; is this a KeyPortal server?`);
+    }
+    const error = body.errors?.[0];
+    if (error) throw describeError(error);
+    if (!body.data) throw new CliError("the server returned no data");
+    return body.data;
+  }
+
+  async download(path: string): Promise<Buffer> {
+    const res = await this.fetch(path, { headers: this.headers() });
+    if (res.status === 200) return Buffer.from(await res.arrayBuffer());
+    let error: GraphQLErrorShape | undefined;
+    try {
+      const body = (await res.json()) as { error?: { message: string; code: string; reason: string } };
+      if (body.error) error = { message: body.error.message, extensions: { code: body.error.code, reason: body.error.reason } };
+    } catch {
+      // not JSON
+    }
+    throw describeError(error ?? { message: `HTTP ${res.status}` });
+  }
+}
+
+export function describeError(error: GraphQLErrorShape): CliError {
+  const code = error.extensions?.code;
+  const reason = error.extensions?.reason;
+  switch (code) {
+    case "UNAUTHENTICATED":
+      return new CliError("the server refused the token: it is missing, unknown or revoked; pass --token or set KEYPORTAL_TOKEN", 2);
+    case "FORBIDDEN":
+      return new CliError(`not allowed: ${error.message}`, 3);
+    case "NOT_FOUND":
+      return new CliError(`not found: ${error.message}`, 4);
+    default:
+      return new CliError(`${error.message}${code ? ` [${code}${reason && reason !== code ? `/${reason}` : ""}]` : ""}`);
+  }
+}
