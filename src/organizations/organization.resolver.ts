@@ -1,6 +1,7 @@
 import DataLoader from "dataloader";
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import { OfficerStatus, OrganizationKind } from "../domain.js";
+import { forbidden } from "../errors.js";
 import type { Context } from "../graphql/context.js";
 import { Officer } from "../officers/officer.entity.js";
 import { MIN_ACTIVE_OFFICERS, type OfficerService } from "../officers/officer.service.js";
@@ -58,12 +59,20 @@ export class OrganizationResolver {
     return loader.load(organizationId);
   }
 
+  /**
+   * An organization can be reached from outside its tenancy (an audit event's
+   * actor, a delegation's other party): its name may show, its people may not.
+   */
   @FieldResolver(() => [Officer])
-  officers(
+  async officers(
     @Root() org: Organization,
     @Ctx() ctx: Context,
     @Arg("includeDeactivated", () => Boolean, { defaultValue: false, nullable: true }) includeDeactivated: boolean | null,
   ): Promise<Officer[]> {
+    const viewer = this.policy.requireViewer(ctx.viewer);
+    if (!(await this.policy.canReadOrganization(viewer, org.id))) {
+      throw forbidden("the officers of another organization are not visible to this viewer");
+    }
     return this.officersOf(ctx, org.id, includeDeactivated ?? false);
   }
 
