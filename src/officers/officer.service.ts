@@ -60,13 +60,14 @@ export class OfficerService {
       {
         action: "officer.register",
         targetType: "Officer",
-        organizationId: input.organizationId,
         actor: viewer,
         details: { organizationId: input.organizationId },
       },
       async ({ em, audit, notify }) => {
         const v = this.policy.requireViewer(viewer);
         if (!(await this.policy.canReadOrganization(v, input.organizationId))) throw notFound("organization");
+        // Filed under the organization only once it is the actor's to see: a probe from another tenant is not its business.
+        audit.organizationId = input.organizationId;
         if (!this.policy.canManageOfficers(v, input.organizationId)) {
           throw forbidden("only the organization's own officers or KMS operators may register its officers");
         }
