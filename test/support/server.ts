@@ -4,7 +4,7 @@
  */
 import "reflect-metadata";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -45,6 +45,11 @@ export interface TestServerOptions {
   clock?: ManualClock;
   env?: Record<string, string>;
   overrides?: AppOverrides;
+  /**
+   * false: start without KEYPORTAL_BOOTSTRAP_TOKEN, as `npm start` does by
+   * default; operatorToken is then read from <dataDir>/bootstrap-token.
+   */
+  bootstrapToken?: false;
 }
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
@@ -78,12 +83,12 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     databaseUrl = schema.url;
     dropSchema = schema.drop;
   }
-  const operatorToken = `kp_test_${randomBytes(24).toString("base64url")}`;
+  let operatorToken = `kp_test_${randomBytes(24).toString("base64url")}`;
   const config = loadConfig({
     HOST: "127.0.0.1",
     PORT: "0",
     KEYPORTAL_DATA_DIR: dataDir,
-    KEYPORTAL_BOOTSTRAP_TOKEN: operatorToken,
+    ...(opts.bootstrapToken === false ? {} : { KEYPORTAL_BOOTSTRAP_TOKEN: operatorToken }),
     LOG_LEVEL: process.env.KEYPORTAL_TEST_LOG_LEVEL ?? "silent",
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...opts.env,
@@ -91,6 +96,10 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const clock = opts.clock ?? new ManualClock(new Date("2026-11-28T08:00:00.000Z"));
   const app = await createApp(config, { clock, logger: createLogger(config.logLevel), ...opts.overrides });
   const { url } = await app.start();
+  if (opts.bootstrapToken === false) {
+    const file = path.join(dataDir, "bootstrap-token");
+    operatorToken = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
+  }
   const wsUrl = `${url.replace(/^http/, "ws")}/graphql`;
 
   const gql = async <T>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<GraphQLResponse<T>> => {
