@@ -134,16 +134,15 @@ async function loadOrCreateLevel(
 ): Promise<{ certificate: X509Certificate; keys: CryptoKeyPair }> {
   const { keyStore, material } = opts;
   let pem = await material.get(name);
-  let keys: CryptoKeyPair;
-  if (pem) {
-    const found = await keyStore.findKeyPair(name);
-    if (!found) throw new Error(`CA certificate ${name} exists but its key is missing from the key store`);
-    keys = found;
-  } else {
-    keys = await keyStore.getOrCreateKeyPair(name, opts.keyAlgorithm);
+  if (!pem) {
+    const keys = await keyStore.getOrCreateKeyPair(name, opts.keyAlgorithm);
     pem = await material.putIfAbsent(name, certificateToPem(await create(keys)));
   }
+  // The stored certificate decides which key is the CA's: if another process won
+  // the creation race with a key of its own, this finds that key, not ours.
   const certificate = new X509Certificate(pem);
+  const keys = await keyStore.findKeyPair(name, { publicKeySpki: new Uint8Array(certificate.publicKey.rawData) });
+  if (!keys) throw new Error(`CA certificate ${name} exists but the key store has no key ${name} with its public key`);
   await checkKeyMatches(name, certificate, keys, keyStore.crypto);
   return { certificate, keys };
 }

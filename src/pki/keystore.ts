@@ -41,6 +41,11 @@ export type KeyAlgorithmName = "EC-P256" | "EC-P384" | "RSA-2048" | "RSA-3072";
  */
 export type KeyPurpose = "sign" | "decrypt";
 
+export interface FindKeyOptions {
+  purpose?: KeyPurpose;
+  publicKeySpki?: Uint8Array;
+}
+
 export type SignAlgorithm = AlgorithmIdentifier | RsaPssParams | EcdsaParams;
 /** WebCrypto decrypt parameters, plus `hash` for RSA-OAEP (whose hash WebCrypto otherwise takes from the key). */
 export type DecryptAlgorithm = string | (Algorithm & { hash?: string; label?: BufferSource });
@@ -50,7 +55,12 @@ export interface KeyStore {
   readonly crypto: Crypto;
   /** Loads the pair stored under `label`, or creates it. Concurrent callers (also in other processes, for files) end with the same pair. */
   getOrCreateKeyPair(label: string, algorithm: KeyAlgorithmName, purpose?: KeyPurpose): Promise<CryptoKeyPair>;
-  findKeyPair(label: string): Promise<CryptoKeyPair | null>;
+  /**
+   * The pair stored under `label`, or null. With `publicKeySpki`, only the pair
+   * with that public key (a token may hold several pairs under one label after
+   * a cross-process creation race; the CA picks the one its stored certificate names).
+   */
+  findKeyPair(label: string, options?: FindKeyOptions): Promise<CryptoKeyPair | null>;
   /** Signs with a private key of this store (serialized per session for tokens). */
   sign(privateKey: CryptoKey, algorithm: SignAlgorithm, data: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
@@ -143,15 +153,18 @@ export class FileKeyStore implements KeyStore {
     return pair;
   }
 
-  async findKeyPair(label: string): Promise<CryptoKeyPair | null> {
+  async findKeyPair(label: string, options: FindKeyOptions = {}): Promise<CryptoKeyPair | null> {
     this.assertOpen();
-    const cached = this.cache.get(`${label}\u0000sign`);
-    if (cached) return cached;
+    const purpose = options.purpose ?? "sign";
     const keyObject = await this.readKeyFile(label);
     if (!keyObject) return null;
     const algorithm = keyObjectAlgorithm(keyObject);
     if (!algorithm) throw new Error(`key file for ${label} holds an unsupported key`);
-    return this.toCryptoKeyPair(keyObject, algorithm, "sign");
+    if (options.publicKeySpki) {
+      const spki = createPublicKey(keyObject).export({ type: "spki", format: "der" });
+      if (!spki.equals(options.publicKeySpki)) return null;
+    }
+    return this.toCryptoKeyPair(keyObject, algorithm, purpose);
   }
 
   async sign(privateKey: CryptoKey, algorithm: SignAlgorithm, data: Uint8Array): Promise<Uint8Array> {
@@ -404,20 +417,80 @@ interface TokenKey {
   key: P11CryptoKey;
 }
 
+/**
+ * One loaded PKCS#11 module per library path and process. C_Finalize ends
+ * every session of the process, so the module is finalized only when the last
+ * Pkcs11KeyStore using it closes.
+ */
+const loadedModules = new Map<string, { owner: P11Crypto; users: number }>();
+
+function acquireModule(library: string): P11Crypto {
+  const loaded = loadedModules.get(library);
+  if (loaded) {
+    loaded.users++;
+    return loaded.owner;
+  }
+  // node-webcrypto-p11 only loads a module together with a session on some slot;
+  // take the first slot that opens (it is not used for key operations).
+  let lastError: unknown;
+  for (let slot = 0; slot < 16; slot++) {
+    try {
+      const owner = new P11Crypto({ library, slot, readWrite: false });
+      loadedModules.set(library, { owner, users: 1 });
+      return owner;
+    } catch (e) {
+      lastError = e;
+      if (e instanceof Error && /Slot by index \d+ is not found/.test(e.message)) break;
+    }
+  }
+  throw lastError instanceof Error ? lastError : new Error(`cannot load PKCS#11 module ${library}`);
+}
+
+function releaseModule(library: string): void {
+  const loaded = loadedModules.get(library);
+  if (!loaded) return;
+  if (--loaded.users > 0) return;
+  loadedModules.delete(library);
+  loaded.owner.close();
+}
+
+/**
+ * Key creation on a token is find-then-generate, which a token cannot make
+ * atomic. Within a process, creations of one label are serialized here, so
+ * every store in the process gets the same pair. Across processes two pairs
+ * can still appear; find() then prefers the lowest CKA_ID, and the CA binds
+ * the key through its atomically stored certificate (findKeyPair with publicKeySpki).
+ */
+const creationLocks = new Map<string, Promise<unknown>>();
+
+async function withCreationLock<T>(key: string, create: () => Promise<T>): Promise<T> {
+  const previous = creationLocks.get(key) ?? Promise.resolve();
+  const current = previous.catch(() => undefined).then(create);
+  creationLocks.set(key, current);
+  try {
+    return await current;
+  } finally {
+    if (creationLocks.get(key) === current) creationLocks.delete(key);
+  }
+}
+
 export class Pkcs11KeyStore implements KeyStore {
   readonly crypto: Crypto;
   private readonly pool: SessionPool;
-  /** Owns the loaded module: closing it finalizes the library, so it is closed last. */
-  private readonly moduleOwner: P11Crypto;
+  private readonly library: string;
+  private readonly tokenLabel: string;
   private readonly cache = new Map<string, Promise<CryptoKeyPair>>();
   private closed = false;
 
   constructor(options: Pkcs11KeyStoreOptions) {
     const count = options.sessions ?? 4;
     if (!Number.isInteger(count) || count < 1) throw new Error("sessions must be a positive integer");
-    this.moduleOwner = new P11Crypto({ library: options.library, slot: 0, readWrite: false });
+    this.library = options.library;
+    this.tokenLabel = options.tokenLabel;
+    const moduleOwner = acquireModule(options.library);
+    const sessions: P11Crypto[] = [];
     try {
-      const slots = this.moduleOwner.slot.module.getSlots(true);
+      const slots = moduleOwner.slot.module.getSlots(true);
       let slot: P11Crypto["slot"] | undefined;
       for (let i = 0; i < slots.length; i++) {
         const candidate = slots.items(i);
@@ -427,7 +500,6 @@ export class Pkcs11KeyStore implements KeyStore {
         }
       }
       if (!slot) throw new Error(`no PKCS#11 token labelled ${JSON.stringify(options.tokenLabel)} in ${options.library}`);
-      const sessions: P11Crypto[] = [];
       for (let i = 0; i < count; i++) {
         sessions.push(new P11Crypto({ session: slot.open(CKF_SERIAL_SESSION | CKF_RW_SESSION) }));
       }
@@ -435,7 +507,8 @@ export class Pkcs11KeyStore implements KeyStore {
       sessions[0]!.login(options.pin);
       this.pool = new SessionPool(sessions);
     } catch (e) {
-      this.moduleOwner.close();
+      for (const session of sessions) session.session.close();
+      releaseModule(options.library);
       throw e;
     }
     const subtle = new PooledSubtle(this.pool, () => this.assertOpen());
@@ -458,16 +531,16 @@ export class Pkcs11KeyStore implements KeyStore {
     const cacheKey = `${label}\u0000${purpose}`;
     let pending = this.cache.get(cacheKey);
     if (!pending) {
-      pending = (async () => {
+      pending = withCreationLock(`${this.library}\u0000${this.tokenLabel}\u0000${label}`, async () => {
         const found = await this.find(label, purpose);
         if (found) return found;
         await this.generate(label, algorithm, purpose);
         // Read back rather than use the generated handles: if another process generated
-        // under the same label at the same moment, every process picks the same pair.
+        // under the same label at the same moment, later readers pick the same pair.
         const pair = await this.find(label, purpose);
         if (!pair) throw new Error(`key ${label} not found on the token right after generating it`);
         return pair;
-      })();
+      });
       this.cache.set(cacheKey, pending);
       pending.catch(() => this.cache.delete(cacheKey));
     }
@@ -477,10 +550,10 @@ export class Pkcs11KeyStore implements KeyStore {
     return pair;
   }
 
-  async findKeyPair(label: string): Promise<CryptoKeyPair | null> {
+  async findKeyPair(label: string, options: FindKeyOptions = {}): Promise<CryptoKeyPair | null> {
     this.assertOpen();
     checkLabel(label);
-    return this.find(label, "sign");
+    return this.find(label, options.purpose ?? "sign", options.publicKeySpki);
   }
 
   async sign(privateKey: CryptoKey, algorithm: SignAlgorithm, data: Uint8Array): Promise<Uint8Array> {
@@ -499,7 +572,7 @@ export class Pkcs11KeyStore implements KeyStore {
         // already closed by the token: nothing left to release
       }
     }
-    this.moduleOwner.close();
+    releaseModule(this.library);
   }
 
   private assertOpen(): void {
@@ -522,7 +595,7 @@ export class Pkcs11KeyStore implements KeyStore {
    * left several pairs under one label, the lowest CKA_ID wins, the same
    * choice in every process.
    */
-  private async find(label: string, purpose: KeyPurpose): Promise<CryptoKeyPair | null> {
+  private async find(label: string, purpose: KeyPurpose, publicKeySpki?: Uint8Array): Promise<CryptoKeyPair | null> {
     return this.pool.run(async (session) => {
       const indexes = await session.keyStorage.keys();
       const privates: TokenKey[] = [];
@@ -536,7 +609,17 @@ export class Pkcs11KeyStore implements KeyStore {
         else publics.set(ckaId, { index, ckaId, key });
       }
       const candidates = privates.filter((p) => publics.has(p.ckaId)).sort((a, b) => a.ckaId.localeCompare(b.ckaId));
-      const chosen = candidates[0];
+      let chosen: TokenKey | undefined = candidates[0];
+      if (publicKeySpki) {
+        chosen = undefined;
+        for (const candidate of candidates) {
+          const spki = await session.subtle.exportKey("spki", publics.get(candidate.ckaId)!.key);
+          if (Buffer.from(spki).equals(publicKeySpki)) {
+            chosen = candidate;
+            break;
+          }
+        }
+      }
       if (!chosen) return null;
       const pub = publics.get(chosen.ckaId)!;
       if (purpose === "sign" && chosen.key.algorithm.name !== "RSA-OAEP") {
