@@ -43,6 +43,8 @@ export interface TestServerOptions {
   databaseUrl?: string;
   dataDir?: string;
   clock?: ManualClock;
+  /** The bootstrap operator's token; pass the previous one when restarting on the same database. */
+  operatorToken?: string;
   env?: Record<string, string>;
   overrides?: AppOverrides;
   /**
@@ -83,7 +85,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     databaseUrl = schema.url;
     dropSchema = schema.drop;
   }
-  let operatorToken = `kp_test_${randomBytes(24).toString("base64url")}`;
+  let operatorToken = opts.operatorToken ?? `kp_test_${randomBytes(24).toString("base64url")}`;
   const config = loadConfig({
     HOST: "127.0.0.1",
     PORT: "0",
