@@ -34,8 +34,29 @@ export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
   };
 }
 
+/**
+ * Instances that start together on one PostgreSQL database would run the
+ * same migrations at once (and fail on CREATE TABLE); an advisory lock per
+ * schema lets one migrate while the others wait, then find nothing to do.
+ */
+class KeyPortalDataSource extends DataSource {
+  override async runMigrations(options?: Parameters<DataSource["runMigrations"]>[0]): ReturnType<DataSource["runMigrations"]> {
+    if (this.options.type !== "postgres") return super.runMigrations(options);
+    const lock = this.createQueryRunner();
+    await lock.connect();
+    const key = `hashtext('keyportal.migrations.' || current_schema())`;
+    try {
+      await lock.query(`SELECT pg_advisory_lock(${key})`);
+      return await super.runMigrations(options);
+    } finally {
+      await lock.query(`SELECT pg_advisory_unlock(${key})`).catch(() => undefined);
+      await lock.release();
+    }
+  }
+}
+
 export function createDataSource(opts: DatabaseOptions): DataSource {
-  return new DataSource(dataSourceOptions(opts));
+  return new KeyPortalDataSource(dataSourceOptions(opts));
 }
 
 /** A database transaction with hooks that run only after it commits. */
