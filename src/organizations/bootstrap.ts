@@ -6,6 +6,7 @@ import type { Mutations } from "../audit/mutation.js";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/data-source.js";
 import { OfficerStatus, OrganizationKind, Role } from "../domain.js";
+import { conflict, DomainError } from "../errors.js";
 import { Officer } from "../officers/officer.entity.js";
 import type { OfficerService } from "../officers/officer.service.js";
 import { newApiToken } from "../officers/tokens.js";
@@ -32,36 +33,44 @@ export async function bootstrap(
   if (existing) return { created: false };
   const token = opts.token ?? newApiToken();
   let created = false;
-  await deps.mutations.run({ action: "system.bootstrap", targetType: "Organization", actor: null }, async ({ em, audit }) => {
-    // Checked again inside the transaction: another instance may have won the race.
-    if (await em.findOne(Organization, { where: { kind: OrganizationKind.KMS } })) return;
-    const now = deps.clock.now();
-    const org = em.create(Organization, {
-      id: randomUUID(),
-      name: KMS_ORGANIZATION_NAME,
-      kind: OrganizationKind.KMS,
-      contactEmail: "kms@keyportal.invalid",
-      country: "US",
-      createdAt: now,
+  try {
+    await deps.mutations.run({ action: "system.bootstrap", targetType: "Organization", actor: null }, async ({ em, audit }) => {
+      // Checked again inside the transaction: another instance may have won the race. Losing is a refusal
+      // (audited as such), not a second successful bootstrap.
+      if (await em.findOne(Organization, { where: { kind: OrganizationKind.KMS } })) {
+        throw conflict("ALREADY_BOOTSTRAPPED", "another instance created the KMS organization first");
+      }
+      const now = deps.clock.now();
+      const org = em.create(Organization, {
+        id: randomUUID(),
+        name: KMS_ORGANIZATION_NAME,
+        kind: OrganizationKind.KMS,
+        contactEmail: "kms@keyportal.invalid",
+        country: "US",
+        createdAt: now,
+      });
+      await em.insert(Organization, org);
+      const operator = em.create(Officer, {
+        id: randomUUID(),
+        organizationId: org.id,
+        name: "Bootstrap operator",
+        email: "operator@keyportal.invalid",
+        role: Role.KMS_OPERATOR,
+        status: OfficerStatus.ACTIVE,
+        createdAt: now,
+        deactivatedAt: null,
+      });
+      await em.insert(Officer, operator);
+      const { row } = await deps.officers.insertToken(em, operator.id, "bootstrap", token);
+      audit.targetId = org.id;
+      audit.organizationId = org.id;
+      audit.details = { operatorId: operator.id, tokenId: row.id, tokenSource: opts.token ? "KEYPORTAL_BOOTSTRAP_TOKEN" : "file" };
+      created = true;
     });
-    await em.insert(Organization, org);
-    const operator = em.create(Officer, {
-      id: randomUUID(),
-      organizationId: org.id,
-      name: "Bootstrap operator",
-      email: "operator@keyportal.invalid",
-      role: Role.KMS_OPERATOR,
-      status: OfficerStatus.ACTIVE,
-      createdAt: now,
-      deactivatedAt: null,
-    });
-    await em.insert(Officer, operator);
-    const { row } = await deps.officers.insertToken(em, operator.id, "bootstrap", token);
-    audit.targetId = org.id;
-    audit.organizationId = org.id;
-    audit.details = { operatorId: operator.id, tokenId: row.id, tokenSource: opts.token ? "KEYPORTAL_BOOTSTRAP_TOKEN" : "file" };
-    created = true;
-  });
+  } catch (error) {
+    if (!(error instanceof DomainError && error.reason === "ALREADY_BOOTSTRAPPED")) throw error;
+    return { created: false };
+  }
   if (created && !opts.token) {
     const file = path.join(opts.dataDir, "bootstrap-token");
     await fs.mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
