@@ -22,7 +22,19 @@ export interface CertificateFilter {
 }
 
 const DAY_MS = 86_400_000;
-const SERIAL = /^[0-9a-f]{1,40}$/;
+const SERIAL = /^[0-9a-f]{1,64}$/;
+
+/**
+ * Serials are stored as the hex of their DER integer content (even length,
+ * no extra leading zero byte); clients may type them with colons, upper case
+ * or without the leading zero nibble, as openssl and browsers show them.
+ */
+export function canonicalSerial(input: string): string {
+  const hex = input.trim().toLowerCase().replace(/[:\s]/g, "");
+  if (!SERIAL.test(hex)) throw badInput("INVALID_SERIAL", "serialNumber must be hexadecimal, e.g. 0f3a9c... or 0F:3A:9C...");
+  const stripped = hex.replace(/^0+(?=.)/, "");
+  return stripped.length % 2 === 1 ? `0${stripped}` : stripped;
+}
 
 export function certificateStatus(certificate: Pick<Certificate, "revokedAt" | "notAfter">, now: Date): CertificateStatus {
   if (certificate.revokedAt) return CertificateStatus.REVOKED;
@@ -47,8 +59,7 @@ export class CertificateService {
 
   async bySerial(viewer: Viewer | null, serialNumber: string): Promise<Certificate | null> {
     const v = this.policy.requireViewer(viewer);
-    const serial = serialNumber.trim().toLowerCase().replace(/:/g, "").replace(/^0+(?=.)/, "");
-    if (!SERIAL.test(serial)) throw badInput("INVALID_SERIAL", "serialNumber must be hexadecimal");
+    const serial = canonicalSerial(serialNumber);
     const certificate = await this.db.manager.findOne(Certificate, { where: { serialNumber: serial } });
     return certificate && (await this.policy.canReadKeyMaterial(v, certificate)) ? certificate : null;
   }
