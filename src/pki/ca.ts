@@ -69,7 +69,7 @@ export interface LoadOrCreateAuthorityOptions {
   keyAlgorithm: CaKeyAlgorithm;
   /** e.g. "KeyPortal" */
   organizationName: string;
-  /** e.g. http://127.0.0.1:4000/crl ; the CRL of an environment is <base>/<env lowercase>.crl */
+  /** e.g. http://127.0.0.1:4000/crl ; the CRL of an environment is <base>/<ENV>.crl (MTF.crl, PRODUCTION.crl) */
   crlBaseUrl: string;
 }
 
@@ -157,7 +157,6 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
     ["CN", `KeyPortal ${environment} Root CA`],
   ]);
   const root = await loadOrCreateLevel(`ca-${env}-root`, opts, async (keys) => {
-    const spki = new Uint8Array(await spkiOf(crypto, keys.publicKey));
     return buildCertificate({
       subject: rootName,
       issuerName: new Name(asBufferSource(rootName)), // self-signed: the root names itself as issuer
@@ -194,6 +193,6 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
     });
   });
 
-  const crlUrl = `${opts.crlBaseUrl.replace(/\/+$/, "")}/${env}.crl`;
+  const crlUrl = `${opts.crlBaseUrl.replace(/\/+$/, "")}/${environment}.crl`;
   return new CertificateAuthority(environment, root.certificate, issuing.certificate, issuing.keys, crypto, crlUrl);
 }

@@ -22,7 +22,7 @@ import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
 import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
 import { ContentInfo, EnvelopedData, id_envelopedData, type KeyTransRecipientInfo } from "@peculiar/asn1-cms";
 import { RsaEsOaepParams } from "@peculiar/asn1-rsa";
-import { badInput } from "../errors.js";
+import { badInput, DomainError } from "../errors.js";
 import {
   asBufferSource,
   children,
@@ -287,7 +287,7 @@ export async function decryptCms(envelopedDer: Uint8Array, certificateDer: Uint8
     }
     enveloped = AsnConvert.parse(info.content, EnvelopedData);
   } catch (e) {
-    if (e instanceof Error && e.name === "DomainError") throw e;
+    if (e instanceof DomainError) throw e;
     throw badInput("INVALID_CMS", "The message is not valid DER-encoded CMS.");
   }
   const cert = certificateParts(certificateDer);

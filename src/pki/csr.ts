@@ -13,7 +13,7 @@ import { AsnConvert } from "@peculiar/asn1-schema";
 import { CertificationRequest } from "@peculiar/asn1-csr";
 import { RsaSaPssParams } from "@peculiar/asn1-rsa";
 import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
-import { badInput } from "../errors.js";
+import { badInput, DomainError } from "../errors.js";
 import { children, content, decodeOid, raw, readTlv, DerError, type Tlv } from "./der.js";
 import { parseName, rfc4514, type NameAttribute } from "./name.js";
 import type { CertificateProfile } from "./profiles.js";
@@ -144,7 +144,7 @@ function splitDer(der: Uint8Array): CsrParts {
       asn,
     };
   } catch (e) {
-    if (e instanceof Error && e.name === "DomainError") throw e;
+    if (e instanceof DomainError) throw e;
     throw invalid("The CSR is not a valid PKCS#10 certificate request (its DER encoding could not be read).");
   }
 }

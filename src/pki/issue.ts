@@ -23,7 +23,7 @@ import {
   type JsonGeneralNames,
 } from "@peculiar/x509";
 import { badInput } from "../errors.js";
-import { asBufferSource } from "./der.js";
+import { asBufferSource, encodeOid, sequence, tlv } from "./der.js";
 import type { CertificateProfile } from "./profiles.js";
 import { analyzeKey, subjectKeyIdentifier, toBytes } from "./spki.js";
 
@@ -273,7 +273,68 @@ export async function issueLeafCertificate(spec: LeafSpec): Promise<Uint8Array> 
   });
 }
 
-/** A Name DER from attributes in DER order (most general first), e.g. [["O", "KeyPortal"], ["CN", "KeyPortal MTF Root CA"]]. */
+const NAME_OIDS: Record<string, string> = {
+  CN: "2.5.4.3",
+  O: "2.5.4.10",
+  OU: "2.5.4.11",
+  C: "2.5.4.6",
+  L: "2.5.4.7",
+  ST: "2.5.4.8",
+  serialNumber: "2.5.4.5",
+};
+const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]+$/;
+
+/**
+ * A Name DER from attributes in DER order (most general first), e.g.
+ * [["O", "KeyPortal"], ["CN", "KeyPortal MTF Root CA"]]. Values are
+ * PrintableString when they fit, UTF8String otherwise. Written directly
+ * because @peculiar/x509's Name reads a value starting with "#" as hex.
+ */
 export function nameDer(attributes: ReadonlyArray<readonly [string, string]>): Uint8Array {
-  return new Uint8Array(new Name(attributes.map(([type, value]) => ({ [type]: [value] }))).toArrayBuffer());
+  return sequence(
+    ...attributes.map(([type, value]) => {
+      const oid = NAME_OIDS[type] ?? (/^\d+(\.\d+)+$/.test(type) ? type : undefined);
+      if (!oid) throw new Error(`unknown name attribute ${type}`);
+      if (value.length === 0) throw new Error(`empty value for name attribute ${type}`);
+      const encoded = PRINTABLE.test(value) ? tlv(0x13, Buffer.from(value, "latin1")) : tlv(0x0c, Buffer.from(value, "utf8"));
+      return tlv(0x31, sequence(encodeOid(oid), encoded));
+    }),
+  );
+}
+
+export interface ServerCertificateSpec {
+  subject: Uint8Array;
+  spki: Uint8Array;
+  serialHex: string;
+  notBefore: Date;
+  notAfter: Date;
+  dnsNames: readonly string[];
+  ipAddresses?: readonly string[];
+  crlUrl?: string;
+  issuer: IssuerRef;
+}
+
+/**
+ * A TLS server certificate (the KMS's own): serverAuth, digitalSignature
+ * (+ keyEncipherment for RSA keys, for TLS 1.2 RSA key exchange), DNS/IP SANs.
+ */
+export function issueServerCertificate(spec: ServerCertificateSpec): Promise<Uint8Array> {
+  const names: SubjectAltName[] = [
+    ...spec.dnsNames.map((value) => ({ type: "dns" as const, value })),
+    ...(spec.ipAddresses ?? []).map((value) => ({ type: "ip" as const, value })),
+  ];
+  if (names.length === 0) throw new Error("a server certificate needs at least one DNS name or IP address");
+  const rsa = analyzeKey(spec.spki).family === "RSA";
+  return issueCertificate({
+    subject: spec.subject,
+    spki: spec.spki,
+    serialHex: spec.serialHex,
+    notBefore: spec.notBefore,
+    notAfter: spec.notAfter,
+    keyUsage: rsa ? ["digitalSignature", "keyEncipherment"] : ["digitalSignature"],
+    extendedKeyUsage: ["serverAuth"],
+    subjectAltNames: names,
+    crlUrl: spec.crlUrl,
+    issuer: spec.issuer,
+  });
 }

@@ -38,7 +38,7 @@ describe("loadOrCreateAuthority with file stores", () => {
     expect(ca.root.notBefore.toISOString()).toBe("2026-03-01T12:00:00.000Z");
     expect(ca.root.notAfter.toISOString()).toBe("2046-03-01T12:00:00.000Z");
     expect(ca.issuing.notAfter.toISOString()).toBe("2036-03-01T12:00:00.000Z");
-    expect(ca.crlUrl).toBe("http://127.0.0.1:4000/crl/mtf.crl");
+    expect(ca.crlUrl).toBe("http://127.0.0.1:4000/crl/MTF.crl");
   });
 
   it("keeps MTF and PRODUCTION keys and certificates apart in the same stores", async () => {

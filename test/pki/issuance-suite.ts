@@ -14,11 +14,12 @@ import { DomainError } from "../../src/errors.js";
 import { FileCaMaterialStore, loadOrCreateAuthority, type CertificateAuthority } from "../../src/pki/ca.js";
 import { parseCsr } from "../../src/pki/csr.js";
 import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";
-import { issueCertificate, nameDer, newSerialHex } from "../../src/pki/issue.js";
+import { issueServerCertificate, nameDer, newSerialHex } from "../../src/pki/issue.js";
 import { crlToPem } from "../../src/pki/crl.js";
 import { certificateToPem, chainPem, pkcs7CertsOnly } from "../../src/pki/bundle.js";
 import type { KeyStore } from "../../src/pki/keystore.js";
-import { children, readTlv, raw } from "../../src/pki/der.js";
+import { asBufferSource, children, readTlv, raw } from "../../src/pki/der.js";
+import { parseSpki } from "../../src/pki/spki.js";
 import {
   freePort,
   generateKey,
@@ -115,8 +116,8 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
       expect(Math.round((mtf.root.notAfter.getTime() - mtf.root.notBefore.getTime()) / (365.25 * DAY))).toBe(20);
       expect(Math.round((mtf.issuing.notAfter.getTime() - mtf.issuing.notBefore.getTime()) / (365.25 * DAY))).toBe(10);
       expect(openssl(["verify", "-x509_strict", "-CAfile", files["mtf-root"]!, files["mtf-issuing"]!])).toContain("OK");
-      expect(mtf.crlUrl).toBe("http://127.0.0.1:4000/crl/mtf.crl");
-      expect(prod.crlUrl).toBe("http://127.0.0.1:4000/crl/production.crl");
+      expect(mtf.crlUrl).toBe("http://127.0.0.1:4000/crl/MTF.crl");
+      expect(prod.crlUrl).toBe("http://127.0.0.1:4000/crl/PRODUCTION.crl");
     });
 
     it("loads the same CA certificates and keys when started again", async () => {
@@ -157,7 +158,7 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
         expect(text).toContain(ca === mtf ? "ecdsa-with-SHA256" : "sha256WithRSAEncryption");
         // Nothing from the CSR but subject and key: its subjectAltName request is not honoured.
         expect(text).not.toContain("evil.example");
-        const cert = new X509Certificate(der);
+        const cert = new X509Certificate(asBufferSource(der));
         expect(cert.extensions.map((e) => e.type)).toEqual([
           "2.5.29.19",
           "2.5.29.15",
@@ -170,7 +171,7 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
         expect(Buffer.from(certificateSubjectDer(der)).equals(Buffer.from(csr.subjectDer))).toBe(true);
         expect(Buffer.from(cert.publicKey.rawData).equals(Buffer.from(csr.spki))).toBe(true);
         // subjectKeyIdentifier: SHA-1 of the subjectPublicKey bits; authorityKeyIdentifier: the issuing CA's.
-        const bits = cert.publicKey.asn.subjectPublicKey;
+        const bits = parseSpki(csr.spki).subjectPublicKey;
         expect(text.replace(/\s+/g, "")).toContain(
           `SubjectKeyIdentifier:${createHash("sha1").update(Buffer.from(bits)).digest("hex").toUpperCase().match(/../g)!.join(":")}`,
         );
@@ -232,13 +233,14 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
 
     describe("mutual TLS with openssl s_server and s_client", () => {
       let server: { path: string };
+      let serverText: string;
       let crlPath: string;
       let good: { path: string };
       let revoked: { path: string; serialHex: string };
 
       beforeAll(async () => {
         const spki = pemBody(openssl(["pkey", "-in", files.serverKey!, "-pubout"]));
-        const serverDer = await issueCertificate({
+        const serverDer = await issueServerCertificate({
           subject: nameDer([
             ["O", "KeyPortal"],
             ["CN", "localhost"],
@@ -247,14 +249,11 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
           serialHex: newSerialHex(),
           notBefore: now,
           notAfter: new Date(now.getTime() + 30 * DAY),
-          keyUsage: ["digitalSignature"],
-          extendedKeyUsage: ["serverAuth"],
-          subjectAltNames: [
-            { type: "dns", value: "localhost" },
-            { type: "ip", value: "127.0.0.1" },
-          ],
+          dnsNames: ["localhost"],
+          ipAddresses: ["127.0.0.1"],
           issuer: mtf.issuer,
         });
+        serverText = openssl(["x509", "-noout", "-text"], { input: certificateToPem(serverDer) });
         server = { path: writeFile(tmp.path, "server.pem", certificateToPem(serverDer)) };
         good = await issue(mtf, CertificateKind.MTLS_CLIENT, files.p256!);
         revoked = await issue(mtf, CertificateKind.MTLS_CLIENT, files.rsa!);
@@ -349,6 +348,9 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
         expect(client.output).toContain("Verify return code: 0 (ok)");
         expect(proc.output()).toMatch(/CN = Acme Client/);
         expect(proc.output()).not.toMatch(/verify error/i);
+        // The server side: issueServerCertificate's serverAuth + SANs, which s_client checked (-verify_hostname).
+        expect(serverText).toMatch(/Extended Key Usage:\s+TLS Web Server Authentication\n/);
+        expect(serverText).toMatch(/DNS:localhost, IP Address:127.0.0.1/);
       });
 
       it("refuses the revoked client certificate and accepts a valid one when s_server checks the CRL", async () => {
