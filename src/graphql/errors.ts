@@ -36,12 +36,14 @@ export function createErrorFormatter(logger: Logger) {
         const { http: _http, ...extensions } = formatted.extensions;
         return { ...formatted, extensions };
       }
-      if (typeof code === "string" && REQUEST_ERROR_CODES.has(code)) {
+      // Over graphql-ws, parse and validation errors come straight from graphql-js: no code, no path.
+      const fromGraphqlItself = code === undefined && !formatted.path && !original.originalError;
+      if (fromGraphqlItself || (typeof code === "string" && REQUEST_ERROR_CODES.has(code))) {
         return {
           message: formatted.message,
           locations: formatted.locations,
           path: formatted.path,
-          extensions: { code: "BAD_USER_INPUT", reason: code === "GRAPHQL_PARSE_FAILED" ? "INVALID_QUERY" : "INVALID_REQUEST" },
+          extensions: { code: "BAD_USER_INPUT", reason: code === "GRAPHQL_PARSE_FAILED" || /^Syntax Error/.test(formatted.message) ? "INVALID_QUERY" : "INVALID_REQUEST" },
         };
       }
     }
