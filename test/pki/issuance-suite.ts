@@ -118,6 +118,9 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
       expect(openssl(["verify", "-x509_strict", "-CAfile", files["mtf-root"]!, files["mtf-issuing"]!])).toContain("OK");
       expect(mtf.crlUrl).toBe("http://127.0.0.1:4000/crl/MTF.crl");
       expect(prod.crlUrl).toBe("http://127.0.0.1:4000/crl/PRODUCTION.crl");
+      // The CA signs through handles only: its private keys cannot be exported.
+      expect(mtf.issuer.keys.privateKey.extractable).toBe(false);
+      await expect(keyStore.crypto.subtle.exportKey("pkcs8", prod.issuer.keys.privateKey)).rejects.toThrow();
     });
 
     it("loads the same CA certificates and keys when started again", async () => {
