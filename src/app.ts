@@ -14,6 +14,10 @@ import { Authorities, createKeyStore, DatabaseCaMaterialStore } from "./certific
 import { CertificateResolver, OrganizationKeyMaterialResolver } from "./certificates/certificate.resolver.js";
 import { certificateDownloadRoutes } from "./certificates/certificate.routes.js";
 import { CertificateService } from "./certificates/certificate.service.js";
+import { crlRoutes } from "./certificates/crl.routes.js";
+import { CrlService } from "./certificates/crl.service.js";
+import { RevocationResolver } from "./certificates/revocation.resolver.js";
+import { RevocationService } from "./certificates/revocation.service.js";
 import { type Clock, systemClock } from "./clock.js";
 import { CsrResolver } from "./csrs/csr.resolver.js";
 import { CsrService } from "./csrs/csr.service.js";
@@ -64,6 +68,8 @@ export interface App {
     authorities: Authorities;
     csrs: CsrService;
     certificates: CertificateService;
+    crls: CrlService;
+    revocations: RevocationService;
   };
   /** Listens on config.host:config.port (0 picks a free port). */
   start(): Promise<{ url: string }>;
@@ -101,6 +107,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   });
   const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES);
   const certificates = new CertificateService(db, clock, policy, authorities);
+  const crls = new CrlService(db, clock, authorities);
+  const revocations = new RevocationService(clock, policy, mutations, crls);
 
   const instances: ResolverInstances = new Map<Function, object>([
     [OrganizationResolver, new OrganizationResolver(organizations, officers, policy)],
@@ -109,9 +117,10 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [CertificateResolver, new CertificateResolver(certificates, csrs, policy)],
     [OrganizationKeyMaterialResolver, new OrganizationKeyMaterialResolver(certificates, csrs)],
     [CsrResolver, new CsrResolver(csrs, certificates)],
+    [RevocationResolver, new RevocationResolver(revocations)],
   ]);
   const schema = await buildKeyPortalSchema(instances);
-  const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates)];
+  const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls)];
 
   let http: RunningHttpServer | null = null;
   let stopped: Promise<void> | null = null;
@@ -122,7 +131,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     clock,
     db,
     bus,
-    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates },
+    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, revocations },
     async start() {
       http = await startHttpServer(
         {

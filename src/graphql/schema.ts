@@ -2,6 +2,7 @@ import { type GraphQLSchema, lexicographicSortSchema, printSchema } from "graphq
 import { buildSchema, type NonEmptyArray } from "type-graphql";
 import { AuditResolver } from "../audit/audit.resolver.js";
 import { CertificateResolver, OrganizationKeyMaterialResolver } from "../certificates/certificate.resolver.js";
+import { RevocationResolver } from "../certificates/revocation.resolver.js";
 import { CsrResolver } from "../csrs/csr.resolver.js";
 import { OfficerResolver } from "../officers/officer.resolver.js";
 import { OrganizationResolver } from "../organizations/organization.resolver.js";
@@ -17,6 +18,7 @@ export const RESOLVERS: NonEmptyArray<Function> = [
   CertificateResolver,
   OrganizationKeyMaterialResolver,
   CsrResolver,
+  RevocationResolver,
 ];
 
 /** Resolver instances by class, built by the composition root (constructor injection). */

@@ -1,0 +1,41 @@
+import { Environment } from "../domain.js";
+import type { RouteInstaller } from "../http/server.js";
+import type { CrlService } from "./crl.service.js";
+
+const FILE = /^(mtf|production)\.crl$/i;
+
+/**
+ * GET /crl/MTF.crl and /crl/PRODUCTION.crl (either case): the environment's
+ * CRL, DER. Public, as CRLs are: relying parties fetch them without a token.
+ */
+export function crlRoutes(crls: CrlService): RouteInstaller {
+  return (router, { sendError }) => {
+    router.get("/crl/:file", async (req, res) => {
+      try {
+        const match = FILE.exec(req.params.file);
+        if (!match) {
+          res.status(404).json({ error: { code: "NOT_FOUND", reason: "NOT_FOUND", message: "use /crl/MTF.crl or /crl/PRODUCTION.crl" } });
+          return;
+        }
+        const environment = match[1]!.toUpperCase() === "MTF" ? Environment.MTF : Environment.PRODUCTION;
+        const crl = await crls.current(environment);
+        const etag = `"${environment}-${crl.crlNumber.toString()}"`;
+        // Revalidate every time: a revocation must be visible at once, and the ETag makes that cheap.
+        res.setHeader("Cache-Control", "public, no-cache");
+        res.setHeader("ETag", etag);
+        res.setHeader("Last-Modified", crl.thisUpdate.toUTCString());
+        if (req.headers["if-none-match"] === etag) {
+          res.status(304).end();
+          return;
+        }
+        res
+          .status(200)
+          .type("application/pkix-crl")
+          .setHeader("Content-Disposition", `inline; filename="${environment}.crl"`)
+          .send(Buffer.from(crl.der));
+      } catch (error) {
+        sendError(res, error);
+      }
+    });
+  };
+}

@@ -1,0 +1,120 @@
+import type { EntityManager } from "typeorm";
+import type { Clock } from "../clock.js";
+import type { Database } from "../db/data-source.js";
+import { type Environment, RevocationReason } from "../domain.js";
+import type { CrlEntry } from "../pki/crl.js";
+import type { Authorities } from "./authorities.js";
+import { Certificate } from "./certificate.entity.js";
+import { CrlState } from "./crl-state.entity.js";
+
+const DAY_MS = 86_400_000;
+/** nextUpdate = thisUpdate + 7 days. */
+export const CRL_VALIDITY_MS = 7 * DAY_MS;
+/** A CRL older than this is re-signed when next served, long before its nextUpdate. */
+export const CRL_REFRESH_AFTER_MS = DAY_MS;
+/** Compare-and-swap retries when another instance rebuilt at the same moment. */
+const MAX_ATTEMPTS = 5;
+
+export interface PublishedCrl {
+  environment: Environment;
+  crlNumber: bigint;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  der: Uint8Array;
+}
+
+/**
+ * The CRL of each environment, signed by that environment's issuing CA.
+ *
+ * Rebuilt inside every revocation's transaction (so the CRL served after the
+ * mutation returns lists it) and whenever it is served more than a day after
+ * its thisUpdate, so it is never served past its nextUpdate. The cRLNumber is
+ * the crl_state row's, shared by every instance on the database; each rebuild
+ * is a compare-and-swap on it, so numbers only grow and no two CRLs of an
+ * environment share one.
+ *
+ * Contents: every revoked certificate of the environment that has not yet
+ * expired at thisUpdate (RFC 5280 5.1: an entry may be removed once the
+ * certificate has expired). A certificate revoked after it expired is
+ * recorded as REVOKED but never needs to appear.
+ */
+export class CrlService {
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+    private readonly authorities: Authorities,
+  ) {}
+
+  /** The CRL to serve now: the stored one while fresh, else a new one. */
+  async current(environment: Environment): Promise<PublishedCrl> {
+    const stored = await this.db.manager.findOne(CrlState, { where: { environment } });
+    if (stored && this.isFresh(stored)) return published(stored);
+    return this.db.transaction(async ({ em }) => {
+      const state = await this.lockedState(em, environment);
+      // Another request or instance may have refreshed it while this one waited.
+      if (this.isFresh(state)) return published(state);
+      return this.rebuild(em, environment);
+    });
+  }
+
+  /** Signs a new CRL with the next cRLNumber in the caller's transaction. */
+  async rebuild(em: EntityManager, environment: Environment): Promise<PublishedCrl> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const state = await this.lockedState(em, environment);
+      const thisUpdate = new Date(Math.floor(this.clock.now().getTime() / 1000) * 1000);
+      const nextUpdate = new Date(thisUpdate.getTime() + CRL_VALIDITY_MS);
+      const crlNumber = state.crlNumber + 1n;
+      const der = await this.authorities.of(environment).signCrl({
+        entries: await this.entries(em, environment, thisUpdate),
+        thisUpdate,
+        nextUpdate,
+        crlNumber,
+      });
+      const result = await em
+        .createQueryBuilder()
+        .update(CrlState)
+        .set({ crlNumber, thisUpdate, nextUpdate, derBase64: Buffer.from(der).toString("base64") })
+        .where('"environment" = :environment AND "crlNumber" = :previous', { environment, previous: state.crlNumber.toString() })
+        .execute();
+      if (result.affected) return { environment, crlNumber, thisUpdate, nextUpdate, der };
+    }
+    throw new Error(`could not publish a CRL for ${environment}: cRLNumber kept changing`);
+  }
+
+  private async lockedState(em: EntityManager, environment: Environment): Promise<CrlState> {
+    // PostgreSQL: hold the row so concurrent rebuilds queue instead of retrying.
+    // SQLite: transactions are already one at a time (Database queues them).
+    const lock = this.db.isPostgres ? { lock: { mode: "pessimistic_write" as const } } : {};
+    const state = await em.findOne(CrlState, { where: { environment }, ...lock });
+    if (!state) throw new Error(`crl_state has no row for ${environment}`);
+    return state;
+  }
+
+  private isFresh(state: CrlState): state is CrlState & { thisUpdate: Date; nextUpdate: Date; derBase64: string } {
+    if (!state.derBase64 || !state.thisUpdate || !state.nextUpdate) return false;
+    const now = this.clock.now().getTime();
+    const age = now - state.thisUpdate.getTime();
+    // A thisUpdate in the future (clock moved back) would read as "not yet valid": rebuild.
+    return age >= 0 && age < CRL_REFRESH_AFTER_MS && now < state.nextUpdate.getTime();
+  }
+
+  private async entries(em: EntityManager, environment: Environment, at: Date): Promise<CrlEntry[]> {
+    const rows = await em
+      .createQueryBuilder(Certificate, "c")
+      .where("c.environment = :environment AND c.revokedAt IS NOT NULL AND c.notAfter > :at", { environment, at: at.toISOString() })
+      .getMany();
+    return rows.flatMap((c) =>
+      c.revokedAt ? [{ serialHex: c.serialNumber, revokedAt: c.revokedAt, reason: c.revocationReason ?? RevocationReason.UNSPECIFIED }] : [],
+    );
+  }
+}
+
+function published(state: CrlState & { thisUpdate: Date; nextUpdate: Date; derBase64: string }): PublishedCrl {
+  return {
+    environment: state.environment,
+    crlNumber: state.crlNumber,
+    thisUpdate: state.thisUpdate,
+    nextUpdate: state.nextUpdate,
+    der: new Uint8Array(Buffer.from(state.derBase64, "base64")),
+  };
+}
