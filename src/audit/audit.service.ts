@@ -93,16 +93,28 @@ export class AuditLog {
     return qb.getMany();
   }
 
-  /** Recomputes the chain from seq 1 in batches; reports the first event whose link or hash is wrong. */
+  /**
+   * Recomputes the chain from seq 1 in batches; reports the first event whose
+   * link or hash is wrong. The head is read first and the chain checked up to
+   * it: events appended while we read are not ours to judge, and a head read
+   * last would run ahead of the events read before it.
+   */
   async verify(): Promise<AuditVerificationResult> {
+    const head = await this.db.manager
+      .createQueryBuilder()
+      .select(["h.seq AS seq", "h.hash AS hash"])
+      .from("audit_head", "h")
+      .where("h.id = 1")
+      .getRawOne<{ seq: string | number; hash: string }>();
+    const headSeq = head ? Number(head.seq) : 0;
     const repo = this.db.manager.getRepository(AuditEvent);
     let prevHash = GENESIS;
     let expectedSeq = 1;
     let checked = 0;
-    for (;;) {
+    while (expectedSeq <= headSeq) {
       const batch = await repo
         .createQueryBuilder("e")
-        .where("e.seq >= :from", { from: expectedSeq })
+        .where("e.seq >= :from AND e.seq <= :to", { from: expectedSeq, to: headSeq })
         .orderBy("e.seq", "ASC")
         .take(1000)
         .getMany();
@@ -116,13 +128,7 @@ export class AuditLog {
       }
     }
     // The head must agree with the last event: a deleted tail is tampering too.
-    const head = await this.db.manager
-      .createQueryBuilder()
-      .select(["h.seq AS seq", "h.hash AS hash"])
-      .from("audit_head", "h")
-      .where("h.id = 1")
-      .getRawOne<{ seq: string | number; hash: string }>();
-    if (head && (Number(head.seq) !== checked || head.hash !== prevHash)) {
+    if (head && (checked !== headSeq || head.hash !== prevHash)) {
       return { valid: false, checkedEvents: checked, firstInvalidSeq: checked + 1 };
     }
     return { valid: true, checkedEvents: checked, firstInvalidSeq: null };
