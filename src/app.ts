@@ -23,6 +23,9 @@ import { CsrResolver } from "./csrs/csr.resolver.js";
 import { CsrService } from "./csrs/csr.service.js";
 import type { Config } from "./config.js";
 import { createDataSource, Database } from "./db/data-source.js";
+import { DatabaseDelegationGrants } from "./delegations/delegation.grants.js";
+import { DelegationResolver, OrganizationDelegationsResolver } from "./delegations/delegation.resolver.js";
+import { DelegationService } from "./delegations/delegation.service.js";
 import { type EventBus, InProcessEventBus } from "./events.js";
 import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
 import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./http/server.js";
@@ -35,7 +38,7 @@ import { OrganizationResolver } from "./organizations/organization.resolver.js";
 import { OrganizationService } from "./organizations/organization.service.js";
 import { DEFAULT_PROFILES } from "./pki/profiles.js";
 import type { KeyStore } from "./pki/keystore.js";
-import { AccessPolicy, type DelegationGrants } from "./policy.js";
+import { AccessPolicy } from "./policy.js";
 
 /** Where the built GraphiQL page lives, relative to this file in src/ (tests) or dist/src/ (compiled). */
 function defaultWebDir(): string {
@@ -70,6 +73,7 @@ export interface App {
     certificates: CertificateService;
     crls: CrlService;
     revocations: RevocationService;
+    delegations: DelegationService;
   };
   /** Listens on config.host:config.port (0 picks a free port). */
   start(): Promise<{ url: string }>;
@@ -87,8 +91,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   await dataSource.runMigrations({ transaction: "each" });
   const db = new Database(dataSource);
 
-  const noDelegations: DelegationGrants = { activeForMsp: async () => [] };
-  const policy = new AccessPolicy(noDelegations);
+  const policy = new AccessPolicy(new DatabaseDelegationGrants(db));
   const audit = new AuditLog(db, clock);
   const outbox = new Outbox(clock, bus);
   const mutations = new Mutations(db, audit, outbox, logger);
@@ -109,6 +112,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const certificates = new CertificateService(db, clock, policy, authorities);
   const crls = new CrlService(db, clock, authorities);
   const revocations = new RevocationService(clock, policy, mutations, crls);
+  const delegations = new DelegationService(db, clock, policy, mutations, bus);
 
   const instances: ResolverInstances = new Map<Function, object>([
     [OrganizationResolver, new OrganizationResolver(organizations, officers, policy)],
@@ -118,6 +122,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [OrganizationKeyMaterialResolver, new OrganizationKeyMaterialResolver(certificates, csrs)],
     [CsrResolver, new CsrResolver(csrs, certificates)],
     [RevocationResolver, new RevocationResolver(revocations)],
+    [DelegationResolver, new DelegationResolver(delegations)],
+    [OrganizationDelegationsResolver, new OrganizationDelegationsResolver(delegations)],
   ]);
   const schema = await buildKeyPortalSchema(instances);
   const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls)];
@@ -131,7 +137,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     clock,
     db,
     bus,
-    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, revocations },
+    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, revocations, delegations },
     async start() {
       http = await startHttpServer(
         {

@@ -14,6 +14,8 @@ export interface DelegationGrant {
 export interface DelegationGrants {
   /** Active delegations received by an MSP organization. */
   activeForMsp(mspId: string): Promise<DelegationGrant[]>;
+  /** Active delegations granted by a participant organization. */
+  activeForParticipant(participantId: string): Promise<DelegationGrant[]>;
 }
 
 /** Something owned by an organization, for a certificate kind and environment. */
@@ -54,8 +56,10 @@ export class AccessPolicy {
   /** Organizations the viewer may see; null means all (operators). */
   async visibleOrganizationIds(viewer: Viewer): Promise<string[] | null> {
     if (this.isOperator(viewer)) return null;
-    const grants = await this.grantsOf(viewer);
-    return [viewer.organization.id, ...new Set(grants.map((g) => g.participantId))];
+    // Linked by an active delegation, either way: an MSP sees its participants, a participant its MSPs.
+    const received = await this.grantsOf(viewer);
+    const granted = await this.grants.activeForParticipant(viewer.organization.id);
+    return [viewer.organization.id, ...new Set([...received.map((g) => g.participantId), ...granted.map((g) => g.mspId)])];
   }
 
   async canReadOrganization(viewer: Viewer, organizationId: string): Promise<boolean> {
@@ -94,6 +98,12 @@ export class AccessPolicy {
   async readableScopes(viewer: Viewer): Promise<{ ownOrganizationId: string; grants: DelegationGrant[] } | null> {
     if (this.isOperator(viewer)) return null;
     return { ownOrganizationId: viewer.organization.id, grants: await this.grantsOf(viewer) };
+  }
+
+  /** A delegation is readable by operators and by officers of its participant or MSP. */
+  canReadDelegation(viewer: Viewer, delegation: { participantId: string; mspId: string }): boolean {
+    if (this.isOperator(viewer)) return true;
+    return viewer.organization.id === delegation.participantId || viewer.organization.id === delegation.mspId;
   }
 
   /** Throws NOT_FOUND unless readable: for single-object lookups. */

@@ -3,6 +3,11 @@ import { Column, Entity, PrimaryColumn } from "typeorm";
 import { isoInstant, jsonText } from "../db/columns.js";
 import { CertificateKind, DelegationStatus, Environment } from "../domain.js";
 
+/**
+ * An MSP performing a participant's key exchange for some kinds in one
+ * environment. PENDING_APPROVAL -> ACTIVE | DECLINED (the participant
+ * decides); PENDING_APPROVAL | ACTIVE -> REVOKED. Only ACTIVE grants anything.
+ */
 @ObjectType("Delegation")
 @Entity("delegations")
 export class Delegation {
@@ -46,12 +51,14 @@ export class Delegation {
   @Column({ type: "varchar", length: 1000, nullable: true })
   note!: string | null;
 
+  @Field(() => String, { nullable: true, description: "Why the participant declined, if it said." })
   @Column({ type: "varchar", length: 1000, nullable: true })
   declineReason!: string | null;
 
   @Column({ type: "varchar", length: 36, nullable: true })
   revokedById!: string | null;
 
+  @Field(() => Date, { nullable: true })
   @Column({ type: "varchar", length: 24, nullable: true, transformer: isoInstant })
   revokedAt!: Date | null;
 }

@@ -4,6 +4,7 @@ import { AuditResolver } from "../audit/audit.resolver.js";
 import { CertificateResolver, OrganizationKeyMaterialResolver } from "../certificates/certificate.resolver.js";
 import { RevocationResolver } from "../certificates/revocation.resolver.js";
 import { CsrResolver } from "../csrs/csr.resolver.js";
+import { DelegationResolver, OrganizationDelegationsResolver } from "../delegations/delegation.resolver.js";
 import { OfficerResolver } from "../officers/officer.resolver.js";
 import { OrganizationResolver } from "../organizations/organization.resolver.js";
 import { registerEnums } from "./enums.js";
@@ -19,6 +20,8 @@ export const RESOLVERS: NonEmptyArray<Function> = [
   OrganizationKeyMaterialResolver,
   CsrResolver,
   RevocationResolver,
+  DelegationResolver,
+  OrganizationDelegationsResolver,
 ];
 
 /** Resolver instances by class, built by the composition root (constructor injection). */
