@@ -30,6 +30,11 @@ import { type EventBus, InProcessEventBus } from "./events.js";
 import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
 import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./http/server.js";
 import { createLogger } from "./logger.js";
+import { KmsExpirySchedule } from "./kms/kms-expiry.js";
+import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
+import { KmsCertificateResolver } from "./kms/kms.resolver.js";
+import { kmsCertificateRoutes } from "./kms/kms.routes.js";
+import { KmsService } from "./kms/kms.service.js";
 import { Outbox } from "./notifications/outbox.js";
 import { OfficerResolver } from "./officers/officer.resolver.js";
 import { OfficerService } from "./officers/officer.service.js";
@@ -71,6 +76,7 @@ export interface App {
     authorities: Authorities;
     csrs: CsrService;
     certificates: CertificateService;
+    kms: KmsService;
     crls: CrlService;
     revocations: RevocationService;
     delegations: DelegationService;
@@ -110,6 +116,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   });
   const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES);
   const certificates = new CertificateService(db, clock, policy, authorities);
+  const kms = new KmsService(db, clock, policy, mutations, keyStore, authorities, {
+    keyAlgorithms: kmsKeyAlgorithms(config.caKeyAlgorithm),
+    publicUrl: config.publicUrl,
+    expiryReminderDays: config.expiryReminderDays,
+  });
+  // The KMS's own certificates (signing, encryption, TLS server) per environment: created on first start.
+  await kms.ensureCurrentCertificates();
+  const kmsExpiry = new KmsExpirySchedule(kms, config.expiryScanIntervalMs, logger);
   const crls = new CrlService(db, clock, authorities);
   const revocations = new RevocationService(clock, policy, mutations, crls);
   const delegations = new DelegationService(db, clock, policy, mutations, bus);
@@ -121,12 +135,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [CertificateResolver, new CertificateResolver(certificates, csrs, policy)],
     [OrganizationKeyMaterialResolver, new OrganizationKeyMaterialResolver(certificates, csrs)],
     [CsrResolver, new CsrResolver(csrs, certificates)],
+    [KmsCertificateResolver, new KmsCertificateResolver(kms)],
     [RevocationResolver, new RevocationResolver(revocations)],
     [DelegationResolver, new DelegationResolver(delegations)],
     [OrganizationDelegationsResolver, new OrganizationDelegationsResolver(delegations)],
   ]);
   const schema = await buildKeyPortalSchema(instances);
   const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls)];
+  routes.push(kmsCertificateRoutes(kms));
 
   let http: RunningHttpServer | null = null;
   let stopped: Promise<void> | null = null;
@@ -137,7 +153,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     clock,
     db,
     bus,
-    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, revocations, delegations },
+    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, revocations, delegations, kms },
     async start() {
       http = await startHttpServer(
         {
@@ -156,12 +172,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         config.host,
         config.port,
       );
+      kmsExpiry.start();
       logger.info({ url: http.url }, "KeyPortal is listening");
       return { url: http.url };
     },
     stop() {
       stopped ??= (async () => {
         if (http) await http.stop();
+        await kmsExpiry.stop();
         await bus.close();
         await keyStore.close();
         if (dataSource.isInitialized) await dataSource.destroy();
