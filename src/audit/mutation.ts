@@ -32,8 +32,16 @@ export interface MutationScope extends Tx {
  * On PostgreSQL the audit_head row is locked first, so mutations commit one
  * at a time and notification ids become visible in increasing order: that is
  * what lets subscribers resume from an id with no gap.
+ *
+ * Since they run one at a time anyway, they also wait their turn in this
+ * process before taking a pooled connection: otherwise every connection can
+ * end up held by a transaction waiting for that lock, while the one holding
+ * it waits for a connection to read outside its transaction (the policy's
+ * delegation grants), and nothing moves again.
  */
 export class Mutations {
+  private turn: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly db: Database,
     private readonly audit: AuditLog,
@@ -41,7 +49,18 @@ export class Mutations {
     private readonly logger: Logger,
   ) {}
 
-  async run<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
+  run<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
+    // SQLite: Database.transaction queues transactions on its one connection already.
+    if (!this.db.isPostgres) return this.runNow(spec, work);
+    const mine = this.turn.then(
+      () => this.runNow(spec, work),
+      () => this.runNow(spec, work),
+    );
+    this.turn = mine.catch(() => undefined);
+    return mine;
+  }
+
+  private async runNow<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
     const record = {
       targetId: spec.targetId ?? null,
       organizationId: spec.organizationId ?? null,
