@@ -32,7 +32,7 @@ import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./
 import { createLogger } from "./logger.js";
 import { KmsExpirySchedule } from "./kms/kms-expiry.js";
 import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
-import { KmsCertificateResolver } from "./kms/kms.resolver.js";
+import { KmsCertificateResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
 import { kmsCertificateRoutes } from "./kms/kms.routes.js";
 import { KmsService } from "./kms/kms.service.js";
 import { Outbox } from "./notifications/outbox.js";
@@ -136,6 +136,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [OrganizationKeyMaterialResolver, new OrganizationKeyMaterialResolver(certificates, csrs)],
     [CsrResolver, new CsrResolver(csrs, certificates)],
     [KmsCertificateResolver, new KmsCertificateResolver(kms)],
+    [NotificationKmsCertificateResolver, new NotificationKmsCertificateResolver(kms)],
     [RevocationResolver, new RevocationResolver(revocations)],
     [DelegationResolver, new DelegationResolver(delegations)],
     [OrganizationDelegationsResolver, new OrganizationDelegationsResolver(delegations)],

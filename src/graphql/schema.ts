@@ -4,7 +4,7 @@ import { AuditResolver } from "../audit/audit.resolver.js";
 import { CertificateResolver, OrganizationKeyMaterialResolver } from "../certificates/certificate.resolver.js";
 import { RevocationResolver } from "../certificates/revocation.resolver.js";
 import { CsrResolver } from "../csrs/csr.resolver.js";
-import { KmsCertificateResolver } from "../kms/kms.resolver.js";
+import { KmsCertificateResolver, NotificationKmsCertificateResolver } from "../kms/kms.resolver.js";
 import { DelegationResolver, OrganizationDelegationsResolver } from "../delegations/delegation.resolver.js";
 import { OfficerResolver } from "../officers/officer.resolver.js";
 import { OrganizationResolver } from "../organizations/organization.resolver.js";
@@ -21,6 +21,7 @@ export const RESOLVERS: NonEmptyArray<Function> = [
   OrganizationKeyMaterialResolver,
   CsrResolver,
   KmsCertificateResolver,
+  NotificationKmsCertificateResolver,
   RevocationResolver,
   DelegationResolver,
   OrganizationDelegationsResolver,

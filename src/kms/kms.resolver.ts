@@ -1,6 +1,8 @@
+import DataLoader from "dataloader";
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import { CertificateStatus, Environment, KmsCertificatePurpose } from "../domain.js";
-import type { Context } from "../graphql/context.js";
+import { byId, type Context } from "../graphql/context.js";
+import { Notification } from "../notifications/notification.entity.js";
 import { KmsCertificate } from "./kms-certificate.entity.js";
 import type { KmsService } from "./kms.service.js";
 
@@ -48,5 +50,24 @@ export class KmsCertificateResolver {
   @FieldResolver(() => String, { description: "The certificate followed by the issuing CA and root, PEM." })
   chainPem(@Root() certificate: KmsCertificate): string {
     return this.kms.chainPem(certificate);
+  }
+}
+
+/**
+ * Notification.kmsCertificate: the KMS certificate a KMS_CERTIFICATE_PUBLISHED
+ * (or a KMS certificate's CERTIFICATE_EXPIRING) is about, so that a subscriber
+ * gets the new certificate with the announcement. No tenancy to decide: the
+ * certificate is readable by every authenticated viewer, and whoever sees the
+ * notification is one.
+ */
+@Resolver(() => Notification)
+export class NotificationKmsCertificateResolver {
+  constructor(private readonly kms: KmsService) {}
+
+  @FieldResolver(() => KmsCertificate, { nullable: true, description: "The KMS certificate the notification is about (KMS_CERTIFICATE_PUBLISHED), with its PEM." })
+  kmsCertificate(@Root() notification: Notification, @Ctx() ctx: Context): Promise<KmsCertificate | null> | null {
+    if (!notification.kmsCertificateId) return null;
+    const loader = ctx.loaders.lazy("kmsCertificate", () => new DataLoader(byId((ids) => this.kms.byIds(ids))));
+    return loader.load(notification.kmsCertificateId);
   }
 }

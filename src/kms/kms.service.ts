@@ -162,6 +162,12 @@ export class KmsService {
     return certificate;
   }
 
+  /** For batched nested fields (Notification.kmsCertificate); callers have decided visibility. */
+  async byIds(ids: readonly string[]): Promise<KmsCertificate[]> {
+    if (ids.length === 0) return [];
+    return this.db.manager.find(KmsCertificate, { where: { id: In([...ids]) } });
+  }
+
   /** ACTIVE, EXPIRED, or REVOKED once retired: retirement takes a certificate out of the valid set before its notAfter. */
   status(certificate: KmsCertificate): CertificateStatus {
     return certificateStatus({ revokedAt: certificate.retiredAt, notAfter: certificate.notAfter }, this.clock.now());

@@ -133,9 +133,10 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
         return;
       }
       const client = server.wsClient(officer());
-      const received = new Promise<{ type: string; message: string }>((resolve, reject) => {
-        const dispose = client.subscribe<{ notifications: { type: string; message: string } }>(
-          { query: `subscription { notifications(types: [KMS_CERTIFICATE_PUBLISHED]) { type message } }` },
+      type Received = { type: string; message: string; kmsCertificate: { id: string; pem: string; current: boolean } | null };
+      const received = new Promise<Received>((resolve, reject) => {
+        const dispose = client.subscribe<{ notifications: Received }>(
+          { query: `subscription { notifications(types: [KMS_CERTIFICATE_PUBLISHED]) { type message kmsCertificate { id pem current } } }` },
           {
             next: (value) => {
               if (value.data) {
@@ -160,6 +161,8 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
       ]);
       expect(notification.type).toBe("KMS_CERTIFICATE_PUBLISHED");
       expect(notification.message).toContain(rotated.serialNumber);
+      // The announcement carries the new certificate itself.
+      expect(notification.kmsCertificate).toEqual({ id: rotated.id, pem: rotated.pem, current: true });
     });
 
     it("should decrypt for the overlapping encryption key until it is retired, and take it out of the valid set on retirement", async () => {
