@@ -206,3 +206,36 @@ describe.skipIf(!hasOpenssl)("KMS certificates checked with openssl", () => {
     }
   });
 });
+
+describe.skipIf(!hasOpenssl)("KMS certificates when the CAs are RSA (KEYPORTAL_CA_KEY_ALGORITHM=RSA-3072)", () => {
+  let server: TestServer;
+  const tmp = makeTempDir("kp-kms-rsa-");
+
+  beforeAll(async () => {
+    server = await startTestServer({ env: { KEYPORTAL_CA_KEY_ALGORITHM: "RSA-3072" } });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    tmp.cleanup();
+  });
+
+  it("should use RSA-3072 keys for every purpose, keyEncipherment on the TLS certificate, and sign CMS with RSA", async () => {
+    const { caChain } = await server.ok<{ caChain: string }>(`{ caChain(environment: PRODUCTION) }`);
+    const chain = writeFile(tmp.path, "chain.pem", caChain);
+    const certificates = await listKms(server, "PRODUCTION", null, server.operatorToken);
+    for (const certificate of certificates) {
+      const text = openssl(["x509", "-in", writeFile(tmp.path, `${certificate.purpose}.pem`, certificate.pem), "-noout", "-text"]);
+      expect(text).toMatch(/rsaEncryption[\s\S]*Public-Key: \(3072 bit\)/);
+      if (certificate.purpose === "TLS_SERVER") {
+        expect(text).toMatch(/Key Usage: critical\s+Digital Signature, Key Encipherment\n/);
+        // The default public URL's host is an address: an IP subjectAltName.
+        expect(text).toMatch(/Subject Alternative Name:\s+IP Address:127\.0\.0\.1\n/);
+      }
+    }
+    const signed = writeFile(tmp.path, "signed.p7s", await server.app.services.kms.signMessage(Environment.PRODUCTION, Buffer.from("rsa")));
+    const out = opensslResult(["cms", "-verify", "-binary", "-inform", "DER", "-in", signed, "-CAfile", chain]);
+    expect(out.stderr).toContain("Verification successful");
+    expect(openssl(["cms", "-cmsout", "-print", "-inform", "DER", "-in", signed])).toContain("sha256WithRSAEncryption");
+  });
+});
