@@ -224,6 +224,31 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
       }
     });
 
+    it.runIf(db === "postgres")("should keep one increasing cRLNumber for two instances on one database when they revoke at once", async () => {
+      // Same database and the same CA key files: a second instance behind the same load balancer.
+      const second = await startTestServer({ databaseUrl: server.databaseUrl, dataDir: server.dataDir, clock: server.clock });
+      try {
+        const before = (await fetchCrl(server, tmp.path, "MTF.crl")).crlNumber;
+        const certs: Awaited<ReturnType<typeof issue>>[] = [];
+        for (let i = 0; i < 6; i++) certs.push(await issue(server, tmp.path, org));
+        const results = await Promise.all(
+          certs.map((c, i) => (i % 2 ? second : server).gql(REVOKE, { id: c.id, reason: "SUPERSEDED" }, org.officers[i % 2]!.token)),
+        );
+        expect(results.map(outcome)).toEqual(Array(6).fill("OK"));
+        const fromFirst = await fetchCrl(server, tmp.path, "MTF.crl");
+        const fromSecond = await fetchCrl(second, tmp.path, "MTF.crl");
+        // One rebuild per revocation, each with its own number, whichever instance did it.
+        expect(fromFirst.crlNumber).toBe(before + 6n);
+        expect(fromSecond.crlNumber).toBe(fromFirst.crlNumber);
+        for (const crl of [fromFirst, fromSecond]) {
+          const entries = crlEntries(crl.text);
+          for (const c of certs) expect(entries.get(c.serialNumber)).toBe("Superseded");
+        }
+      } finally {
+        await second.close({ keepData: true });
+      }
+    });
+
     it("should make openssl s_server with -crl_check refuse the revoked client certificate and accept a valid one", async () => {
       const good = await issue(server, tmp.path, org);
       const revoked = await issue(server, tmp.path, org);
