@@ -3,6 +3,12 @@ import { Column, Entity } from "typeorm";
 import { bigintNumber, isoInstant } from "../db/columns.js";
 import { NotificationType } from "../domain.js";
 
+/** Values of Notification.audience: who hears a notification that is about no single organization. */
+export enum NotificationAudience {
+  /** Every participant and MSP (KMS publications such as a rotated KMS certificate). */
+  PARTICIPANTS_AND_MSPS = "PARTICIPANTS_AND_MSPS",
+}
+
 /**
  * A notification is also the outbox row: it is written in the transaction of
  * the change it announces, and published and mailed only after commit.
