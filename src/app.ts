@@ -35,7 +35,19 @@ import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
 import { KmsCertificateResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
 import { kmsCertificateRoutes } from "./kms/kms.routes.js";
 import { KmsService } from "./kms/kms.service.js";
+import { CertificateExpiryResolver } from "./notifications/certificate-expiry.resolver.js";
+import { EmailDeliveryWorker } from "./notifications/delivery-worker.js";
+import { NotificationDispatcher } from "./notifications/dispatcher.js";
+import { NotificationEmails } from "./notifications/email.js";
+import { ExpiryScanner } from "./notifications/expiry-scanner.js";
+import { AppState, DatabaseLease } from "./notifications/lease.js";
+import { createMailer, type Mailer } from "./notifications/mailer.js";
+import { NotificationResolver } from "./notifications/notification.resolver.js";
+import { NotificationService } from "./notifications/notification.service.js";
+import { NotificationStore } from "./notifications/notification.store.js";
 import { Outbox } from "./notifications/outbox.js";
+import { RedisEventBus } from "./notifications/redis-event-bus.js";
+import { NotificationRefs } from "./notifications/refs.js";
 import { OfficerResolver } from "./officers/officer.resolver.js";
 import { OfficerService } from "./officers/officer.service.js";
 import { bootstrap } from "./organizations/bootstrap.js";
@@ -80,6 +92,11 @@ export interface App {
     crls: CrlService;
     revocations: RevocationService;
     delegations: DelegationService;
+    notifications: NotificationService;
+    dispatcher: NotificationDispatcher;
+    expiryScanner: ExpiryScanner;
+    emailWorker: EmailDeliveryWorker;
+    mailer: Mailer;
   };
   /** Listens on config.host:config.port (0 picks a free port). */
   start(): Promise<{ url: string }>;
@@ -90,7 +107,9 @@ export interface App {
 export async function createApp(config: Config, overrides: AppOverrides = {}): Promise<App> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const clock = overrides.clock ?? systemClock;
-  const bus = overrides.bus ?? new InProcessEventBus();
+  const bus: EventBus =
+    overrides.bus ??
+    (config.redisUrl ? new RedisEventBus(config.redisUrl, { channelPrefix: config.redisChannelPrefix, logger }) : new InProcessEventBus());
 
   const dataSource = createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   await dataSource.initialize();
@@ -101,6 +120,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const audit = new AuditLog(db, clock);
   const outbox = new Outbox(clock, bus);
   const mutations = new Mutations(db, audit, outbox, logger);
+  // Every notification gets its email deliveries in its own transaction.
+  outbox.onInsert(new NotificationEmails(clock, config.publicUrl).onNotification);
   const organizations = new OrganizationService(db, clock, policy, mutations);
   const officers = new OfficerService(db, clock, policy, mutations, bus);
 
@@ -128,6 +149,17 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const revocations = new RevocationService(clock, policy, mutations, crls);
   const delegations = new DelegationService(db, clock, policy, mutations, bus);
 
+  const notificationStore = new NotificationStore(db);
+  const notificationRefs = new NotificationRefs(db);
+  const mailer = createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
+  const emailWorker = new EmailDeliveryWorker({ db, clock, mailer, bus, logger, from: config.mailFrom });
+  const dispatcher = new NotificationDispatcher({ store: notificationStore, policy, refs: notificationRefs, bus, logger });
+  const expiryScanner = new ExpiryScanner(
+    { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", 10 * 60_000), state: new AppState(db, clock), logger },
+    { thresholdsDays: config.expiryReminderDays },
+  );
+  const notifications = new NotificationService(notificationStore, policy, expiryScanner);
+
   const instances: ResolverInstances = new Map<Function, object>([
     [OrganizationResolver, new OrganizationResolver(organizations, officers, policy)],
     [OfficerResolver, new OfficerResolver(officers)],
@@ -140,6 +172,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [RevocationResolver, new RevocationResolver(revocations)],
     [DelegationResolver, new DelegationResolver(delegations)],
     [OrganizationDelegationsResolver, new OrganizationDelegationsResolver(delegations)],
+    [NotificationResolver, new NotificationResolver(notifications, policy, notificationRefs)],
+    [CertificateExpiryResolver, new CertificateExpiryResolver(clock)],
   ]);
   const schema = await buildKeyPortalSchema(instances);
   const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls)];
@@ -154,8 +188,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     clock,
     db,
     bus,
-    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, revocations, delegations, kms },
+    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, revocations, delegations, kms,
+      notifications, dispatcher, expiryScanner, emailWorker, mailer },
     async start() {
+      await dispatcher.start();
+      emailWorker.start();
+      expiryScanner.start(config.expiryScanIntervalMs);
+      await bus.ready?.();
       http = await startHttpServer(
         {
           schema,
@@ -168,7 +207,11 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
           loaderSources: {
             organizationsByIds: (ids) => organizations.byIds(ids),
             officersByIds: (ids) => officers.byIds(ids),
+            certificatesByIds: notificationRefs.certificatesByIds,
+            csrsByIds: notificationRefs.csrsByIds,
+            delegationsByIds: notificationRefs.delegationsByIds,
           },
+          feeds: { notifications: dispatcher },
         },
         config.host,
         config.port,
@@ -180,6 +223,10 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     stop() {
       stopped ??= (async () => {
         if (http) await http.stop();
+        await dispatcher.stop();
+        await expiryScanner.stop();
+        await emailWorker.stop();
+        mailer.close();
         await kmsExpiry.stop();
         await bus.close();
         await keyStore.close();

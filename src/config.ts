@@ -8,6 +8,8 @@ export interface Config {
   /** postgres://... ; absent means the embedded SQLite file under dataDir. */
   databaseUrl?: string;
   redisUrl?: string;
+  /** Redis channels are "<prefix>:<topic>" (KEYPORTAL_REDIS_PREFIX, default "keyportal"): deployments sharing a Redis keep apart. */
+  redisChannelPrefix: string;
   smtpUrl?: string;
   mailFrom: string;
   bootstrapToken?: string;
@@ -103,6 +105,10 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   if (!/^[^\s@<>]+@[^\s@<>]+$|<[^\s@<>]+@[^\s@<>]+>$/.test(mailFrom)) {
     throw new ConfigError("MAIL_FROM", "must be an email address, optionally with a display name");
   }
+  const redisChannelPrefix = optional(env, "KEYPORTAL_REDIS_PREFIX") ?? "keyportal";
+  if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(redisChannelPrefix)) {
+    throw new ConfigError("KEYPORTAL_REDIS_PREFIX", "must be 1 to 64 letters, digits or : _ . -");
+  }
   const defaultPublicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   const publicUrl = (
     url(env, "KEYPORTAL_PUBLIC_URL", ["http:", "https:"]) ?? `http://${defaultPublicHost}:${port === 0 ? 4000 : port}`
@@ -124,6 +130,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     dataDir,
     databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
     redisUrl: url(env, "REDIS_URL", ["redis:", "rediss:"]),
+    redisChannelPrefix,
     smtpUrl: url(env, "SMTP_URL", ["smtp:", "smtps:"]),
     mailFrom,
     bootstrapToken,

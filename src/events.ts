@@ -9,6 +9,8 @@ import { EventEmitter } from "node:events";
 export interface EventBus {
   publish(topic: EventTopic, payload: EventPayload): Promise<void>;
   subscribe(topic: EventTopic, handler: (payload: EventPayload) => void): () => void;
+  /** Resolves once subscriptions made so far receive events from other instances (Redis); absent when immediate. */
+  ready?(): Promise<void>;
   close(): Promise<void>;
 }
 

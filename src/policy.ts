@@ -1,5 +1,6 @@
-import { CertificateKind, Environment, OfficerStatus, Role } from "./domain.js";
+import { CertificateKind, Environment, OfficerStatus, OrganizationKind, Role } from "./domain.js";
 import { forbidden, notFound, unauthenticated } from "./errors.js";
+import { NotificationAudience } from "./notifications/notification.entity.js";
 import type { Viewer } from "./viewer.js";
 
 /** What an active delegation lets an MSP do for a participant. */
@@ -23,6 +24,35 @@ export interface KeyMaterialScope {
   organizationId: string;
   kind: CertificateKind;
   environment: Environment;
+}
+
+/** The columns of a notification that decide who sees it. */
+export interface NotificationAddress {
+  organizationId: string | null;
+  secondOrganizationId: string | null;
+  audience: string | null;
+  certificateKind: string | null;
+  environment: string | null;
+}
+
+/**
+ * What a non-operator may see of the notification history, for list filters
+ * (query and replay): rows of its organization (first or second), rows for an
+ * audience it belongs to, and key material of participants its active
+ * delegations cover.
+ */
+export interface NotificationScope {
+  organizationId: string;
+  audiences: string[];
+  grants: DelegationGrant[];
+}
+
+function grantsCover(grants: DelegationGrant[], n: NotificationAddress): boolean {
+  if (!n.organizationId || !n.certificateKind || !n.environment) return false;
+  return grants.some(
+    (g) =>
+      g.participantId === n.organizationId && g.environment === n.environment && (g.kinds as string[]).includes(n.certificateKind!),
+  );
 }
 
 /**
@@ -98,6 +128,45 @@ export class AccessPolicy {
   async readableScopes(viewer: Viewer): Promise<{ ownOrganizationId: string; grants: DelegationGrant[] } | null> {
     if (this.isOperator(viewer)) return null;
     return { ownOrganizationId: viewer.organization.id, grants: await this.grantsOf(viewer) };
+  }
+
+  /** Audiences (Notification.audience values) the viewer's organization belongs to. */
+  notificationAudiences(viewer: Viewer): string[] {
+    const kind = viewer.organization.kind;
+    return kind === OrganizationKind.PARTICIPANT || kind === OrganizationKind.MSP ? [NotificationAudience.PARTICIPANTS_AND_MSPS] : [];
+  }
+
+  /** Visible without asking for delegations: operators, the organization named first or second, or an audience of the viewer. */
+  seesNotificationDirectly(viewer: Viewer, n: NotificationAddress): boolean {
+    if (this.isOperator(viewer)) return true;
+    const own = viewer.organization.id;
+    if (n.organizationId === own || n.secondOrganizationId === own) return true;
+    return n.audience !== null && this.notificationAudiences(viewer).includes(n.audience);
+  }
+
+  /** Whether only a delegation could make it visible: another organization's key material, for an MSP (only MSPs receive delegations). */
+  mightSeeNotificationByDelegation(viewer: Viewer, n: NotificationAddress): boolean {
+    if (this.isOperator(viewer) || viewer.organization.kind !== OrganizationKind.MSP) return false;
+    return Boolean(n.organizationId && n.certificateKind && n.environment);
+  }
+
+  /**
+   * Notifications: operators all; officers those of their organization (first
+   * or second, e.g. the MSP of a delegation event), those for an audience they
+   * belong to, and for an MSP the key material an active delegation covers.
+   * Pass `grants` when the caller has just read them for many rows.
+   */
+  async canSeeNotification(viewer: Viewer, n: NotificationAddress, grants?: DelegationGrant[]): Promise<boolean> {
+    if (this.seesNotificationDirectly(viewer, n)) return true;
+    if (!this.mightSeeNotificationByDelegation(viewer, n)) return false;
+    return grantsCover(grants ?? (await this.grantsOf(viewer)), n);
+  }
+
+  /** canSeeNotification as a filter for lists; null for operators. Grants are read now. */
+  async notificationScope(viewer: Viewer): Promise<NotificationScope | null> {
+    if (this.isOperator(viewer)) return null;
+    const grants = viewer.organization.kind === OrganizationKind.MSP ? await this.grantsOf(viewer) : [];
+    return { organizationId: viewer.organization.id, audiences: this.notificationAudiences(viewer), grants: grants.filter((g) => g.kinds.length > 0) };
   }
 
   /** A delegation is readable by operators and by officers of its participant or MSP. */

@@ -1,3 +1,4 @@
+import { createPubSub } from "@graphql-yoga/subscription";
 import { type GraphQLSchema, lexicographicSortSchema, printSchema } from "graphql";
 import { buildSchema, type NonEmptyArray } from "type-graphql";
 import { AuditResolver } from "../audit/audit.resolver.js";
@@ -6,6 +7,8 @@ import { RevocationResolver } from "../certificates/revocation.resolver.js";
 import { CsrResolver } from "../csrs/csr.resolver.js";
 import { KmsCertificateResolver, NotificationKmsCertificateResolver } from "../kms/kms.resolver.js";
 import { DelegationResolver, OrganizationDelegationsResolver } from "../delegations/delegation.resolver.js";
+import { CertificateExpiryResolver } from "../notifications/certificate-expiry.resolver.js";
+import { NotificationResolver } from "../notifications/notification.resolver.js";
 import { OfficerResolver } from "../officers/officer.resolver.js";
 import { OrganizationResolver } from "../organizations/organization.resolver.js";
 import { registerEnums } from "./enums.js";
@@ -25,6 +28,8 @@ export const RESOLVERS: NonEmptyArray<Function> = [
   RevocationResolver,
   DelegationResolver,
   OrganizationDelegationsResolver,
+  NotificationResolver,
+  CertificateExpiryResolver,
 ];
 
 /** Resolver instances by class, built by the composition root (constructor injection). */
@@ -37,6 +42,9 @@ export async function buildKeyPortalSchema(instances: ResolverInstances = new Ma
     scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
     validate: false,
     emitSchemaFile: false,
+    // type-graphql insists on a PubSub once there is a subscription; Subscription.notifications brings its own
+    // async iterator (notifications/dispatcher.ts), so this one carries nothing.
+    pubSub: createPubSub(),
     container: {
       get(someClass: Function) {
         const instance = instances.get(someClass);

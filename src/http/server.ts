@@ -43,6 +43,8 @@ export interface HttpServerOptions {
   db: Database;
   auth: Authenticator;
   loaderSources: LoaderSources;
+  /** Event sources for subscriptions (Context.feeds). */
+  feeds?: Context["feeds"];
   bus: EventBus;
   routes: RouteInstaller[];
   /** Directory of the built GraphiQL page (index.html and assets). */
@@ -103,7 +105,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
       onClose: (ctx) => {
         sockets.delete(ctx.extra);
       },
-      context: (ctx): Context => ({ viewer: ctx.extra.viewer ?? null, loaders: createLoaders(opts.loaderSources) }),
+      context: (ctx): Context => ({ viewer: ctx.extra.viewer ?? null, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds }),
       onSubscribe: async (ctx, _id, payload) => {
         const viewer = ctx.extra.viewer;
         if (!viewer || !(await auth.stillValid(viewer))) {

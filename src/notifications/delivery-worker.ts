@@ -1,0 +1,229 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { In } from "typeorm";
+import type { Clock } from "../clock.js";
+import type { Database } from "../db/data-source.js";
+import type { EventBus } from "../events.js";
+import { EmailDelivery, EmailDeliveryStatus } from "./email-delivery.entity.js";
+import type { Mailer } from "./mailer.js";
+import { withEntityManager } from "./tx.js";
+
+export interface DeliveryWorkerOptions {
+  /** Rows claimed per round. */
+  batchSize?: number;
+  /** Looks for due rows this often (retries become due as the clock moves). */
+  pollIntervalMs?: number;
+  /** How long a claim keeps other workers away; longer than any one send can take. */
+  claimMs?: number;
+  /** Retry delay after the first failure; doubles with every further failure, up to backoffMaxMs, ±25% jitter. */
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** After this many failed attempts the row becomes FAILED (with a base of 1 s and a cap of 1 h, about a day). */
+  maxAttempts?: number;
+  random?: () => number;
+}
+
+export interface DeliveryRound {
+  sent: number;
+  failed: number;
+}
+
+/** An SMTP error as stored in lastError: code and message, with any credentials in a URL masked. */
+export function describeSendError(error: unknown): string {
+  const e = error as { code?: unknown; responseCode?: unknown; message?: unknown };
+  const code = typeof e.code === "string" ? e.code : error instanceof Error ? error.name : "ERROR";
+  const status = typeof e.responseCode === "number" ? ` ${e.responseCode}` : "";
+  const message = typeof e.message === "string" ? e.message : String(error);
+  return `${code}${status}: ${message}`.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@\s/]*@/gi, "$1***@").replace(/\s+/g, " ").slice(0, 500);
+}
+
+/**
+ * Sends due email deliveries: after every commit that wrote notifications
+ * (kicked by "notifications.committed") and on a timer for retries. A row is
+ * claimed with a guarded UPDATE (still PENDING, no live claim), so two
+ * workers, on one instance or several, never send the same row; the outcome
+ * is written back at once, so a restart neither loses a PENDING email nor
+ * resends a SENT one. The one window left: the process dies after the SMTP
+ * server accepted a message and before SENT is written; that message is sent
+ * again once its claim expires, with the same Message-ID.
+ */
+export class EmailDeliveryWorker {
+  private readonly workerId = randomUUID();
+  private readonly batchSize: number;
+  private readonly pollIntervalMs: number;
+  private readonly claimMs: number;
+  private readonly backoffBaseMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly maxAttempts: number;
+  private readonly random: () => number;
+  private timer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
+  private queued = false;
+  private stopping = false;
+  private readonly messageIdDomain: string;
+
+  constructor(
+    private readonly deps: { db: Database; clock: Clock; mailer: Mailer; bus: EventBus; logger: Logger; from: string },
+    options: DeliveryWorkerOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 20;
+    this.pollIntervalMs = options.pollIntervalMs ?? 5000;
+    this.claimMs = options.claimMs ?? 5 * 60_000;
+    this.backoffBaseMs = options.backoffBaseMs ?? 1000;
+    this.backoffMaxMs = options.backoffMaxMs ?? 3_600_000;
+    this.maxAttempts = options.maxAttempts ?? 30;
+    this.random = options.random ?? Math.random;
+    this.messageIdDomain = /@([^>\s]+)>?$/.exec(deps.from)?.[1] ?? "keyportal.invalid";
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.stopping = false;
+    this.unsubscribe = this.deps.bus.subscribe("notifications.committed", () => this.kick());
+    this.timer = setInterval(() => this.kick(), this.pollIntervalMs);
+    this.timer.unref();
+    this.kick(); // whatever a previous run left pending
+  }
+
+  /** Stops the timer and waits for the round in flight. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    await this.chain;
+  }
+
+  /** Send what is due soon, in the background (coalesced). */
+  kick(): void {
+    if (this.stopping || this.queued) return;
+    this.queued = true;
+    this.chain = this.chain.then(async () => {
+      this.queued = false;
+      try {
+        await this.round();
+      } catch (error) {
+        this.deps.logger.error({ err: error }, "email delivery round failed");
+      }
+    });
+  }
+
+  /** Sends everything due now and resolves with what happened (after any round in flight). */
+  runOnce(): Promise<DeliveryRound> {
+    const result = this.chain.then(() => this.round());
+    this.chain = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Delay before attempt `attempts + 1`, given `attempts` failures so far. */
+  backoffMs(attempts: number): number {
+    const exponential = Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** Math.max(0, attempts - 1));
+    return Math.round(exponential * (0.75 + 0.5 * this.random()));
+  }
+
+  private async round(): Promise<DeliveryRound> {
+    const total: DeliveryRound = { sent: 0, failed: 0 };
+    // Due as of the start of the round: a row that fails now is due again later, not in this round.
+    const dueBy = this.deps.clock.now();
+    while (!this.stopping) {
+      const claimed = await this.claim(dueBy);
+      if (claimed.length === 0) break;
+      // The claimed batch in parallel: the SMTP mailer pools a few connections.
+      const outcomes = await Promise.all(claimed.map((delivery) => this.deliver(delivery)));
+      for (const sent of outcomes) {
+        if (sent) total.sent += 1;
+        else total.failed += 1;
+      }
+    }
+    return total;
+  }
+
+  private async claim(dueBy: Date): Promise<EmailDelivery[]> {
+    const now = this.deps.clock.now();
+    const nowIso = now.toISOString();
+    const until = new Date(now.getTime() + this.claimMs);
+    return withEntityManager(this.deps.db, async (em) => {
+      const due = await em
+        .createQueryBuilder(EmailDelivery, "d")
+        .select("d.id", "id")
+        .where("d.status = :pending", { pending: EmailDeliveryStatus.PENDING })
+        .andWhere("d.nextAttemptAt <= :dueBy", { dueBy: dueBy.toISOString() })
+        .andWhere("(d.claimedUntil IS NULL OR d.claimedUntil <= :now)", { now: nowIso })
+        .orderBy("d.nextAttemptAt", "ASC")
+        .addOrderBy("d.id", "ASC")
+        .limit(this.batchSize)
+        .getRawMany<{ id: string }>();
+      const mine: string[] = [];
+      for (const { id } of due) {
+        const result = await em
+          .createQueryBuilder()
+          .update(EmailDelivery)
+          .set({ claimedUntil: until, claimedBy: this.workerId })
+          .where("id = :id AND status = :pending AND (claimedUntil IS NULL OR claimedUntil <= :now)", {
+            id,
+            pending: EmailDeliveryStatus.PENDING,
+            now: nowIso,
+          })
+          .execute();
+        if (result.affected === 1) mine.push(id);
+      }
+      if (mine.length === 0) return [];
+      return em.find(EmailDelivery, { where: { id: In(mine) }, order: { nextAttemptAt: "ASC", id: "ASC" } });
+    });
+  }
+
+  private async deliver(delivery: EmailDelivery): Promise<boolean> {
+    const messageId = `<${delivery.id}@${this.messageIdDomain}>`;
+    try {
+      const info = await this.deps.mailer.send({
+        from: this.deps.from,
+        to: delivery.recipient,
+        subject: delivery.subject,
+        text: delivery.body,
+        messageId,
+      });
+      const now = this.deps.clock.now();
+      await withEntityManager(this.deps.db, (em) =>
+        em
+          .createQueryBuilder()
+          .update(EmailDelivery)
+          .set({
+            status: EmailDeliveryStatus.SENT,
+            sentAt: now,
+            messageId: info.messageId.slice(0, 300),
+            attempts: delivery.attempts + 1,
+            claimedUntil: null,
+            claimedBy: null,
+            lastError: null,
+          })
+          .where("id = :id AND status = :pending", { id: delivery.id, pending: EmailDeliveryStatus.PENDING })
+          .execute(),
+      );
+      return true;
+    } catch (error) {
+      const attempts = delivery.attempts + 1;
+      const now = this.deps.clock.now();
+      const giveUp = attempts >= this.maxAttempts;
+      const lastError = describeSendError(error);
+      this.deps.logger.warn({ deliveryId: delivery.id, attempts, giveUp, lastError }, "email delivery failed");
+      await withEntityManager(this.deps.db, (em) =>
+        em
+          .createQueryBuilder()
+          .update(EmailDelivery)
+          .set({
+            status: giveUp ? EmailDeliveryStatus.FAILED : EmailDeliveryStatus.PENDING,
+            attempts,
+            nextAttemptAt: new Date(now.getTime() + this.backoffMs(attempts)),
+            claimedUntil: null,
+            claimedBy: null,
+            lastError,
+          })
+          .where("id = :id AND status = :pending AND claimedBy = :me", { id: delivery.id, pending: EmailDeliveryStatus.PENDING, me: this.workerId })
+          .execute(),
+      );
+      return false;
+    }
+  }
+}

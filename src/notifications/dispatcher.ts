@@ -1,0 +1,216 @@
+import type { Logger } from "pino";
+import type { EventBus, EventPayload } from "../events.js";
+import { integerCursor } from "../graphql/pagination.js";
+import type { AccessPolicy, DelegationGrant } from "../policy.js";
+import type { Viewer } from "../viewer.js";
+import type { NotificationFeed, NotificationFeedOptions } from "./feed.js";
+import type { Notification } from "./notification.entity.js";
+import type { NotificationStore } from "./notification.store.js";
+import { DEFAULT_STREAM_LIMITS, NotificationStream, type StreamHost, type StreamLimits } from "./live-stream.js";
+import type { NotificationRefs } from "./refs.js";
+
+export interface DispatcherOptions {
+  /** Rows read per query. */
+  batchSize?: number;
+  /** Safety net if a "committed" signal is lost (Redis restarting): look for new rows this often. */
+  pollIntervalMs?: number;
+  limits?: Partial<StreamLimits>;
+}
+
+/**
+ * One per instance. On "notifications.committed" (from this instance or,
+ * through Redis, from any other) it reads the rows after its high-water
+ * mark in id order and offers each live subscription of this instance the
+ * rows its viewer may see. Subscribers whose token was revoked or whose
+ * officer was deactivated are ended, both on "access.revoked" and by a check
+ * before every delivery.
+ */
+export class NotificationDispatcher implements NotificationFeed {
+  private highWater = 0;
+  private readonly streams = new Set<NotificationStream>();
+  private pumping: Promise<void> | null = null;
+  private pumpAgain = false;
+  private epoch = 0;
+  private started = false;
+  private stopped = false;
+  private unsubscribes: Array<() => void> = [];
+  private pollTimer: NodeJS.Timeout | null = null;
+  private readonly batchSize: number;
+  private readonly pollIntervalMs: number;
+  private readonly limits: StreamLimits;
+  private readonly host: StreamHost;
+
+  constructor(
+    private readonly deps: {
+      store: NotificationStore;
+      policy: AccessPolicy;
+      refs: Pick<NotificationRefs, "validTokenIds">;
+      bus: EventBus;
+      logger: Logger;
+    },
+    options: DispatcherOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 500;
+    this.pollIntervalMs = options.pollIntervalMs ?? 5000;
+    this.limits = { ...DEFAULT_STREAM_LIMITS, ...options.limits };
+    this.host = {
+      history: async (viewer, afterId, types, limit) =>
+        this.deps.store.visibleAfter(await this.deps.policy.notificationScope(viewer), afterId, types, limit),
+      stillValid: async (viewer) => (await this.deps.refs.validTokenIds([viewer])).has(viewer.tokenId),
+      grantsEpoch: () => this.epoch,
+      detach: (stream) => {
+        this.streams.delete(stream);
+      },
+    };
+  }
+
+  /** Live subscriptions on this instance. */
+  get subscriberCount(): number {
+    return this.streams.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.highWater = await this.deps.store.maxId();
+    this.unsubscribes = [
+      this.deps.bus.subscribe("notifications.committed", (event) => this.kick(event.upTo)),
+      this.deps.bus.subscribe("access.revoked", (event) => this.onAccessRevoked(event)),
+    ];
+    this.pollTimer = setInterval(() => this.kick(), this.pollIntervalMs);
+    this.pollTimer.unref();
+    this.started = true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    for (const unsubscribe of this.unsubscribes) unsubscribe();
+    this.unsubscribes = [];
+    for (const stream of [...this.streams]) stream.end();
+    await this.pumping;
+  }
+
+  /** Subscription.notifications: replay after the cursor (if any), then live. */
+  open(viewer: Viewer, options: NotificationFeedOptions): NotificationStream {
+    if (!this.started || this.stopped) throw new Error("the notification dispatcher is not running");
+    const stream = new NotificationStream(viewer, options.types, options.after, this.host, this.limits);
+    this.streams.add(stream);
+    stream.start();
+    return stream;
+  }
+
+  /** Parses a client's cursor (decimal id). */
+  static cursor(after: string | null | undefined): number | null {
+    return after == null || after === "" ? null : integerCursor(after);
+  }
+
+  /** Look for committed rows now. `upTo`: the highest id the signal announced, when known. */
+  kick(upTo?: number): void {
+    if (!this.started || this.stopped) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    if (upTo !== undefined && upTo <= this.highWater) return;
+    this.pumping = this.pump().finally(() => {
+      this.pumping = null;
+      if (this.pumpAgain) {
+        this.pumpAgain = false;
+        this.kick();
+      }
+    });
+  }
+
+  /** Resolves once everything committed so far has been offered to the subscribers (tests, shutdown). */
+  async settle(): Promise<void> {
+    this.kick();
+    while (this.pumping) await this.pumping;
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        const rows = await this.deps.store.after(this.highWater, this.batchSize);
+        if (rows.length === 0) return;
+        await this.fanOut(rows);
+        this.highWater = rows[rows.length - 1]!.id;
+        if (rows.length < this.batchSize) return;
+      }
+    } catch (error) {
+      // The next signal or poll tries again from the same high-water mark.
+      this.deps.logger.error({ err: error }, "notification dispatch failed");
+    }
+  }
+
+  private async fanOut(rows: readonly Notification[]): Promise<void> {
+    const { policy } = this.deps;
+    for (;;) {
+      if (this.streams.size === 0) return;
+      const epoch = this.epoch;
+      // Grants are read fresh for every batch (one query per MSP organization), never cached across batches.
+      const grantsByOrganization = new Map<string, Promise<DelegationGrant[]>>();
+      const grantsOf = (viewer: Viewer) => {
+        let grants = grantsByOrganization.get(viewer.organization.id);
+        if (!grants) {
+          grants = policy.grantsOf(viewer);
+          grantsByOrganization.set(viewer.organization.id, grants);
+        }
+        return grants;
+      };
+      const deliveries = new Map<NotificationStream, Notification[]>();
+      for (const stream of this.streams) {
+        const picked: Notification[] = [];
+        for (const n of rows) {
+          if (!stream.wants(n)) continue;
+          if (policy.seesNotificationDirectly(stream.viewer, n)) picked.push(n);
+          else if (policy.mightSeeNotificationByDelegation(stream.viewer, n)) {
+            if (await policy.canSeeNotification(stream.viewer, n, await grantsOf(stream.viewer))) picked.push(n);
+          }
+        }
+        if (picked.length > 0) deliveries.set(stream, picked);
+      }
+      if (deliveries.size === 0) return;
+      const valid = await this.deps.refs.validTokenIds([...deliveries.keys()].map((s) => s.viewer));
+      if (epoch !== this.epoch) continue; // a delegation was revoked while deciding: decide again
+      for (const [stream, picked] of deliveries) {
+        if (!valid.has(stream.viewer.tokenId)) stream.end();
+        else stream.offer(picked);
+      }
+      return;
+    }
+  }
+
+  private onAccessRevoked(event: EventPayload): void {
+    if (event.tokenId || event.officerId) {
+      for (const stream of [...this.streams]) {
+        const v = stream.viewer;
+        if ((event.tokenId && v.tokenId === event.tokenId) || (event.officerId && v.officer.id === event.officerId)) stream.end();
+      }
+    }
+    if (event.delegationId) {
+      this.epoch += 1;
+      void this.recheckDelegatedRows().catch((error: unknown) =>
+        this.deps.logger.error({ err: error }, "could not re-check subscriptions after a delegation was revoked"),
+      );
+    }
+  }
+
+  /** A delegation was revoked: rows queued for MSP subscribers under it must not reach them. */
+  private async recheckDelegatedRows(): Promise<void> {
+    const { policy } = this.deps;
+    const grantsByOrganization = new Map<string, DelegationGrant[]>();
+    for (const stream of [...this.streams]) {
+      const candidates = stream.pending().filter((n) => !policy.seesNotificationDirectly(stream.viewer, n));
+      if (candidates.length === 0) continue;
+      const orgId = stream.viewer.organization.id;
+      let grants = grantsByOrganization.get(orgId);
+      if (!grants) {
+        grants = await policy.grantsOf(stream.viewer);
+        grantsByOrganization.set(orgId, grants);
+      }
+      const hidden = new Set<number>();
+      for (const n of candidates) if (!(await policy.canSeeNotification(stream.viewer, n, grants))) hidden.add(n.id);
+      stream.drop(hidden);
+    }
+  }
+}

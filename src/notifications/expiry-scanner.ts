@@ -1,0 +1,215 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { In } from "typeorm";
+import type { Mutations } from "../audit/mutation.js";
+import { Certificate } from "../certificates/certificate.entity.js";
+import type { Clock } from "../clock.js";
+import type { Database } from "../db/data-source.js";
+import { NotificationType } from "../domain.js";
+import type { Viewer } from "../viewer.js";
+import type { AppState, DatabaseLease } from "./lease.js";
+import { Notification } from "./notification.entity.js";
+import { withEntityManager } from "./tx.js";
+
+export const DAY_MS = 86_400_000;
+
+export type ExpiryNotice = { type: NotificationType.CERTIFICATE_EXPIRED } | { type: NotificationType.CERTIFICATE_EXPIRING; days: number };
+
+/**
+ * The reminder rule. A certificate is "inside" a threshold T when at most T
+ * days are left. The notice due is for the smallest threshold it is inside:
+ * so the clock passing 120, 60, 30, 7 and 1 days before notAfter gives one
+ * reminder each, and a certificate that starts inside several thresholds at
+ * once (signed for 100 days: inside 120; or first seen 50 days before expiry:
+ * inside 120 and 60) gets one reminder, for the threshold it is in now (120;
+ * 60), never a burst of stale ones. A threshold skipped that way is never sent
+ * later, because the smallest threshold a certificate is inside only ever
+ * decreases. At or after notAfter the notice is CERTIFICATE_EXPIRED instead.
+ * Each notice is sent once: its dedupeKey is unique in the database.
+ */
+export function dueExpiryNotice(notAfter: Date, now: Date, thresholdsDays: readonly number[]): ExpiryNotice | null {
+  const left = notAfter.getTime() - now.getTime();
+  if (left <= 0) return { type: NotificationType.CERTIFICATE_EXPIRED };
+  const inside = thresholdsDays.filter((days) => left <= days * DAY_MS);
+  if (inside.length === 0) return null;
+  return { type: NotificationType.CERTIFICATE_EXPIRING, days: Math.min(...inside) };
+}
+
+export function expiryDedupeKey(certificateId: string, notice: ExpiryNotice): string {
+  return notice.type === NotificationType.CERTIFICATE_EXPIRED ? `expired:${certificateId}` : `expiring:${certificateId}:${notice.days}`;
+}
+
+/** Whole days until notAfter, rounded down (negative once expired): Certificate.daysUntilExpiry. */
+export function daysUntil(notAfter: Date, now: Date): number {
+  return Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
+}
+
+const EXPIRED_THROUGH = "expiry-scan:expired-through";
+
+export interface ExpiryScannerOptions {
+  thresholdsDays: readonly number[];
+  batchSize?: number;
+}
+
+type Due = Pick<Certificate, "id" | "organizationId" | "kind" | "environment" | "commonName" | "serialNumber" | "notAfter" | "csrId">;
+
+/**
+ * Emits CERTIFICATE_EXPIRING and CERTIFICATE_EXPIRED notifications.
+ *
+ * One instance scans at a time: a lease row in app_state ("lease:expiry-scan",
+ * see DatabaseLease), chosen over a PostgreSQL advisory lock because it works
+ * on SQLite too and needs no connection pinned for the length of the scan.
+ * The lease only saves work: exactly-once comes from the unique dedupeKey,
+ * checked inside Mutations.run, whose transactions are serialized (audit_head
+ * lock on PostgreSQL, one connection on SQLite), so even two scanners
+ * racing could not emit a notice twice.
+ *
+ * Cost grows with what is due, not with the table: it reads, through the
+ * notAfter index and in batches, only unrevoked certificates with notAfter
+ * between the last completed scan's time (everything before that has had
+ * its CERTIFICATE_EXPIRED) and now plus the largest threshold.
+ */
+export class ExpiryScanner {
+  private readonly thresholds: number[];
+  private readonly batchSize: number;
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight: Promise<unknown> = Promise.resolve();
+  private readonly instance = randomUUID();
+
+  constructor(
+    private readonly deps: { db: Database; clock: Clock; mutations: Mutations; lease: DatabaseLease; state: AppState; logger: Logger },
+    options: ExpiryScannerOptions,
+  ) {
+    this.thresholds = [...new Set(options.thresholdsDays)].sort((a, b) => b - a);
+    this.batchSize = options.batchSize ?? 500;
+  }
+
+  /** Scans every intervalMs until stop(). */
+  start(intervalMs: number): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      const run = this.runOnce().catch((error: unknown) => this.deps.logger.error({ err: error }, "expiry scan failed"));
+      this.inFlight = run;
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.inFlight;
+  }
+
+  /**
+   * One scan; resolves with the number of notifications emitted. When another
+   * scan holds the lease it waits up to waitMs (real time) for it, then gives
+   * up and answers 0: the other scan emits what is due.
+   */
+  async runOnce(opts: { actor?: Viewer | null; waitMs?: number } = {}): Promise<number> {
+    const holder = `${this.instance}:${randomUUID()}`;
+    const deadline = Date.now() + (opts.waitMs ?? 0);
+    while (!(await this.deps.lease.tryAcquire(holder))) {
+      if (Date.now() >= deadline) return 0;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    try {
+      return await this.scan(holder, opts.actor ?? null);
+    } finally {
+      await this.deps.lease.release(holder);
+    }
+  }
+
+  private async scan(holder: string, actor: Viewer | null): Promise<number> {
+    const now = this.deps.clock.now();
+    if (this.thresholds.length === 0) return 0;
+    const horizon = new Date(now.getTime() + this.thresholds[0]! * DAY_MS).toISOString();
+    let cursor = { notAfter: (await this.deps.state.get(EXPIRED_THROUGH)) ?? "", id: "" };
+    let emitted = 0;
+    for (;;) {
+      const batch = await this.dueBatch(now, horizon, cursor);
+      if (batch.length === 0) break;
+      emitted += await this.emit(batch, now, actor);
+      const last = batch[batch.length - 1]!;
+      cursor = { notAfter: last.notAfter.toISOString(), id: last.id };
+      if (batch.length < this.batchSize) break;
+      if (!(await this.deps.lease.tryAcquire(holder))) throw new Error("lost the expiry-scan lease during a scan");
+    }
+    // Every certificate with notAfter up to now has had its CERTIFICATE_EXPIRED (or needs none): later scans start here.
+    await this.deps.state.set(EXPIRED_THROUGH, now.toISOString());
+    return emitted;
+  }
+
+  private dueBatch(now: Date, horizon: string, cursor: { notAfter: string; id: string }): Promise<Due[]> {
+    return withEntityManager(this.deps.db, (em) =>
+      em
+        .createQueryBuilder(Certificate, "c")
+        .leftJoin(Certificate, "s", "s.id = c.renewedById")
+        .select(["c.id", "c.organizationId", "c.kind", "c.environment", "c.commonName", "c.serialNumber", "c.notAfter", "c.csrId"])
+        .where("c.notAfter <= :horizon", { horizon })
+        .andWhere("(c.notAfter > :afterNotAfter OR (c.notAfter = :afterNotAfter AND c.id > :afterId))", {
+          afterNotAfter: cursor.notAfter,
+          afterId: cursor.id,
+        })
+        .andWhere("c.revokedAt IS NULL")
+        // Renewed by a successor that is still good: the officers have acted, no reminder.
+        .andWhere("(s.id IS NULL OR s.revokedAt IS NOT NULL OR s.notAfter <= :now)", { now: now.toISOString() })
+        .orderBy("c.notAfter", "ASC")
+        .addOrderBy("c.id", "ASC")
+        .limit(this.batchSize)
+        .getMany(),
+    );
+  }
+
+  private async emit(batch: Due[], now: Date, actor: Viewer | null): Promise<number> {
+    const notices = batch.flatMap((certificate) => {
+      const notice = dueExpiryNotice(certificate.notAfter, now, this.thresholds);
+      return notice ? [{ certificate, notice, key: expiryDedupeKey(certificate.id, notice) }] : [];
+    });
+    if (notices.length === 0) return 0;
+    const already = await withEntityManager(this.deps.db, (em) => this.existingKeys(em, notices.map((n) => n.key)));
+    const missing = notices.filter((n) => !already.has(n.key));
+    if (missing.length === 0) return 0;
+    return this.deps.mutations.run(
+      { action: "certificate.expiry-scan", targetType: "Certificate", actor, details: {} },
+      async ({ em, audit, notify }) => {
+        // Again inside the transaction: another scan may have emitted some meanwhile.
+        const existing = await this.existingKeys(em, missing.map((n) => n.key));
+        let count = 0;
+        const counts: Record<string, number> = {};
+        for (const { certificate: c, notice, key } of missing) {
+          if (existing.has(key)) continue;
+          const until = c.notAfter.toISOString();
+          const what = `The ${c.kind} certificate for ${c.commonName} (${c.environment}, serial ${c.serialNumber})`;
+          await notify({
+            type: notice.type,
+            organizationId: c.organizationId,
+            certificateKind: c.kind,
+            environment: c.environment,
+            certificateId: c.id,
+            csrId: c.csrId,
+            daysUntilExpiry: notice.type === NotificationType.CERTIFICATE_EXPIRING ? notice.days : null,
+            dedupeKey: key,
+            message:
+              notice.type === NotificationType.CERTIFICATE_EXPIRING
+                ? `${what} expires on ${until}, within ${notice.days} day${notice.days === 1 ? "" : "s"}. Renew it with a new key before then.`
+                : `${what} expired on ${until}.`,
+          });
+          count += 1;
+          const label = notice.type === NotificationType.CERTIFICATE_EXPIRING ? `expiring${notice.days}` : "expired";
+          counts[label] = (counts[label] ?? 0) + 1;
+        }
+        audit.details = { emitted: count, ...counts };
+        return count;
+      },
+    );
+  }
+
+  private async existingKeys(em: import("typeorm").EntityManager, keys: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < keys.length; i += 500) {
+      const rows = await em.find(Notification, { where: { dedupeKey: In(keys.slice(i, i + 500)) }, select: { id: true, dedupeKey: true } });
+      for (const row of rows) if (row.dedupeKey) found.add(row.dedupeKey);
+    }
+    return found;
+  }
+}

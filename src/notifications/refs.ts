@@ -1,0 +1,75 @@
+import { In } from "typeorm";
+import { Certificate } from "../certificates/certificate.entity.js";
+import { CertificateSigningRequest } from "../csrs/csr.entity.js";
+import type { Database } from "../db/data-source.js";
+import { Delegation } from "../delegations/delegation.entity.js";
+import { OfficerStatus, OrganizationKind } from "../domain.js";
+import { ApiToken } from "../officers/api-token.entity.js";
+import { Officer } from "../officers/officer.entity.js";
+import { Organization } from "../organizations/organization.entity.js";
+import type { Viewer } from "../viewer.js";
+import { withEntityManager } from "./tx.js";
+
+const CHUNK = 500;
+
+function chunks<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  return out;
+}
+
+/**
+ * Lookups the notification feature needs of other features' tables, with no
+ * policy applied (callers decide visibility): the objects a notification
+ * refers to, for GraphQL loaders, and which viewers still have access.
+ */
+export class NotificationRefs {
+  private kmsOrganizationId: string | null = null;
+
+  constructor(private readonly db: Database) {}
+
+  certificatesByIds = (ids: readonly string[]): Promise<Certificate[]> => this.byIds(Certificate, ids);
+  csrsByIds = (ids: readonly string[]): Promise<CertificateSigningRequest[]> => this.byIds(CertificateSigningRequest, ids);
+  delegationsByIds = (ids: readonly string[]): Promise<Delegation[]> => this.byIds(Delegation, ids);
+
+  private async byIds<T extends { id: string }>(entity: new () => T, ids: readonly string[]): Promise<T[]> {
+    if (ids.length === 0) return [];
+    return withEntityManager(this.db, async (em) => {
+      const rows: T[] = [];
+      for (const part of chunks(ids)) rows.push(...(await em.find(entity, { where: { id: In(part) } as never })));
+      return rows;
+    });
+  }
+
+  /** The KMS organization: the publisher of notifications addressed to an audience rather than one organization. */
+  async kmsOrganization(): Promise<string | null> {
+    if (this.kmsOrganizationId) return this.kmsOrganizationId;
+    const org = await withEntityManager(this.db, (em) => em.findOne(Organization, { where: { kind: OrganizationKind.KMS } }));
+    this.kmsOrganizationId = org?.id ?? null;
+    return this.kmsOrganizationId;
+  }
+
+  /**
+   * Token ids of these viewers that still grant access: token not revoked and
+   * its officer active (OfficerService.stillValid, for many viewers in one query).
+   */
+  async validTokenIds(viewers: readonly Viewer[]): Promise<Set<string>> {
+    const tokenIds = [...new Set(viewers.map((v) => v.tokenId))];
+    const valid = new Set<string>();
+    if (tokenIds.length === 0) return valid;
+    await withEntityManager(this.db, async (em) => {
+      for (const part of chunks(tokenIds)) {
+        const rows = await em
+          .createQueryBuilder(ApiToken, "t")
+          .innerJoin(Officer, "o", "o.id = t.officerId")
+          .select("t.id", "id")
+          .where("t.id IN (:...ids)", { ids: part })
+          .andWhere("t.revokedAt IS NULL")
+          .andWhere("o.status = :active", { active: OfficerStatus.ACTIVE })
+          .getRawMany<{ id: string }>();
+        for (const row of rows) valid.add(row.id);
+      }
+    });
+    return valid;
+  }
+}

@@ -1,0 +1,149 @@
+import "reflect-metadata";
+import { afterEach, describe, expect, it } from "vitest";
+import { ManualClock } from "../../src/clock.js";
+import { Certificate } from "../../src/certificates/certificate.entity.js";
+import { dueExpiryNotice } from "../../src/notifications/expiry-scanner.js";
+import { Notification } from "../../src/notifications/notification.entity.js";
+import { makeTempDir } from "../pki/helpers.js";
+import { available } from "../support/deps.js";
+import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { collect, issueCertificate, subscribed } from "./helpers.js";
+
+const hasOpenssl = await available("openssl");
+const DAY = 86_400_000;
+const SCAN = `mutation { runExpiryScan }`;
+
+describe("the expiry reminder rule", () => {
+  const now = new Date("2027-01-01T00:00:00.000Z");
+  const at = (days: number) => new Date(now.getTime() + days * DAY);
+  const thresholds = [120, 60, 30, 7, 1];
+
+  it("should name the smallest threshold a certificate is inside, and nothing outside them all", () => {
+    expect(dueExpiryNotice(at(121), now, thresholds)).toBeNull();
+    expect(dueExpiryNotice(at(120), now, thresholds)).toEqual({ type: "CERTIFICATE_EXPIRING", days: 120 });
+    expect(dueExpiryNotice(at(100), now, thresholds)).toEqual({ type: "CERTIFICATE_EXPIRING", days: 120 });
+    expect(dueExpiryNotice(at(50), now, thresholds)).toEqual({ type: "CERTIFICATE_EXPIRING", days: 60 });
+    expect(dueExpiryNotice(at(0.5), now, thresholds)).toEqual({ type: "CERTIFICATE_EXPIRING", days: 1 });
+    expect(dueExpiryNotice(at(0), now, thresholds)).toEqual({ type: "CERTIFICATE_EXPIRED" });
+    expect(dueExpiryNotice(at(-3), now, thresholds)).toEqual({ type: "CERTIFICATE_EXPIRED" });
+  });
+});
+
+describe.skipIf(!hasOpenssl)("expiry reminders", () => {
+  let server: TestServer | undefined;
+  const tmp = makeTempDir("kp-expiry-");
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  async function start(): Promise<{ server: TestServer; org: TestOrganization; clock: ManualClock }> {
+    const clock = new ManualClock("2027-01-01T08:00:00.000Z");
+    server = await startTestServer({ clock });
+    return { server, org: await createOrganization(server), clock };
+  }
+
+  const scan = async (s: TestServer): Promise<number> => (await s.ok<{ runExpiryScan: number }>(SCAN)).runExpiryScan;
+
+  async function expiryRows(s: TestServer, certificateId: string): Promise<Array<Pick<Notification, "type" | "daysUntilExpiry" | "dedupeKey">>> {
+    const rows = await s.app.db.manager.find(Notification, { where: { certificateId }, order: { id: "ASC" } });
+    return rows
+      .filter((n) => n.type === "CERTIFICATE_EXPIRING" || n.type === "CERTIFICATE_EXPIRED")
+      .map((n) => ({ type: n.type, daysUntilExpiry: n.daysUntilExpiry, dedupeKey: n.dedupeKey }));
+  }
+
+  it("should remind once each at 120, 60, 30, 7 and 1 days before expiry, a second scan none, and announce the expiry once", async () => {
+    const { server: s, org, clock } = await start();
+    const certificate = await issueCertificate(s, tmp.path, org, { validityDays: 365 });
+    const notAfter = new Date(certificate.notAfter).getTime();
+    const sub = collect(s.wsClient(org.officers[1]!.token), { types: ["CERTIFICATE_EXPIRING", "CERTIFICATE_EXPIRED"] });
+    await subscribed(s, 1);
+
+    expect(await scan(s)).toBe(0);
+    clock.set(new Date(notAfter - 121 * DAY));
+    expect(await scan(s)).toBe(0);
+    for (const days of [120, 60, 30, 7, 1]) {
+      clock.set(new Date(notAfter - days * DAY));
+      expect(await scan(s), `first scan ${days} days before`).toBe(1);
+      expect(await scan(s), `second scan ${days} days before`).toBe(0);
+      const { certificate: seen } = await s.ok<{ certificate: { daysUntilExpiry: number } }>(
+        `query($id: ID!) { certificate(id: $id) { daysUntilExpiry } }`,
+        { id: certificate.id },
+        org.officers[0]!.token,
+      );
+      expect(seen.daysUntilExpiry).toBe(days);
+    }
+    clock.set(new Date(notAfter));
+    expect(await scan(s)).toBe(1);
+    clock.advanceDays(3);
+    expect(await scan(s)).toBe(0);
+
+    expect(await expiryRows(s, certificate.id)).toEqual([
+      ...[120, 60, 30, 7, 1].map((d) => ({ type: "CERTIFICATE_EXPIRING", daysUntilExpiry: d, dedupeKey: `expiring:${certificate.id}:${d}` })),
+      { type: "CERTIFICATE_EXPIRED", daysUntilExpiry: null, dedupeKey: `expired:${certificate.id}` },
+    ]);
+    await sub.waitFor((n) => n.type === "CERTIFICATE_EXPIRED", "CERTIFICATE_EXPIRED over the subscription");
+    expect(sub.items.map((n) => [n.type, n.daysUntilExpiry, n.certificate?.id])).toEqual([
+      ...[120, 60, 30, 7, 1].map((d) => ["CERTIFICATE_EXPIRING", d, certificate.id]),
+      ["CERTIFICATE_EXPIRED", null, certificate.id],
+    ]);
+    const { certificate: expired } = await s.ok<{ certificate: { daysUntilExpiry: number } }>(
+      `query($id: ID!) { certificate(id: $id) { daysUntilExpiry } }`,
+      { id: certificate.id },
+    );
+    expect(expired.daysUntilExpiry).toBe(-3);
+    sub.stop();
+  });
+
+  it("should give a certificate signed with validityDays 100 its 120-day reminder on the next runExpiryScan", async () => {
+    const { server: s, org, clock } = await start();
+    const certificate = await issueCertificate(s, tmp.path, org, { validityDays: 100 });
+    expect(await scan(s)).toBe(1);
+    expect(await scan(s)).toBe(0);
+    expect(await expiryRows(s, certificate.id)).toEqual([
+      { type: "CERTIFICATE_EXPIRING", daysUntilExpiry: 120, dedupeKey: `expiring:${certificate.id}:120` },
+    ]);
+    clock.set(new Date(new Date(certificate.notAfter).getTime() - 60 * DAY));
+    expect(await scan(s)).toBe(1);
+    expect((await expiryRows(s, certificate.id)).map((r) => r.daysUntilExpiry)).toEqual([120, 60]);
+  });
+
+  it("should remind a certificate first seen 50 days before expiry for 60 days only, never late for 120", async () => {
+    const { server: s, org, clock } = await start();
+    const certificate = await issueCertificate(s, tmp.path, org, { validityDays: 50 });
+    expect(await scan(s)).toBe(1);
+    clock.advanceDays(25); // 25 days left: inside 30
+    expect(await scan(s)).toBe(1);
+    expect(await scan(s)).toBe(0);
+    expect((await expiryRows(s, certificate.id)).map((r) => r.daysUntilExpiry)).toEqual([60, 30]);
+  });
+
+  it("should not remind of a revoked certificate, nor of one renewed by a good successor, but again once that successor is revoked", async () => {
+    const { server: s, org } = await start();
+    const revoked = await issueCertificate(s, tmp.path, org, { validityDays: 90 });
+    const renewed = await issueCertificate(s, tmp.path, org, { validityDays: 90 });
+    const successor = await issueCertificate(s, tmp.path, org, { validityDays: 365, renewalOf: renewed.id });
+    await s.app.db.manager.update(Certificate, { id: revoked.id }, { revokedAt: s.clock.now(), revocationReason: null });
+
+    expect(await scan(s)).toBe(0);
+    expect(await expiryRows(s, revoked.id)).toEqual([]);
+    expect(await expiryRows(s, renewed.id)).toEqual([]);
+
+    // The successor is revoked (its key was compromised): the old certificate needs its officers' attention again.
+    await s.app.db.manager.update(Certificate, { id: successor.id }, { revokedAt: s.clock.now() });
+    expect(await scan(s)).toBe(1);
+    expect(await expiryRows(s, renewed.id)).toEqual([{ type: "CERTIFICATE_EXPIRING", daysUntilExpiry: 120, dedupeKey: `expiring:${renewed.id}:120` }]);
+  });
+
+  it("should emit each reminder once when scans race, and let only operators run one", async () => {
+    const { server: s, org } = await start();
+    for (let i = 0; i < 3; i++) await issueCertificate(s, tmp.path, org, { validityDays: 30 });
+    const results = await Promise.all([scan(s), scan(s), s.app.services.expiryScanner.runOnce({ waitMs: 5000 }), scan(s)]);
+    expect(results.reduce((a, b) => a + b, 0)).toBe(3);
+    const officer = await s.gql(SCAN, {}, org.officers[0]!.token);
+    expect(officer.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+    const anonymous = await s.gql(SCAN, {}, null);
+    expect(anonymous.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+  });
+});
