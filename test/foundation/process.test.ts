@@ -71,7 +71,8 @@ describe("the compiled server process", () => {
         ws.once("error", reject);
       });
 
-      // A slow request: headers and half the body now, the rest after SIGTERM.
+      // A slow request: headers and half the body, then SIGTERM, then the rest. `Expect: 100-continue` makes the
+      // server say when it has parsed the headers, so the request is surely in flight when the signal arrives.
       const body = JSON.stringify({ query: "{ me { role } }" });
       const half = Math.floor(body.length / 2);
       const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -81,7 +82,12 @@ describe("the compiled server process", () => {
             port,
             path: "/graphql",
             method: "POST",
-            headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), authorization: `Bearer ${token}` },
+            headers: {
+              "content-type": "application/json",
+              "content-length": Buffer.byteLength(body),
+              authorization: `Bearer ${token}`,
+              expect: "100-continue",
+            },
           },
           (res) => {
             let text = "";
@@ -90,9 +96,12 @@ describe("the compiled server process", () => {
           },
         );
         req.on("error", reject);
-        req.write(body.slice(0, half));
-        setTimeout(() => proc.child.kill("SIGTERM"), 100);
-        setTimeout(() => req.end(body.slice(half)), 600);
+        req.on("continue", () => {
+          req.write(body.slice(0, half));
+          proc.child.kill("SIGTERM");
+          setTimeout(() => req.end(body.slice(half)), 500);
+        });
+        req.flushHeaders();
       });
 
       const answered = await within(response, 10_000, "the in-flight request");
