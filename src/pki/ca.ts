@@ -9,10 +9,18 @@ import "reflect-metadata";
 import { promises as fs, constants as fsConstants } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { Name, X509Certificate } from "@peculiar/x509";
-import { asBufferSource } from "./der.js";
+import { X509Certificate } from "@peculiar/x509";
 import { Environment } from "../domain.js";
-import { buildCertificate, issueLeafCertificate, keyIdentifierOf, nameDer, newSerialHex, type IssuerRef, type LeafSpec } from "./issue.js";
+import {
+  buildCertificate,
+  certificateSubjectDer,
+  issueLeafCertificate,
+  keyIdentifierOf,
+  nameDer,
+  newSerialHex,
+  type IssuerRef,
+  type LeafSpec,
+} from "./issue.js";
 import { buildCrl, type CrlInput } from "./crl.js";
 import { certificateToPem } from "./bundle.js";
 import type { KeyStore } from "./keystore.js";
@@ -159,7 +167,7 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
   const root = await loadOrCreateLevel(`ca-${env}-root`, opts, async (keys) => {
     return buildCertificate({
       subject: rootName,
-      issuerName: new Name(asBufferSource(rootName)), // self-signed: the root names itself as issuer
+      issuer: rootName, // self-signed: the root names itself as issuer
       spki: new Uint8Array(await spkiOf(crypto, keys.publicKey)),
       serialHex: newSerialHex(),
       notBefore: now,
@@ -179,7 +187,7 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
         ["O", organizationName],
         ["CN", `KeyPortal ${environment} Issuing CA`],
       ]),
-      issuerName: root.certificate.subjectName,
+      issuer: certificateSubjectDer(new Uint8Array(root.certificate.rawData)),
       spki: new Uint8Array(await spkiOf(crypto, keys.publicKey)),
       serialHex: newSerialHex(),
       notBefore: now,

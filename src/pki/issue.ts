@@ -3,29 +3,41 @@
  * validity, issuer) -> DER. Nothing here reads the clock, the database or the
  * CSR's requested extensions; the extensions come from the profile or the
  * caller, in a fixed order, so the TBSCertificate is deterministic for given
- * inputs (a faster encoder can later be compared with this one byte for byte).
+ * inputs.
+ *
+ * The DER is written by tbs.ts. What never changes per issuing CA (issuer
+ * Name, signature AlgorithmIdentifier, authorityKeyIdentifier and CRL
+ * distribution point extensions) is encoded once per IssuerRef, and the
+ * basicConstraints/keyUsage/extKeyUsage run once per key usage set; per
+ * certificate only serial, validity, subject, key and key identifier are
+ * encoded. The @peculiar/x509 generator that used to do this is kept, as the
+ * oracle the encoder is compared with byte for byte, in test/pki/library-path.ts.
  */
 import "reflect-metadata";
 import { randomBytes } from "node:crypto";
-import {
-  AuthorityKeyIdentifierExtension,
-  BasicConstraintsExtension,
-  CRLDistributionPointsExtension,
-  ExtendedKeyUsageExtension,
-  Extension,
-  KeyUsageFlags,
-  KeyUsagesExtension,
-  Name,
-  SubjectAlternativeNameExtension,
-  SubjectKeyIdentifierExtension,
-  X509Certificate,
-  X509CertificateGenerator,
-  type JsonGeneralNames,
-} from "@peculiar/x509";
+import { SubjectKeyIdentifierExtension, type X509Certificate } from "@peculiar/x509";
 import { badInput } from "../errors.js";
-import { asBufferSource, encodeOid, sequence, tlv } from "./der.js";
+import { children, concat, DerError, encodeOid, raw, readTlv, sequence, tlv } from "./der.js";
 import type { CertificateProfile } from "./profiles.js";
 import { analyzeKey, subjectKeyIdentifier, toBytes } from "./spki.js";
+import {
+  authorityKeyIdentifierExtension,
+  basicConstraintsExtension,
+  checkValidityDate,
+  crlDistributionPointsExtension,
+  encodeSerialNumber,
+  encodeTbsCertificate,
+  extendedKeyUsageExtension,
+  keyUsageExtension,
+  signatureAlgorithmOf,
+  signCertificate,
+  subjectAltNameExtension,
+  subjectKeyIdentifierExtension,
+  type Signer,
+  type SubjectAltName,
+} from "./tbs.js";
+
+export type { SubjectAltName } from "./tbs.js";
 
 export interface IssuerRef {
   /** The issuing CA's certificate. */
@@ -46,11 +58,6 @@ export interface LeafSpec {
   issuer: IssuerRef;
 }
 
-export interface SubjectAltName {
-  type: "dns" | "ip";
-  value: string;
-}
-
 export interface CertificateSpec {
   /** Subject Name DER (nameDer() below builds one). */
   subject: Uint8Array;
@@ -64,26 +71,6 @@ export interface CertificateSpec {
   crlUrl?: string;
   issuer: IssuerRef;
 }
-
-const KEY_USAGE_FLAGS: Record<string, KeyUsageFlags> = {
-  digitalSignature: KeyUsageFlags.digitalSignature,
-  nonRepudiation: KeyUsageFlags.nonRepudiation,
-  contentCommitment: KeyUsageFlags.nonRepudiation,
-  keyEncipherment: KeyUsageFlags.keyEncipherment,
-  dataEncipherment: KeyUsageFlags.dataEncipherment,
-  keyAgreement: KeyUsageFlags.keyAgreement,
-  keyCertSign: KeyUsageFlags.keyCertSign,
-  cRLSign: KeyUsageFlags.cRLSign,
-};
-
-const EKU_OIDS: Record<string, string> = {
-  serverAuth: "1.3.6.1.5.5.7.3.1",
-  clientAuth: "1.3.6.1.5.5.7.3.2",
-  codeSigning: "1.3.6.1.5.5.7.3.3",
-  emailProtection: "1.3.6.1.5.5.7.3.4",
-  timeStamping: "1.3.6.1.5.5.7.3.8",
-  OCSPSigning: "1.3.6.1.5.5.7.3.9",
-};
 
 const SERIAL = /^(?:[0-9a-f]{2}){1,20}$/;
 
@@ -99,32 +86,16 @@ export function newSerialHex(): string {
   return bytes.toString("hex");
 }
 
+/**
+ * Our serials are lowercase hex of 1-20 octets whose DER INTEGER content is
+ * the hex itself: no leading zero octet, top bit clear. Then the stored hex,
+ * the certificate's serial and the CRL's entry are the same string, and an
+ * empty or zero serial never reaches the encoder.
+ */
 function checkSerial(serialHex: string): void {
-  // @peculiar/x509 silently substitutes a random serial for an empty or zero one; refuse instead.
   if (!SERIAL.test(serialHex) || serialHex.startsWith("00") || /^[89a-f]/.test(serialHex)) {
     throw new Error(`serial ${JSON.stringify(serialHex)} must be lowercase hex of 1-20 octets, positive, without a leading zero octet`);
   }
-}
-
-function keyUsageFlags(names: readonly string[], forCa: boolean): KeyUsageFlags {
-  let flags = 0;
-  for (const name of names) {
-    const flag = KEY_USAGE_FLAGS[name];
-    if (flag === undefined) throw new Error(`unknown key usage ${name}`);
-    if (!forCa && (flag === KeyUsageFlags.keyCertSign || flag === KeyUsageFlags.cRLSign)) {
-      throw new Error(`key usage ${name} is reserved for CA certificates`);
-    }
-    flags |= flag;
-  }
-  return flags;
-}
-
-function ekuOids(names: readonly string[]): string[] {
-  return names.map((name) => {
-    const oid = EKU_OIDS[name] ?? (/^\d+(\.\d+)+$/.test(name) ? name : undefined);
-    if (!oid) throw new Error(`unknown extended key usage ${name}`);
-    return oid;
-  });
 }
 
 /** Signature parameters for the issuer's key: ECDSA with the curve's matching hash, or RSA PKCS#1 v1.5 with SHA-256. */
@@ -150,18 +121,76 @@ export function keyIdentifierOf(certificate: X509Certificate): string {
   return hex(subjectKeyIdentifier(toBytes(certificate.publicKey.rawData)));
 }
 
-/** A Name whose DER round-trips exactly; anything else would change the subject the requester signed. */
-function verbatimName(der: Uint8Array): Name {
-  const name = new Name(asBufferSource(der));
-  if (!Buffer.from(name.toArrayBuffer()).equals(Buffer.from(der.buffer, der.byteOffset, der.byteLength))) {
+/**
+ * The subject Name TLV of a certificate, as its bytes. A certificate's issuer
+ * field must be its issuer's subject (RFC 5280 4.1.2.4), so it is copied, not re-encoded.
+ */
+export function certificateSubjectDer(der: Uint8Array): Uint8Array {
+  const certificate = readTlv(der, 0);
+  const tbs = children(der, certificate)[0];
+  if (!tbs || tbs.tag !== 0x30) throw new DerError("a Certificate starts with its TBSCertificate");
+  const fields = children(der, tbs);
+  const offset = fields[0]?.tag === 0xa0 ? 1 : 0; // [0] version, absent in v1
+  const subject = fields[offset + 4];
+  if (!subject || subject.tag !== 0x30) throw new DerError("TBSCertificate has no subject Name");
+  return raw(der, subject);
+}
+
+/**
+ * The subject is copied verbatim, so it must be one well-formed DER Name
+ * (SEQUENCE OF non-empty SET OF { OID, value }); anything else would put
+ * bytes into the certificate that no relying party could read as a name.
+ */
+function checkSubjectName(der: Uint8Array): void {
+  try {
+    const top = readTlv(der, 0);
+    if (top.tag !== 0x30 || top.end !== der.length) throw new DerError("a Name is one SEQUENCE");
+    for (const rdn of children(der, top)) {
+      const attributes = rdn.tag === 0x31 ? children(der, rdn) : [];
+      if (attributes.length === 0) throw new DerError("an RDN is a non-empty SET");
+      for (const attribute of attributes) {
+        const parts = attribute.tag === 0x30 ? children(der, attribute) : [];
+        if (parts.length !== 2 || parts[0]!.tag !== 0x06) throw new DerError("an attribute is type and value");
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof DerError)) throw e;
     throw badInput("SUBJECT_MISMATCH", "The subject name is not in canonical DER and cannot be copied into a certificate unchanged.");
   }
-  return name;
+}
+
+interface Fields {
+  serialHex: string;
+  notBefore: Date;
+  notAfter: Date;
+  subject: Uint8Array;
+  spki: Uint8Array;
+}
+
+/** Checks the per-certificate fields and signs the TBSCertificate made of them, the issuer's parts and the extensions. */
+function signFields(fields: Fields, issuerName: Uint8Array, extensions: readonly Uint8Array[], signer: Signer): Promise<Uint8Array> {
+  checkSerial(fields.serialHex);
+  checkValidityDate(fields.notBefore, "notBefore");
+  checkValidityDate(fields.notAfter, "notAfter");
+  if (!(fields.notAfter.getTime() > fields.notBefore.getTime())) throw new Error("notAfter must be after notBefore");
+  checkSubjectName(fields.subject);
+  const tbs = encodeTbsCertificate({
+    serialNumber: encodeSerialNumber(fields.serialHex),
+    signatureAlgorithm: signer.algorithm.der,
+    issuer: issuerName,
+    notBefore: fields.notBefore,
+    notAfter: fields.notAfter,
+    subject: fields.subject,
+    spki: fields.spki,
+    extensions,
+  });
+  return signCertificate(tbs, signer);
 }
 
 export interface RawCertificateSpec {
   subject: Uint8Array;
-  issuerName: Name;
+  /** The issuer Name DER: the subject of the issuer's certificate (certificateSubjectDer), or `subject` for a self-signed root. */
+  issuer: Uint8Array;
   spki: Uint8Array;
   serialHex: string;
   notBefore: Date;
@@ -179,73 +208,110 @@ export interface RawCertificateSpec {
 }
 
 /**
- * Builds and signs any certificate of ours. Extensions, in this order:
- * basicConstraints (critical), keyUsage (critical), extKeyUsage (if any),
- * subjectAltName (if any), subjectKeyIdentifier, authorityKeyIdentifier
- * (if given), cRLDistributionPoints (if given).
+ * Builds and signs any certificate of ours (the CA hierarchy uses it; leaves
+ * go through issueCertificate, which caches the issuer's parts). Extensions,
+ * in this order: basicConstraints (critical), keyUsage (critical),
+ * extKeyUsage (if any), subjectAltName (if any), subjectKeyIdentifier,
+ * authorityKeyIdentifier (if given), cRLDistributionPoints (if given).
  */
 export async function buildCertificate(spec: RawCertificateSpec): Promise<Uint8Array> {
-  checkSerial(spec.serialHex);
-  if (!(spec.notAfter.getTime() > spec.notBefore.getTime())) throw new Error("notAfter must be after notBefore");
-  const isCa = spec.ca !== undefined;
-  const extensions: Extension[] = [
-    new BasicConstraintsExtension(isCa, spec.ca?.pathLength, true),
-    new KeyUsagesExtension(keyUsageFlags(spec.keyUsage, isCa), true),
-  ];
-  if (spec.extendedKeyUsage.length > 0) extensions.push(new ExtendedKeyUsageExtension(ekuOids(spec.extendedKeyUsage), false));
-  if (spec.subjectAltNames && spec.subjectAltNames.length > 0) {
-    const names: JsonGeneralNames = spec.subjectAltNames.map((n) => ({ type: n.type, value: n.value }));
-    extensions.push(new SubjectAlternativeNameExtension(names, false));
-  }
-  extensions.push(new SubjectKeyIdentifierExtension(hex(subjectKeyIdentifier(spec.spki)), false));
-  if (spec.authorityKeyId) extensions.push(new AuthorityKeyIdentifierExtension(spec.authorityKeyId, false));
-  if (spec.crlUrl) extensions.push(new CRLDistributionPointsExtension([spec.crlUrl], false));
-
-  const certificate = await X509CertificateGenerator.create(
-    {
-      serialNumber: spec.serialHex,
-      subject: verbatimName(spec.subject),
-      issuer: spec.issuerName,
-      notBefore: spec.notBefore,
-      notAfter: spec.notAfter,
-      publicKey: asBufferSource(spec.spki),
-      signingKey: spec.signingKey,
-      signingAlgorithm: signingAlgorithmFor(spec.signingKey),
-      extensions,
-    },
-    spec.crypto,
-  );
-  return new Uint8Array(certificate.rawData);
+  const extensions = [basicConstraintsExtension(spec.ca), keyUsageExtension(spec.keyUsage, spec.ca !== undefined)];
+  if (spec.extendedKeyUsage.length > 0) extensions.push(extendedKeyUsageExtension(spec.extendedKeyUsage));
+  if (spec.subjectAltNames && spec.subjectAltNames.length > 0) extensions.push(subjectAltNameExtension(spec.subjectAltNames));
+  extensions.push(subjectKeyIdentifierExtension(subjectKeyIdentifier(spec.spki)));
+  if (spec.authorityKeyId) extensions.push(authorityKeyIdentifierExtension(Buffer.from(spec.authorityKeyId, "hex")));
+  if (spec.crlUrl) extensions.push(crlDistributionPointsExtension(spec.crlUrl));
+  const signer: Signer = { algorithm: signatureAlgorithmOf(spec.signingKey), privateKey: spec.signingKey, crypto: spec.crypto };
+  return signFields(spec, spec.issuer, extensions, signer);
 }
 
-/** An end-entity certificate (CA:FALSE) signed by `spec.issuer`; the KMS's own TLS/signing/encryption certificates use this. */
+/** What an issuing CA contributes to every certificate, encoded once. */
+interface IssuerTemplate {
+  /** What the template was made from: reused only while the IssuerRef still holds exactly these. */
+  certificate: X509Certificate;
+  signer: Signer;
+  name: Uint8Array;
+  notAfter: Date;
+  authorityKeyIdentifier: Uint8Array;
+  crl: { url: string; extension: Uint8Array } | undefined;
+}
+
+/** Keyed by the IssuerRef object, so a template lives as long as its CertificateAuthority (or other holder). */
+const issuerTemplates = new WeakMap<IssuerRef, IssuerTemplate>();
+
+function templateOf(issuer: IssuerRef): IssuerTemplate {
+  const cached = issuerTemplates.get(issuer);
+  // IssuerRef's fields are plain properties: a caller replacing one must not get the old issuer's bytes.
+  if (cached && cached.certificate === issuer.certificate && cached.signer.privateKey === issuer.keys.privateKey && cached.signer.crypto === issuer.crypto) {
+    return cached;
+  }
+  const template: IssuerTemplate = {
+    certificate: issuer.certificate,
+    signer: { algorithm: signatureAlgorithmOf(issuer.keys.privateKey), privateKey: issuer.keys.privateKey, crypto: issuer.crypto },
+    name: certificateSubjectDer(new Uint8Array(issuer.certificate.rawData)),
+    notAfter: issuer.certificate.notAfter,
+    authorityKeyIdentifier: authorityKeyIdentifierExtension(Buffer.from(keyIdentifierOf(issuer.certificate), "hex")),
+    crl: undefined,
+  };
+  issuerTemplates.set(issuer, template);
+  return template;
+}
+
+function crlExtensionOf(template: IssuerTemplate, url: string): Uint8Array {
+  // A CA publishes one CRL URL; remember the last one rather than keep a map no one would grow.
+  if (template.crl?.url !== url) template.crl = { url, extension: crlDistributionPointsExtension(url) };
+  return template.crl.extension;
+}
+
+/**
+ * basicConstraints CA:FALSE + keyUsage + extKeyUsage of an end-entity
+ * certificate, by usage set (in practice: per profile and key family).
+ * Bounded because callers may pass arbitrary OIDs; profiles are a handful.
+ */
+const endEntityExtensions = new Map<string, Uint8Array>();
+const MAX_USAGE_SETS = 64;
+
+function endEntityExtensionsFor(keyUsage: readonly string[], extendedKeyUsage: readonly string[]): Uint8Array {
+  // JSON keeps ["a,b"] and ["a","b"] apart, so a cached entry is only ever reused for the very lists it was validated for.
+  const key = JSON.stringify([keyUsage, extendedKeyUsage]);
+  let bytes = endEntityExtensions.get(key);
+  if (!bytes) {
+    const parts = [basicConstraintsExtension(), keyUsageExtension(keyUsage, false)];
+    if (extendedKeyUsage.length > 0) parts.push(extendedKeyUsageExtension(extendedKeyUsage));
+    bytes = concat(parts);
+    if (endEntityExtensions.size >= MAX_USAGE_SETS) endEntityExtensions.clear();
+    endEntityExtensions.set(key, bytes);
+  }
+  return bytes;
+}
+
+/**
+ * An end-entity certificate (CA:FALSE) signed by `spec.issuer`; leaves and the
+ * KMS's own TLS/signing/encryption certificates use this. Async throughout, so
+ * that a refusal is a rejected promise, never a synchronous throw.
+ */
 export async function issueCertificate(spec: CertificateSpec): Promise<Uint8Array> {
-  const issuer = spec.issuer.certificate;
+  const issuer = templateOf(spec.issuer);
   if (spec.notAfter.getTime() > issuer.notAfter.getTime()) {
     throw badInput("VALIDITY_EXCEEDS_CA", `The certificate would expire after its issuing CA (${issuer.notAfter.toISOString()}).`);
   }
-  return buildCertificate({
-    subject: spec.subject,
-    issuerName: issuer.subjectName,
-    spki: spec.spki,
-    serialHex: spec.serialHex,
-    notBefore: spec.notBefore,
-    notAfter: spec.notAfter,
-    keyUsage: spec.keyUsage,
-    extendedKeyUsage: spec.extendedKeyUsage,
-    subjectAltNames: spec.subjectAltNames,
-    crlUrl: spec.crlUrl,
-    authorityKeyId: keyIdentifierOf(issuer),
-    signingKey: spec.issuer.keys.privateKey,
-    crypto: spec.issuer.crypto,
-  });
+  const extensions = [endEntityExtensionsFor(spec.keyUsage, spec.extendedKeyUsage)];
+  if (spec.subjectAltNames && spec.subjectAltNames.length > 0) extensions.push(subjectAltNameExtension(spec.subjectAltNames));
+  extensions.push(subjectKeyIdentifierExtension(subjectKeyIdentifier(spec.spki)));
+  extensions.push(issuer.authorityKeyIdentifier);
+  if (spec.crlUrl) extensions.push(crlExtensionOf(issuer, spec.crlUrl));
+  return signFields(spec, issuer.name, extensions, issuer.signer);
 }
 
 const ENCIPHERMENT = new Set(["keyEncipherment", "dataEncipherment"]);
 const DAY_MS = 86_400_000;
 
-/** A participant's certificate: the profile decides the extensions; only subject and key come from the CSR. */
-export async function issueLeafCertificate(spec: LeafSpec): Promise<Uint8Array> {
+/**
+ * The certificate a profile makes of a participant's key: checks key and
+ * validity against the profile, and drops the encipherment usages for EC keys.
+ * Separate from issueLeafCertificate so the library oracle can be given the very same spec.
+ */
+export function leafCertificateSpec(spec: LeafSpec): CertificateSpec {
   const key = analyzeKey(spec.spki);
   if (!spec.profile.allowedKeyAlgorithms.includes(key.label)) {
     throw badInput("UNSUPPORTED_KEY_ALGORITHM", `The key algorithm ${key.label} is not accepted for ${spec.profile.kind} certificates.`);
@@ -260,7 +326,7 @@ export async function issueLeafCertificate(spec: LeafSpec): Promise<Uint8Array> 
   }
   // Only an RSA key can encipher; an EC certificate claiming keyEncipherment would be wrong.
   const keyUsage = spec.profile.keyUsage.filter((u) => key.family === "RSA" || !ENCIPHERMENT.has(u));
-  return issueCertificate({
+  return {
     subject: spec.subjectDer,
     spki: spec.spki,
     serialHex: spec.serialHex,
@@ -270,7 +336,12 @@ export async function issueLeafCertificate(spec: LeafSpec): Promise<Uint8Array> 
     extendedKeyUsage: spec.profile.extendedKeyUsage,
     crlUrl: spec.crlUrl,
     issuer: spec.issuer,
-  });
+  };
+}
+
+/** A participant's certificate: the profile decides the extensions; only subject and key come from the CSR. */
+export async function issueLeafCertificate(spec: LeafSpec): Promise<Uint8Array> {
+  return issueCertificate(leafCertificateSpec(spec));
 }
 
 const NAME_OIDS: Record<string, string> = {
