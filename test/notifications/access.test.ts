@@ -6,7 +6,7 @@ import { NotificationStore } from "../../src/notifications/notification.store.js
 import { NotificationRefs } from "../../src/notifications/refs.js";
 import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { collect, eventually, subscribed } from "./helpers.js";
+import { collect, eventually, latestId } from "./helpers.js";
 
 describe("a subscriber who loses access", () => {
   let server: TestServer;
@@ -22,9 +22,12 @@ describe("a subscriber who loses access", () => {
   it("should stop receiving at once when the officer is deactivated", async () => {
     const leaving = await addOfficer(server, org.id, `leaving-${Date.now()}@bank.example`);
     let closeCode = 0;
-    const leavingSub = collect(server.wsClient(leaving.token, { onClose: (code) => (closeCode = code) }));
-    const stayingSub = collect(server.wsClient(org.officers[0]!.token));
-    await subscribed(server, 2);
+    const after = await latestId(server);
+    const leavingSub = collect(server.wsClient(leaving.token, { onClose: (code) => (closeCode = code) }), { after });
+    const stayingSub = collect(server.wsClient(org.officers[0]!.token), { after });
+    // Both are live: they hear of an event before the deactivation.
+    const before = await addOfficer(server, org.id, `before-${Date.now()}@bank.example`);
+    await leavingSub.waitFor((n) => n.officer?.id === before.id, "the leaving officer's subscription to be live");
 
     await server.ok(`mutation($id: ID!) { deactivateOfficer(officerId: $id) { id } }`, { id: leaving.id }, org.officers[1]!.token);
     await leavingSub.waitForEnd();
@@ -45,8 +48,9 @@ describe("a subscriber who loses access", () => {
       { id: officer.id },
       officer.token,
     );
-    const sub = collect(server.wsClient(createApiToken.token));
-    await subscribed(server, 1);
+    const sub = collect(server.wsClient(createApiToken.token), { after: await latestId(server) });
+    const before = await addOfficer(server, org.id, `before-revoke-${Date.now()}@bank.example`);
+    await sub.waitFor((n) => n.officer?.id === before.id, "the subscription to be live");
     await server.ok(`mutation($id: ID!) { revokeApiToken(tokenId: $id) }`, { id: createApiToken.id }, officer.token);
     await sub.waitForEnd();
     const later = await addOfficer(server, org.id, `after-revoke-${Date.now()}@bank.example`);

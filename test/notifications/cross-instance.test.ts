@@ -5,7 +5,7 @@ import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { freshPostgresSchema, startTestServer, type TestServer } from "../support/server.js";
-import { collect, eventually, issueCertificate, subscribed } from "./helpers.js";
+import { collect, eventually, issueCertificate, latestId } from "./helpers.js";
 
 const ready = (await available("postgres", "redis")) && (await available("openssl"));
 
@@ -39,8 +39,7 @@ describe.skipIf(!ready)("two instances on one PostgreSQL and Redis", () => {
   const operator = () => a.operatorToken;
 
   it("should deliver to a subscriber on A what a mutation on B caused", async () => {
-    const onA = collect(a.wsClient(org.officers[0]!.token));
-    await subscribed(a, 1);
+    const onA = collect(a.wsClient(org.officers[0]!.token), { after: await latestId(a) });
     // A hears B's commit through Redis (not only through its safety-net poll of the database).
     const heardOnA: number[] = [];
     const unsubscribe = a.app.bus.subscribe("notifications.committed", (event) => heardOnA.push(event.upTo ?? 0));
@@ -57,8 +56,7 @@ describe.skipIf(!ready)("two instances on one PostgreSQL and Redis", () => {
   });
 
   it("should resume on B after a cursor received on A, with the history in between", async () => {
-    const onA = collect(a.wsClient(org.officers[1]!.token));
-    await subscribed(a, 1);
+    const onA = collect(a.wsClient(org.officers[1]!.token), { after: await latestId(a) });
     const register = (email: string) =>
       b.ok<{ registerOfficer: { id: string } }>(
         `mutation($input: RegisterOfficerInput!) { registerOfficer(input: $input) { id } }`,
@@ -88,8 +86,13 @@ describe.skipIf(!ready)("two instances on one PostgreSQL and Redis", () => {
       officer.token,
     );
     let closeCode = 0;
-    const onA = collect(a.wsClient(createApiToken.token, { onClose: (code) => (closeCode = code) }));
-    await subscribed(a, 1);
+    const onA = collect(a.wsClient(createApiToken.token, { onClose: (code) => (closeCode = code) }), { after: await latestId(a) });
+    const { registerOfficer } = await b.ok<{ registerOfficer: { id: string } }>(
+      `mutation($input: RegisterOfficerInput!) { registerOfficer(input: $input) { id } }`,
+      { input: { organizationId: org.id, name: "Officer before revocation", email: `pre-${Date.now()}@bank.example` } },
+      operator(),
+    );
+    await onA.waitFor((n) => n.officer?.id === registerOfficer.id, "the subscription on A to be live");
     await b.ok(`mutation($id: ID!) { revokeApiToken(tokenId: $id) }`, { id: createApiToken.id }, officer.token);
     await onA.waitForEnd();
     expect(closeCode).toBe(4403);

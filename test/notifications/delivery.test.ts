@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTempDir } from "../pki/helpers.js";
+import { generateKey, makeCsr, makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
 import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { collect, eventually, issueCertificate, type ReceivedEmail, type SmtpSink, startSmtpSink, subscribed } from "./helpers.js";
+import { activeDelegation } from "../delegations/helpers.js";
+import { collect, eventually, issueCertificate, latestId, type ReceivedEmail, type SmtpSink, startSmtpSink } from "./helpers.js";
 
 const hasOpenssl = await available("openssl");
 
@@ -41,10 +42,10 @@ describe("a notification reaches its organization's subscribers and mailboxes an
   }
 
   it("should deliver OFFICER_REGISTERED to the organization's officers and operators, not to another organization", async () => {
-    const ownSub = collect(server.wsClient(acme.officers[0]!.token), { types: ["OFFICER_REGISTERED"] });
-    const otherSub = collect(server.wsClient(other.officers[0]!.token), { types: ["OFFICER_REGISTERED"] });
-    const operatorSub = collect(server.wsClient(server.operatorToken), { types: ["OFFICER_REGISTERED"] });
-    await subscribed(server, 3);
+    const after = await latestId(server);
+    const ownSub = collect(server.wsClient(acme.officers[0]!.token), { after, types: ["OFFICER_REGISTERED"] });
+    const otherSub = collect(server.wsClient(other.officers[0]!.token), { after, types: ["OFFICER_REGISTERED"] });
+    const operatorSub = collect(server.wsClient(server.operatorToken), { after, types: ["OFFICER_REGISTERED"] });
 
     const newcomer = await addOfficer(server, acme.id, `newcomer-${Date.now()}@acme.example`);
     const seenByOwn = await ownSub.waitFor((n) => n.officer?.id === newcomer.id, "the officer's own organization to hear of it");
@@ -68,9 +69,9 @@ describe("a notification reaches its organization's subscribers and mailboxes an
   });
 
   it.skipIf(!hasOpenssl)("should deliver CSR_SIGNED with its certificate to the organization's subscribers and mailboxes only", async () => {
-    const ownSubs = acme.officers.map((o) => collect(server.wsClient(o.token), { types: ["CSR_SIGNED"] }));
-    const otherSub = collect(server.wsClient(other.officers[0]!.token));
-    await subscribed(server, 3);
+    const after = await latestId(server);
+    const ownSubs = acme.officers.map((o) => collect(server.wsClient(o.token), { after, types: ["CSR_SIGNED"] }));
+    const otherSub = collect(server.wsClient(other.officers[0]!.token), { after });
 
     const certificate = await issueCertificate(server, tmp.path, acme, { commonName: "Acme Payments Client", validityDays: 90 });
     for (const sub of ownSubs) {
@@ -92,6 +93,33 @@ describe("a notification reaches its organization's subscribers and mailboxes an
     expect(body).not.toContain(server.operatorToken);
     expect(body).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
     for (const sub of [...ownSubs, otherSub]) sub.stop();
+  });
+
+  it.skipIf(!hasOpenssl)("should tell a delegated MSP of the participant's key material it covers, by subscription and email, and nothing else", async () => {
+    const m = await createOrganization(server, { kind: "MSP", country: "NL" });
+    const msp = { ...m, contactEmail: contactOf(m) };
+    await activeDelegation(server, acme, msp, { kinds: ["MTLS_CLIENT"], environment: "MTF" });
+    const mspSub = collect(server.wsClient(msp.officers[0]!.token), { after: await latestId(server), types: ["CSR_SIGNED"] });
+
+    // Acme's PRODUCTION certificate is not delegated; its MTF client certificate is.
+    const pem = makeCsr(generateKey(tmp.path, "p256"), `/C=${acme.country}/O=${acme.name}/CN=Acme Production Signer`);
+    const { submitCsr } = await server.ok<{ submitCsr: { id: string } }>(
+      `mutation($input: SubmitCsrInput!) { submitCsr(input: $input) { id } }`,
+      { input: { organizationId: acme.id, kind: "SIGNING", environment: "PRODUCTION", pem } },
+      acme.officers[0]!.token,
+    );
+    await server.ok(`mutation($id: ID!) { signCsr(input: { csrId: $id }) { id } }`, { id: submitCsr.id });
+    const delegated = await issueCertificate(server, tmp.path, acme, { commonName: "Acme Delegated Client", validityDays: 90 });
+
+    const heard = await mspSub.waitFor((n) => n.certificate?.id === delegated.id, "the MSP to hear of the delegated certificate");
+    expect(heard.organization.id).toBe(acme.id);
+    expect(mspSub.items.map((n) => n.certificate?.commonName)).toEqual(["Acme Delegated Client"]);
+
+    const delegatedMails = await mailsWithSubject("[KeyPortal] CSR signed: Acme Delegated Client (MTF)");
+    expect(delegatedMails.flatMap((x) => x.to).map((a) => a.toLowerCase()).sort()).toEqual([...addressesOf(acme), ...addressesOf(msp)].sort());
+    const productionMails = await mailsWithSubject("[KeyPortal] CSR signed: Acme Production Signer (PRODUCTION)");
+    expect(productionMails.flatMap((x) => x.to).map((a) => a.toLowerCase()).sort()).toEqual(addressesOf(acme));
+    mspSub.stop();
   });
 
   it("should page the same history through Query.notifications, each organization its own", async () => {

@@ -8,7 +8,7 @@ import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { collect, issueCertificate, subscribed } from "./helpers.js";
+import { collect, issueCertificate, latestId } from "./helpers.js";
 
 const hasOpenssl = await available("openssl");
 const DAY = 86_400_000;
@@ -57,8 +57,7 @@ describe.skipIf(!hasOpenssl)("expiry reminders", () => {
     const { server: s, org, clock } = await start();
     const certificate = await issueCertificate(s, tmp.path, org, { validityDays: 365 });
     const notAfter = new Date(certificate.notAfter).getTime();
-    const sub = collect(s.wsClient(org.officers[1]!.token), { types: ["CERTIFICATE_EXPIRING", "CERTIFICATE_EXPIRED"] });
-    await subscribed(s, 1);
+    const sub = collect(s.wsClient(org.officers[1]!.token), { after: await latestId(s), types: ["CERTIFICATE_EXPIRING", "CERTIFICATE_EXPIRED"] });
 
     expect(await scan(s)).toBe(0);
     clock.set(new Date(notAfter - 121 * DAY));

@@ -3,8 +3,10 @@
  * graphql-ws client, a real SMTP listener (smtp-server), certificates issued
  * through the API, and bounded waits.
  */
+import "reflect-metadata";
 import { SMTPServer } from "smtp-server";
 import type { Client } from "graphql-ws";
+import { NotificationStore } from "../../src/notifications/notification.store.js";
 import { generateKey, makeCsr } from "../pki/helpers.js";
 import type { TestOrganization } from "../support/fixtures.js";
 import type { TestServer } from "../support/server.js";
@@ -79,9 +81,12 @@ export function collect(client: Client, args: { after?: string | null; types?: s
   return collector;
 }
 
-/** Waits until the server has registered this many live subscriptions (the subscribe frame is asynchronous). */
-export async function subscribed(server: TestServer, count: number): Promise<void> {
-  await eventually(() => (server.app.services.dispatcher.subscriberCount >= count ? true : undefined), `${count} subscriptions`);
+/**
+ * The newest notification id: a subscription with `after` set to it receives
+ * exactly what happens next, however late its socket is ready.
+ */
+export async function latestId(server: TestServer): Promise<string> {
+  return String(await new NotificationStore(server.app.db).maxId());
 }
 
 export interface ReceivedEmail {

@@ -8,7 +8,7 @@ import { NotificationRefs } from "../../src/notifications/refs.js";
 import { available } from "../support/deps.js";
 import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
-import { collect, eventually, history, subscribed } from "./helpers.js";
+import { collect, eventually, history } from "./helpers.js";
 
 const hasPostgres = await available("postgres");
 
@@ -54,7 +54,6 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
     it("should filter the replay and the live part by type", async () => {
       const all = await history(server, server.operatorToken, null);
       const sub = collect(server.wsClient(server.operatorToken), { after: "0", types: ["OFFICER_DEACTIVATED"] });
-      await subscribed(server, 1);
       const target = await register();
       await server.ok(`mutation($id: ID!) { deactivateOfficer(officerId: $id) { id } }`, { id: target.id }, org.officers[0]!.token);
       const deactivated = await sub.waitFor((n) => n.officer?.id === target.id, "the deactivation");
