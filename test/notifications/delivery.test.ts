@@ -142,6 +142,9 @@ describe("a notification reaches its organization's subscribers and mailboxes an
     expect(anonymous.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
     const badCursor = await server.gql(`{ notifications(after: "x") { nodes { id } } }`, {}, acme.officers[0]!.token);
     expect(badCursor.errors?.[0]?.extensions).toEqual({ code: "BAD_USER_INPUT", reason: "INVALID_CURSOR" });
+    const badSubscription = collect(server.wsClient(acme.officers[0]!.token), { after: "not-a-cursor" });
+    await badSubscription.waitForEnd();
+    expect(badSubscription.errors).toMatchObject([{ extensions: { code: "BAD_USER_INPUT", reason: "INVALID_CURSOR" } }]);
     let closeCode = 0;
     const client = server.wsClient("kp_not_a_real_token", { onClose: (code) => (closeCode = code) });
     collect(client);
