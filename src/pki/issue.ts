@@ -14,7 +14,7 @@
  * oracle the encoder is compared with byte for byte, in test/pki/library-path.ts.
  */
 import "reflect-metadata";
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { SubjectKeyIdentifierExtension, type X509Certificate } from "@peculiar/x509";
 import { badInput } from "../errors.js";
 import { children, concat, DerError, encodeOid, raw, readTlv, sequence, tlv } from "./der.js";
@@ -75,14 +75,32 @@ export interface CertificateSpec {
 const SERIAL = /^(?:[0-9a-f]{2}){1,20}$/;
 
 /**
+ * Random bytes drawn from node:crypto a few kilobytes at a time (as Node's own
+ * randomUUID does): a call into the CSPRNG per serial cost about as much as
+ * encoding the rest of the certificate. Each byte is handed out once.
+ */
+const randomPool = Buffer.alloc(4096);
+let randomPoolNext = randomPool.length;
+
+function takeRandom(count: number): Buffer {
+  if (randomPoolNext + count > randomPool.length) {
+    randomFillSync(randomPool);
+    randomPoolNext = 0;
+  }
+  const out = Buffer.from(randomPool.subarray(randomPoolNext, randomPoolNext + count));
+  randomPoolNext += count;
+  return out;
+}
+
+/**
  * 128 random bits as a positive INTEGER: the top bit is cleared (so DER needs
  * no 0x00 pad) and the first byte is non-zero (so the encoding is exactly 16
  * octets and the hex string is the canonical serial). Leaves 120+ bits of entropy.
  */
 export function newSerialHex(): string {
-  const bytes = randomBytes(16);
+  const bytes = takeRandom(16);
   bytes[0] = bytes[0]! & 0x7f;
-  while (bytes[0] === 0) bytes[0] = randomBytes(1)[0]! & 0x7f;
+  while (bytes[0] === 0) bytes[0] = takeRandom(1)[0]! & 0x7f;
   return bytes.toString("hex");
 }
 

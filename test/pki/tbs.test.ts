@@ -470,6 +470,15 @@ describe("hand-written certificate encoder", () => {
     });
   });
 
+  it("newSerialHex: 20,000 distinct canonical 16-octet positive serials from the pooled random bytes", () => {
+    const serials = new Set(Array.from({ length: 20_000 }, () => newSerialHex()));
+    expect(serials.size).toBe(20_000);
+    for (const serial of serials) {
+      expect(serial).toMatch(/^[0-7][0-9a-f]{31}$/);
+      expect(serial.startsWith("00")).toBe(false);
+    }
+  });
+
   describe("refusals", () => {
     const spec = (overrides: Partial<CertificateSpec>): CertificateSpec => ({
       subject: SUBJECTS.printable!,
