@@ -80,9 +80,21 @@ export class RedisEventBus implements EventBus {
     };
   }
 
-  /** Resolves once the channels subscribed so far are confirmed by Redis. */
-  async ready(): Promise<void> {
-    await Promise.all(this.subscribing.values());
+  /**
+   * Resolves once the channels subscribed so far are confirmed by Redis, or
+   * after timeoutMs: an instance that starts while Redis is away still serves,
+   * and hears other instances' commits through the dispatcher's poll until
+   * ioredis has reconnected and re-subscribed.
+   */
+  async ready(timeoutMs = 5000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+      timer.unref();
+    });
+    const outcome = await Promise.race([Promise.all(this.subscribing.values()).then(() => "ready" as const), timedOut]);
+    clearTimeout(timer);
+    if (outcome === "timeout") this.options.logger.warn({ timeoutMs }, "redis did not confirm the subscriptions in time; continuing");
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@ import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { freshPostgresSchema, startTestServer, type TestServer } from "../support/server.js";
-import { collect, eventually, issueCertificate, latestId } from "./helpers.js";
+import { collect, eventually, issueCertificate, latestId, type SmtpSink, startSmtpSink } from "./helpers.js";
 
 const ready = (await available("postgres", "redis")) && (await available("openssl"));
 
@@ -14,6 +14,7 @@ describe.skipIf(!ready)("two instances on one PostgreSQL and Redis", () => {
   let a: TestServer;
   let b: TestServer;
   let org: TestOrganization;
+  let smtp: SmtpSink;
   const clock = new ManualClock("2027-05-01T10:00:00.000Z");
   const tmp = makeTempDir("kp-cross-");
   const shared = makeTempDir("kp-cross-data-");
@@ -21,7 +22,12 @@ describe.skipIf(!ready)("two instances on one PostgreSQL and Redis", () => {
   beforeAll(async () => {
     schema = await freshPostgresSchema();
     // A channel prefix of this run's own, so parallel runs on the machine's Redis never hear each other.
-    const env = { REDIS_URL: "redis://127.0.0.1:6379", KEYPORTAL_REDIS_PREFIX: `kp-test-${randomBytes(6).toString("hex")}` };
+    smtp = await startSmtpSink();
+    const env = {
+      REDIS_URL: "redis://127.0.0.1:6379",
+      KEYPORTAL_REDIS_PREFIX: `kp-test-${randomBytes(6).toString("hex")}`,
+      SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
+    };
     // One data directory as well: both instances use the same CA key files.
     a = await startTestServer({ databaseUrl: schema.url, dataDir: shared.path, env, clock });
     b = await startTestServer({ databaseUrl: schema.url, dataDir: shared.path, env, clock });
@@ -31,6 +37,7 @@ describe.skipIf(!ready)("two instances on one PostgreSQL and Redis", () => {
     await b?.close({ keepData: true });
     await a?.close({ keepData: true });
     await schema?.drop();
+    await smtp?.close();
     tmp.cleanup();
     shared.cleanup();
   });
@@ -104,5 +111,15 @@ describe.skipIf(!ready)("two instances on one PostgreSQL and Redis", () => {
     const counts = await Promise.all([scan(a), scan(b), scan(a), scan(b)]);
     expect(counts.reduce((sum, c) => sum + c.runExpiryScan, 0)).toBe(1);
     expect(await Promise.all([scan(a), scan(b)])).toEqual([{ runExpiryScan: 0 }, { runExpiryScan: 0 }]);
+  });
+
+  it("should send each email once although both instances' workers wake on every commit", async () => {
+    await Promise.all([a.app.services.emailWorker.runOnce(), b.app.services.emailWorker.runOnce(), a.app.services.emailWorker.runOnce()]);
+    const rows = (await a.app.db.dataSource.query(`SELECT id, status FROM email_deliveries`)) as Array<{ id: string; status: string }>;
+    expect(rows.length).toBeGreaterThan(10);
+    expect(rows.every((r) => r.status === "SENT")).toBe(true);
+    const messageIds = smtp.messages.map((m) => m.messageId);
+    expect(messageIds).toHaveLength(rows.length);
+    expect(new Set(messageIds).size).toBe(rows.length);
   });
 });
