@@ -30,7 +30,6 @@ import { type EventBus, InProcessEventBus } from "./events.js";
 import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
 import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./http/server.js";
 import { createLogger } from "./logger.js";
-import { KmsExpirySchedule } from "./kms/kms-expiry.js";
 import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
 import { KmsCertificateResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
 import { kmsCertificateRoutes } from "./kms/kms.routes.js";
@@ -144,7 +143,6 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   });
   // The KMS's own certificates (signing, encryption, TLS server) per environment: created on first start.
   await kms.ensureCurrentCertificates();
-  const kmsExpiry = new KmsExpirySchedule(kms, config.expiryScanIntervalMs, logger);
   const crls = new CrlService(db, clock, authorities);
   const revocations = new RevocationService(clock, policy, mutations, crls);
   const delegations = new DelegationService(db, clock, policy, mutations, bus);
@@ -156,7 +154,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const dispatcher = new NotificationDispatcher({ store: notificationStore, policy, refs: notificationRefs, bus, logger });
   const expiryScanner = new ExpiryScanner(
     { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", 10 * 60_000), state: new AppState(db, clock), logger },
-    { thresholdsDays: config.expiryReminderDays },
+    // The KMS's own certificates are watched by the same scan (same lease, schedule and thresholds).
+    { thresholdsDays: config.expiryReminderDays, extraScans: [(actor) => kms.scanExpiry(actor)] },
   );
   const notifications = new NotificationService(notificationStore, policy, expiryScanner);
 
@@ -216,7 +215,6 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         config.host,
         config.port,
       );
-      kmsExpiry.start();
       logger.info({ url: http.url }, "KeyPortal is listening");
       return { url: http.url };
     },
@@ -227,7 +225,6 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         await expiryScanner.stop();
         await emailWorker.stop();
         mailer.close();
-        await kmsExpiry.stop();
         await bus.close();
         await keyStore.close();
         if (dataSource.isInitialized) await dataSource.destroy();

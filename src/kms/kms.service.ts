@@ -443,9 +443,10 @@ export class KmsService {
    * certificate and threshold: checked inside the (serialized) transaction,
    * and dedupeKey kms-expiring:<id>:<T> is unique in the database. Only
    * current certificates: an overlapping predecessor running out is the plan,
-   * not news. Returns the number of reminders emitted.
+   * not news. Returns the number of reminders emitted. Runs as part of the
+   * notifications' ExpiryScanner (its lease, schedule and runExpiryScan).
    */
-  async scanExpiry(): Promise<number> {
+  async scanExpiry(actor: Viewer | null = null): Promise<number> {
     const thresholds = [...new Set(this.options.expiryReminderDays)].sort((a, b) => a - b);
     if (thresholds.length === 0) return 0;
     const now = this.clock.now();
@@ -462,13 +463,13 @@ export class KmsService {
       const left = certificate.notAfter.getTime() - now.getTime();
       const threshold = thresholds.find((days) => left <= days * DAY_MS);
       if (threshold === undefined) continue;
-      if (await this.remind(certificate, threshold, Math.floor(left / DAY_MS))) emitted++;
+      if (await this.remind(certificate, threshold, Math.floor(left / DAY_MS), actor)) emitted++;
     }
     return emitted;
   }
 
   /** Sends the reminder for `threshold` unless this one or a nearer one was sent already. */
-  private async remind(certificate: KmsCertificate, threshold: number, daysLeft: number): Promise<boolean> {
+  private async remind(certificate: KmsCertificate, threshold: number, daysLeft: number, actor: Viewer | null): Promise<boolean> {
     const kmsId = await this.kmsOrganizationId();
     if (!kmsId) return false;
     const { environment, purpose } = certificate;
@@ -479,7 +480,7 @@ export class KmsService {
           targetType: "KmsCertificate",
           targetId: certificate.id,
           organizationId: kmsId,
-          actor: null,
+          actor,
           details: { environment, purpose, serialNumber: certificate.serialNumber, threshold },
         },
         async ({ em, notify }) => {

@@ -49,6 +49,12 @@ const EXPIRED_THROUGH = "expiry-scan:expired-through";
 export interface ExpiryScannerOptions {
   thresholdsDays: readonly number[];
   batchSize?: number;
+  /**
+   * Further expiry scans run under the same lease and schedule, and by
+   * runExpiryScan (the KMS's own certificates); each answers how many
+   * notifications it emitted.
+   */
+  extraScans?: ReadonlyArray<(actor: Viewer | null) => Promise<number>>;
 }
 
 type Due = Pick<Certificate, "id" | "organizationId" | "kind" | "environment" | "commonName" | "serialNumber" | "notAfter" | "csrId">;
@@ -72,6 +78,7 @@ type Due = Pick<Certificate, "id" | "organizationId" | "kind" | "environment" | 
 export class ExpiryScanner {
   private readonly thresholds: number[];
   private readonly batchSize: number;
+  private readonly extraScans: ReadonlyArray<(actor: Viewer | null) => Promise<number>>;
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<unknown> = Promise.resolve();
   private readonly instance = randomUUID();
@@ -82,6 +89,7 @@ export class ExpiryScanner {
   ) {
     this.thresholds = [...new Set(options.thresholdsDays)].sort((a, b) => b - a);
     this.batchSize = options.batchSize ?? 500;
+    this.extraScans = options.extraScans ?? [];
   }
 
   /** Scans every intervalMs until stop(). */
@@ -113,7 +121,9 @@ export class ExpiryScanner {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     try {
-      return await this.scan(holder, opts.actor ?? null);
+      let emitted = await this.scan(holder, opts.actor ?? null);
+      for (const extra of this.extraScans) emitted += await extra(opts.actor ?? null);
+      return emitted;
     } finally {
       await this.deps.lease.release(holder);
     }

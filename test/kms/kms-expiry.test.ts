@@ -58,7 +58,9 @@ describe("KMS certificate expiry reminders", () => {
     });
 
     server.clock.advanceDays(60); // 55 days left for the original certificates
-    expect(await server.app.services.kms.scanExpiry()).toBe(5);
+    // The operators' manual scan covers the KMS's certificates too.
+    const { runExpiryScan } = await server.ok<{ runExpiryScan: number }>(`mutation { runExpiryScan }`);
+    expect(runExpiryScan).toBe(5);
     server.clock.advanceDays(50); // 5 days left: the 30-day threshold was skipped while nobody scanned
     expect(await server.app.services.kms.scanExpiry()).toBe(5);
     expect(await server.app.services.kms.scanExpiry()).toBe(0);
