@@ -165,7 +165,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [AuditResolver, new AuditResolver(audit, policy)],
     [CertificateResolver, new CertificateResolver(certificates, csrs, policy)],
     [OrganizationKeyMaterialResolver, new OrganizationKeyMaterialResolver(certificates, csrs)],
-    [CsrResolver, new CsrResolver(csrs, certificates)],
+    [CsrResolver, new CsrResolver(csrs)],
     [KmsCertificateResolver, new KmsCertificateResolver(kms)],
     [NotificationKmsCertificateResolver, new NotificationKmsCertificateResolver(kms)],
     [RevocationResolver, new RevocationResolver(revocations)],

@@ -8,7 +8,6 @@ import type { CsrService } from "../csrs/csr.service.js";
 import { Certificate } from "./certificate.entity.js";
 import type { CertificateService } from "./certificate.service.js";
 import { CertificateConnection, CertificateFilter, CertificateProfileType, CsrConnection, CsrFilter } from "./certificate.types.js";
-import { certificateLoader, csrLoader, type KeyMaterialSources } from "./loaders.js";
 
 async function required<T>(value: Promise<T | null>, what: string): Promise<T> {
   const found = await value;
@@ -18,15 +17,11 @@ async function required<T>(value: Promise<T | null>, what: string): Promise<T> {
 
 @Resolver(() => Certificate)
 export class CertificateResolver {
-  private readonly sources: KeyMaterialSources;
-
   constructor(
     private readonly certificateService: CertificateService,
     private readonly csrs: CsrService,
     private readonly policy: AccessPolicy,
-  ) {
-    this.sources = { certificatesByIds: (ids) => certificateService.byIds(ids), csrsByIds: (ids) => csrs.byIds(ids) };
-  }
+  ) {}
 
   @Query(() => [CertificateProfileType])
   certificateProfiles(@Ctx() ctx: Context): CertificateProfileType[] {
@@ -91,18 +86,18 @@ export class CertificateResolver {
 
   @FieldResolver(() => CertificateSigningRequest)
   csr(@Root() certificate: Certificate, @Ctx() ctx: Context): Promise<CertificateSigningRequest> {
-    return required(csrLoader(ctx, this.sources).load(certificate.csrId), "CSR");
+    return required(ctx.loaders.csr.load(certificate.csrId), "CSR");
   }
 
   /** Same organization, kind and environment as the certificate itself: visible to whoever sees it. */
   @FieldResolver(() => Certificate, { nullable: true, description: "The certificate this one renewed." })
   renewalOf(@Root() certificate: Certificate, @Ctx() ctx: Context): Promise<Certificate | null> | null {
-    return certificate.renewalOfId ? certificateLoader(ctx, this.sources).load(certificate.renewalOfId) : null;
+    return certificate.renewalOfId ? ctx.loaders.certificate.load(certificate.renewalOfId) : null;
   }
 
   @FieldResolver(() => Certificate, { nullable: true, description: "The newer certificate that renewed this one, if any." })
   renewedBy(@Root() certificate: Certificate, @Ctx() ctx: Context): Promise<Certificate | null> | null {
-    return certificate.renewedById ? certificateLoader(ctx, this.sources).load(certificate.renewedById) : null;
+    return certificate.renewedById ? ctx.loaders.certificate.load(certificate.renewedById) : null;
   }
 }
 

@@ -1,8 +1,6 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import { Certificate } from "../certificates/certificate.entity.js";
-import type { CertificateService } from "../certificates/certificate.service.js";
 import { CsrConnection, CsrFilter, RenewCertificateInput, SignCsrInput, SubmitCsrInput } from "../certificates/certificate.types.js";
-import { certificateLoader, type KeyMaterialSources } from "../certificates/loaders.js";
 import type { Context } from "../graphql/context.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";
@@ -11,14 +9,7 @@ import type { CsrService } from "./csr.service.js";
 
 @Resolver(() => CertificateSigningRequest)
 export class CsrResolver {
-  private readonly sources: KeyMaterialSources;
-
-  constructor(
-    private readonly csrs: CsrService,
-    certificates: CertificateService,
-  ) {
-    this.sources = { certificatesByIds: (ids) => certificates.byIds(ids), csrsByIds: (ids) => csrs.byIds(ids) };
-  }
+  constructor(private readonly csrs: CsrService) {}
 
   @Query(() => CertificateSigningRequest, { nullable: true })
   certificateSigningRequest(@Ctx() ctx: Context, @Arg("id", () => ID) id: string): Promise<CertificateSigningRequest | null> {
@@ -87,11 +78,11 @@ export class CsrResolver {
 
   @FieldResolver(() => Certificate, { nullable: true, description: "The certificate this request renews, if any." })
   renewalOf(@Root() csr: CertificateSigningRequest, @Ctx() ctx: Context): Promise<Certificate | null> | null {
-    return csr.renewalOfId ? certificateLoader(ctx, this.sources).load(csr.renewalOfId) : null;
+    return csr.renewalOfId ? ctx.loaders.certificate.load(csr.renewalOfId) : null;
   }
 
   @FieldResolver(() => Certificate, { nullable: true, description: "The certificate issued from this request, once SIGNED." })
   certificate(@Root() csr: CertificateSigningRequest, @Ctx() ctx: Context): Promise<Certificate | null> | null {
-    return csr.certificateId ? certificateLoader(ctx, this.sources).load(csr.certificateId) : null;
+    return csr.certificateId ? ctx.loaders.certificate.load(csr.certificateId) : null;
   }
 }
