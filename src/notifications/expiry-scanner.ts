@@ -92,14 +92,18 @@ export class ExpiryScanner {
     this.extraScans = options.extraScans ?? [];
   }
 
-  /** Scans every intervalMs until stop(). */
+  /**
+   * Scans once now and then every intervalMs until stop(): an instance that
+   * restarts more often than the interval still scans.
+   */
   start(intervalMs: number): void {
     if (this.timer) return;
-    this.timer = setInterval(() => {
-      const run = this.runOnce().catch((error: unknown) => this.deps.logger.error({ err: error }, "expiry scan failed"));
-      this.inFlight = run;
-    }, intervalMs);
+    const scan = () => {
+      this.inFlight = this.runOnce().catch((error: unknown) => this.deps.logger.error({ err: error }, "expiry scan failed"));
+    };
+    this.timer = setInterval(scan, intervalMs);
     this.timer.unref();
+    scan();
   }
 
   async stop(): Promise<void> {
