@@ -51,7 +51,7 @@ function sumLengths(parts: readonly Uint8Array[]): number {
 }
 
 /** One TLV around the concatenation of `parts`, in a single allocation. */
-export function wrap(tag: number, parts: readonly Uint8Array[]): Uint8Array {
+function wrap(tag: number, parts: readonly Uint8Array[]): Uint8Array {
   const length = sumLengths(parts);
   const out = new Uint8Array(tlvSize(length));
   let pos = writeHeader(out, 0, tag, length);
