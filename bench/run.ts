@@ -7,6 +7,9 @@ import { issuanceBench } from "./issuance.js";
 import { report } from "./measure.js";
 
 const scale = Number(process.env.BENCH_SCALE ?? "1");
+const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? "3"));
 
-const issuance = await issuanceBench(Math.round(300 * scale));
-report("Issuance", issuance, issuance[0]);
+for (const section of await issuanceBench(Math.round(1000 * scale), rounds)) {
+  report(section.title, section.results, section.baseline);
+  for (const note of section.notes) console.log(`  ${note}`);
+}
