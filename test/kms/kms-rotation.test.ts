@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Environment, KmsCertificatePurpose } from "../../src/domain.js";
 import { KmsCertificate } from "../../src/kms/kms-certificate.entity.js";
+import { EmailDelivery } from "../../src/notifications/email-delivery.entity.js";
 import { Notification } from "../../src/notifications/notification.entity.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";
@@ -115,6 +116,11 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
       });
       expect(notification.message).toContain(rotated.serialNumber);
       expect(notification.message).toContain("/kms/PRODUCTION/tls_server.pem");
+      // And mailed to every participant's and MSP's officers.
+      const emails = await server.app.db.manager.find(EmailDelivery, { where: { notificationId: notification.id } });
+      const recipients = emails.map((e) => e.recipient);
+      for (const person of [...participant.officers, ...msp.officers]) expect(recipients).toContain(person.email);
+      expect(emails.every((e) => /KMS certificate/.test(e.subject))).toBe(true);
       const { auditLog } = await server.ok<{ auditLog: { nodes: Array<{ action: string; outcome: string; targetId: string; details: string }> } }>(
         `{ auditLog(first: 500) { nodes { action outcome targetId details } } }`,
       );
