@@ -79,7 +79,9 @@ export class AccessPolicy {
     return v;
   }
 
+  /** Active delegations the viewer's organization received; only MSPs receive any, so others cost no query. */
   async grantsOf(viewer: Viewer): Promise<DelegationGrant[]> {
+    if (viewer.organization.kind !== OrganizationKind.MSP) return [];
     return this.grants.activeForMsp(viewer.organization.id);
   }
 
@@ -87,9 +89,14 @@ export class AccessPolicy {
   async visibleOrganizationIds(viewer: Viewer): Promise<string[] | null> {
     if (this.isOperator(viewer)) return null;
     // Linked by an active delegation, either way: an MSP sees its participants, a participant its MSPs.
-    const received = await this.grantsOf(viewer);
-    const granted = await this.grants.activeForParticipant(viewer.organization.id);
-    return [viewer.organization.id, ...new Set([...received.map((g) => g.participantId), ...granted.map((g) => g.mspId)])];
+    const own = viewer.organization;
+    const linked =
+      own.kind === OrganizationKind.MSP
+        ? (await this.grantsOf(viewer)).map((g) => g.participantId)
+        : own.kind === OrganizationKind.PARTICIPANT
+          ? (await this.grants.activeForParticipant(own.id)).map((g) => g.mspId)
+          : [];
+    return [own.id, ...new Set(linked)];
   }
 
   async canReadOrganization(viewer: Viewer, organizationId: string): Promise<boolean> {
