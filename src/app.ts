@@ -136,14 +136,15 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   });
   const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES);
   const certificates = new CertificateService(db, clock, policy, authorities);
+  const crls = new CrlService(db, clock, authorities);
   const kms = new KmsService(db, clock, policy, mutations, keyStore, authorities, {
     keyAlgorithms: kmsKeyAlgorithms(config.caKeyAlgorithm),
     publicUrl: config.publicUrl,
     expiryReminderDays: config.expiryReminderDays,
+    crl: crls,
   });
   // The KMS's own certificates (signing, encryption, TLS server) per environment: created on first start.
   await kms.ensureCurrentCertificates();
-  const crls = new CrlService(db, clock, authorities);
   const revocations = new RevocationService(clock, policy, mutations, crls);
   const delegations = new DelegationService(db, clock, policy, mutations, bus);
 

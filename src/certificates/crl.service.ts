@@ -6,6 +6,7 @@ import type { CrlEntry } from "../pki/crl.js";
 import type { Authorities } from "./authorities.js";
 import { Certificate } from "./certificate.entity.js";
 import { CrlState } from "./crl-state.entity.js";
+import { KmsCertificate } from "../kms/kms-certificate.entity.js";
 
 const DAY_MS = 86_400_000;
 /** nextUpdate = thisUpdate + 7 days. */
@@ -36,7 +37,9 @@ export interface PublishedCrl {
  * Contents: every revoked certificate of the environment that has not yet
  * expired at thisUpdate (RFC 5280 5.1: an entry may be removed once the
  * certificate has expired). A certificate revoked after it expired is
- * recorded as REVOKED but never needs to appear.
+ * recorded as REVOKED but never needs to appear. The KMS's own certificates
+ * retired before their notAfter are listed too (SUPERSEDED): retirement takes
+ * them out of the valid set for relying parties that check the CRL as well.
  */
 export class CrlService {
   constructor(
@@ -103,9 +106,16 @@ export class CrlService {
       .createQueryBuilder(Certificate, "c")
       .where("c.environment = :environment AND c.revokedAt IS NOT NULL AND c.notAfter > :at", { environment, at: at.toISOString() })
       .getMany();
-    return rows.flatMap((c) =>
-      c.revokedAt ? [{ serialHex: c.serialNumber, revokedAt: c.revokedAt, reason: c.revocationReason ?? RevocationReason.UNSPECIFIED }] : [],
-    );
+    const retired = await em
+      .createQueryBuilder(KmsCertificate, "k")
+      .where("k.environment = :environment AND k.retiredAt IS NOT NULL AND k.notAfter > :at", { environment, at: at.toISOString() })
+      .getMany();
+    return [
+      ...rows.flatMap((c) =>
+        c.revokedAt ? [{ serialHex: c.serialNumber, revokedAt: c.revokedAt, reason: c.revocationReason ?? RevocationReason.UNSPECIFIED }] : [],
+      ),
+      ...retired.flatMap((k) => (k.retiredAt ? [{ serialHex: k.serialNumber, revokedAt: k.retiredAt, reason: RevocationReason.SUPERSEDED }] : [])),
+    ];
   }
 }
 

@@ -36,6 +36,8 @@ export interface KmsServiceOptions {
   publicUrl: string;
   /** Reminder thresholds in days (config.expiryReminderDays). */
   expiryReminderDays: readonly number[];
+  /** Re-signs the environment's CRL in the caller's transaction, so that a retirement is on the CRL served next. */
+  crl?: { rebuild(em: EntityManager, environment: Environment): Promise<unknown> };
 }
 
 export interface RotateKmsCertificate {
@@ -269,6 +271,8 @@ export class KmsService {
         throw conflict("KMS_CERTIFICATE_CURRENT", "the current KMS certificate cannot be retired; rotate first, then retire the previous one");
       }
       this.keyCache.delete(id);
+      // On the environment's CRL (SUPERSEDED) from now on, for relying parties that check it.
+      await this.options.crl?.rebuild(em, certificate.environment);
       return Object.assign(certificate, { retiredAt: now, retiredById: v.officer.id });
     });
   }

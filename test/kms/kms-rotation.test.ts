@@ -210,6 +210,18 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
         reason: "CMS_RECIPIENT_NOT_FOUND",
       });
       expect(Buffer.from(await kms.decryptMessage(Environment.PRODUCTION, new Uint8Array(readFileSync(toNew)))).equals(plaintext)).toBe(true);
+
+      // Relying parties that check the CRL see the retirement too (SUPERSEDED); the current certificate stays good.
+      const crlDer = writeFile(tmp.path, "production.crl", new Uint8Array(await (await fetch(`${server.url}/crl/PRODUCTION.crl`)).arrayBuffer()));
+      const crlPem = `${tmp.path}/production.crl.pem`;
+      openssl(["crl", "-inform", "DER", "-in", crlDer, "-out", crlPem]);
+      expect(openssl(["crl", "-in", crlPem, "-noout", "-text"])).toMatch(new RegExp(`Serial Number: ${old.serialNumber.toUpperCase()}\\s+Revocation Date: [^\\n]+\\n\\s+CRL entry extensions:\\s+X509v3 CRL Reason Code:\\s+Superseded`));
+      const { caChain } = await server.ok<{ caChain: string }>(`{ caChain(environment: PRODUCTION) }`);
+      const chain = writeFile(tmp.path, "production-chain.pem", caChain);
+      const revoked = opensslResult(["verify", "-crl_check", "-CAfile", chain, "-CRLfile", crlPem, recipient]);
+      expect(revoked.ok).toBe(false);
+      expect(revoked.stdout + revoked.stderr).toContain("certificate revoked");
+      expect(openssl(["verify", "-crl_check", "-CAfile", chain, "-CRLfile", crlPem, writeFile(tmp.path, "new-enc.pem", rotated.pem)])).toContain(": OK");
     });
 
     it("should refuse a validity outside 1..825 days with BAD_USER_INPUT and change nothing", async () => {
