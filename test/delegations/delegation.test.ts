@@ -16,10 +16,11 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
     let msp: TestOrganization;
     let otherMsp: TestOrganization;
     let otherParticipant: TestOrganization;
-    const tmp = makeTempDir("kp-delegation-");
+    let tmp: ReturnType<typeof makeTempDir>;
     const sql = (text: string) => (db === "postgres" ? text : text.replace(/\$\d+/g, "?"));
 
     beforeAll(async () => {
+      tmp = makeTempDir("kp-delegation-");
       server = await startTestServer({ db });
       participant = await createOrganization(server, { country: "ES" });
       otherParticipant = await createOrganization(server, { country: "PT" });
@@ -27,8 +28,11 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
       otherMsp = await createOrganization(server, { kind: "MSP", country: "GB" });
     });
     afterAll(async () => {
-      await server?.close();
-      tmp.cleanup();
+      try {
+        await server?.close();
+      } finally {
+        tmp?.cleanup();
+      }
     });
 
     const input = (overrides: Record<string, unknown> = {}) => ({

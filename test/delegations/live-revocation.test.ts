@@ -13,16 +13,20 @@ describe.skipIf(!hasOpenssl)("a live MSP subscription and delegation revocation"
   let server: TestServer;
   let participant: TestOrganization;
   let msp: TestOrganization;
-  const tmp = makeTempDir("kp-live-revocation-");
+  let tmp: ReturnType<typeof makeTempDir>;
 
   beforeAll(async () => {
+    tmp = makeTempDir("kp-live-revocation-");
     server = await startTestServer();
     participant = await createOrganization(server, { country: "SE" });
     msp = await createOrganization(server, { kind: "MSP", country: "GB" });
   });
   afterAll(async () => {
-    await server?.close();
-    tmp.cleanup();
+    try {
+      await server?.close();
+    } finally {
+      tmp?.cleanup();
+    }
   });
 
   async function participantEvent(): Promise<string> {

@@ -62,17 +62,21 @@ const code = (result: GraphQLResponse<unknown>) => (result.errors?.length ? Stri
 describe.skipIf(!hasOpenssl)("the delegation matrix", () => {
   let server: TestServer;
   let otherMsp: TestOrganization;
-  const tmp = makeTempDir("kp-delegation-matrix-");
+  let tmp: ReturnType<typeof makeTempDir>;
 
   beforeAll(async () => {
+    tmp = makeTempDir("kp-delegation-matrix-");
     server = await startTestServer();
     otherMsp = await createOrganization(server, { kind: "MSP", country: "GB" });
     const elsewhere = await createOrganization(server, { country: "DE" });
     await activeDelegation(server, elsewhere, otherMsp, { kinds: ["MTLS_CLIENT"], environment: "MTF" });
   });
   afterAll(async () => {
-    await server?.close();
-    tmp.cleanup();
+    try {
+      await server?.close();
+    } finally {
+      tmp?.cleanup();
+    }
   });
 
   async function delegationIn(state: State, participant: TestOrganization, msp: TestOrganization): Promise<void> {

@@ -19,16 +19,20 @@ describe.skipIf(!hasOpenssl)("renewal", () => {
   let server: TestServer;
   let org: TestOrganization;
   let other: TestOrganization;
-  const tmp = makeTempDir("kp-renewal-");
+  let tmp: ReturnType<typeof makeTempDir>;
 
   beforeAll(async () => {
+    tmp = makeTempDir("kp-renewal-");
     server = await startTestServer();
     org = await createOrganization(server, { country: "IE" });
     other = await createOrganization(server, { country: "IE" });
   });
   afterAll(async () => {
-    await server?.close();
-    tmp.cleanup();
+    try {
+      await server?.close();
+    } finally {
+      tmp?.cleanup();
+    }
   });
 
   const view = async (id: string) => (await server.ok<{ certificate: CertificateView }>(CERTIFICATE, { id }, org.officers[0]!.token)).certificate;

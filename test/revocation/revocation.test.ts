@@ -19,10 +19,11 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
     let org: TestOrganization;
     let other: TestOrganization;
     const chains: Partial<Record<Environment, string>> = {};
-    const tmp = makeTempDir("kp-revocation-");
+    let tmp: ReturnType<typeof makeTempDir>;
     const children: ChildProcess[] = [];
 
     beforeAll(async () => {
+      tmp = makeTempDir("kp-revocation-");
       // openssl checks validity against the real time: start the test clock at it.
       server = await startTestServer({ db, clock: new ManualClock(new Date(Math.floor(Date.now() / 1000) * 1000)) });
       org = await createOrganization(server, { country: "NL" });
@@ -33,9 +34,12 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
       }
     });
     afterAll(async () => {
-      for (const child of children) child.kill("SIGKILL");
-      await server?.close();
-      tmp.cleanup();
+      try {
+        for (const child of children) child.kill("SIGKILL");
+        await server?.close();
+      } finally {
+        tmp?.cleanup();
+      }
     });
 
     it("should publish a compromised certificate on its environment's CRL at once, with its reason, signed by the issuing CA", async () => {
