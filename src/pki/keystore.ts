@@ -463,16 +463,27 @@ function releaseModule(library: string): void {
  */
 const creationLocks = new Map<string, Promise<unknown>>();
 
-async function withCreationLock<T>(key: string, create: () => Promise<T>): Promise<T> {
-  const previous = creationLocks.get(key) ?? Promise.resolve();
-  const current = previous.catch(() => undefined).then(create);
-  creationLocks.set(key, current);
+/**
+ * SoftHSM2 answers CKR_GENERAL_ERROR when one session lists the token's
+ * objects while another creates one. Object management (find, generate) on
+ * a token is therefore one at a time in the process; signing and decrypting
+ * with existing keys stay parallel over the session pool.
+ */
+const objectLocks = new Map<string, Promise<unknown>>();
+
+/** Runs `work` after every earlier holder of `key` in `locks` has finished. */
+async function withLock<T>(locks: Map<string, Promise<unknown>>, key: string, work: () => Promise<T>): Promise<T> {
+  const previous = locks.get(key) ?? Promise.resolve();
+  const current = previous.catch(() => undefined).then(work);
+  locks.set(key, current);
   try {
     return await current;
   } finally {
-    if (creationLocks.get(key) === current) creationLocks.delete(key);
+    if (locks.get(key) === current) locks.delete(key);
   }
 }
+
+const withCreationLock = <T>(key: string, create: () => Promise<T>): Promise<T> => withLock(creationLocks, key, create);
 
 export class Pkcs11KeyStore implements KeyStore {
   readonly crypto: Crypto;
@@ -531,7 +542,7 @@ export class Pkcs11KeyStore implements KeyStore {
     const cacheKey = `${label}\u0000${purpose}`;
     let pending = this.cache.get(cacheKey);
     if (!pending) {
-      pending = withCreationLock(`${this.library}\u0000${this.tokenLabel}\u0000${label}`, async () => {
+      pending = withCreationLock(`${this.tokenKey}\u0000${label}`, async () => {
         const found = await this.find(label, purpose);
         if (found) return found;
         await this.generate(label, algorithm, purpose);
@@ -586,7 +597,13 @@ export class Pkcs11KeyStore implements KeyStore {
         ? { ...base, label, token: true, sensitive: true }
         : { ...base, modulusLength: rsaBits(algorithm), publicExponent: new Uint8Array([1, 0, 1]), label, token: true, sensitive: true };
     const usages = usagesFor(purpose);
-    await this.pool.run((s) => s.subtle.generateKey(params, false, [...usages.privateKey, ...usages.publicKey]));
+    await withLock(objectLocks, this.tokenKey, () =>
+      this.pool.run((s) => s.subtle.generateKey(params, false, [...usages.privateKey, ...usages.publicKey])),
+    );
+  }
+
+  private get tokenKey(): string {
+    return `${this.library}\u0000${this.tokenLabel}`;
   }
 
   /**
@@ -596,6 +613,10 @@ export class Pkcs11KeyStore implements KeyStore {
    * choice in every process.
    */
   private async find(label: string, purpose: KeyPurpose, publicKeySpki?: Uint8Array): Promise<CryptoKeyPair | null> {
+    return withLock(objectLocks, this.tokenKey, () => this.findUnlocked(label, purpose, publicKeySpki));
+  }
+
+  private async findUnlocked(label: string, purpose: KeyPurpose, publicKeySpki?: Uint8Array): Promise<CryptoKeyPair | null> {
     return this.pool.run(async (session) => {
       const indexes = await session.keyStorage.keys();
       const privates: TokenKey[] = [];

@@ -52,6 +52,18 @@ describe.skipIf(!(await available("softhsm2")))("Pkcs11KeyStore on SoftHSM2", ()
     expect(await second.findKeyPair("no-such-key")).toBeNull();
   });
 
+  it("creates and finds keys under different labels at the same time without CKR_GENERAL_ERROR", async () => {
+    const s = store(4);
+    const labels = Array.from({ length: 6 }, (_, i) => `parallel-${i}`);
+    // Creations of distinct labels overlap with lookups that list the token's objects.
+    const created = await Promise.all([
+      ...labels.map((label, i) => s.getOrCreateKeyPair(label, i % 2 ? "RSA-2048" : "EC-P256")),
+      ...labels.map(() => s.findKeyPair("ca-mtf-root")),
+    ]);
+    expect(created.slice(0, labels.length).every((pair) => pair !== null)).toBe(true);
+    for (const label of labels) expect(await s.findKeyPair(label, { purpose: "sign" })).not.toBeNull();
+  });
+
   it("runs 64 concurrent signatures over a pool of 2 sessions without CKR_OPERATION_ACTIVE", async () => {
     const s = store(2);
     const keys = await s.getOrCreateKeyPair("concurrency", "EC-P256");
