@@ -3,6 +3,7 @@ import type { Clock } from "../clock.js";
 import { NotificationType, RevocationReason } from "../domain.js";
 import { badInput, conflict, forbidden, notFound } from "../errors.js";
 import type { AccessPolicy } from "../policy.js";
+import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { BlockedKey, Certificate } from "./certificate.entity.js";
 import type { CrlService } from "./crl.service.js";
@@ -125,15 +126,7 @@ export class RevocationService {
   }
 }
 
-function validNote(raw: string | null): string | null {
-  if (raw == null) return null;
-  const note = raw.trim();
-  if (note.length === 0) return null;
-  if (note.length > MAX_NOTE || /[\p{Cc}]/u.test(note.replace(/[\n\t]/g, ""))) {
-    throw badInput("INVALID_NOTE", `note must be at most ${MAX_NOTE} printable characters`);
-  }
-  return note;
-}
+const validNote = (raw: string | null) => freeText(raw, { field: "note", reason: "INVALID_NOTE", max: MAX_NOTE });
 
 const alreadyRevoked = (certificate: Certificate) =>
   conflict("ALREADY_REVOKED", `certificate ${certificate.serialNumber} is already revoked; revocation cannot be changed or undone`);

@@ -20,6 +20,7 @@ import { newSerialHex } from "../pki/issue.js";
 import type { CertificateProfile } from "../pki/profiles.js";
 import { sha256Hex, toBytes } from "../pki/spki.js";
 import type { AccessPolicy, KeyMaterialScope } from "../policy.js";
+import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { CertificateSigningRequest } from "./csr.entity.js";
 
@@ -207,10 +208,8 @@ export class CsrService {
         const csr = await em.findOne(CertificateSigningRequest, { where: { id: csrId } });
         if (!csr) throw notFound("certificate signing request");
         audit.organizationId = csr.organizationId;
-        const text = reason.trim();
-        if (text.length === 0 || text.length > MAX_REJECTION_REASON || /[\p{Cc}]/u.test(text.replace(/[\n\t]/g, ""))) {
-          throw badInput("INVALID_REASON", `reason must be 1 to ${MAX_REJECTION_REASON} printable characters`);
-        }
+        const text = freeText(reason, { field: "reason", reason: "INVALID_REASON", max: MAX_REJECTION_REASON });
+        if (!text) throw badInput("INVALID_REASON", "a rejection needs a reason the officers can act on");
         audit.details = { reason: text };
         await this.decide(em, csr, CsrStatus.REJECTED, v, text);
         await notify({

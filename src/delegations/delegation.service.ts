@@ -9,6 +9,7 @@ import { badInput, conflict, forbidden, notFound } from "../errors.js";
 import type { EventBus } from "../events.js";
 import { Organization } from "../organizations/organization.entity.js";
 import type { AccessPolicy } from "../policy.js";
+import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { Delegation } from "./delegation.entity.js";
 
@@ -256,15 +257,7 @@ function validKinds(kinds: CertificateKind[]): CertificateKind[] {
   return [...kinds];
 }
 
-function validText(raw: string | null | undefined, field: string, reason: string): string | null {
-  if (raw == null) return null;
-  const text = raw.trim();
-  if (text.length === 0) return null;
-  if (text.length > MAX_TEXT || /[\p{Cc}]/u.test(text.replace(/[\n\t]/g, ""))) {
-    throw badInput(reason, `${field} must be at most ${MAX_TEXT} printable characters`);
-  }
-  return text;
-}
+const validText = (raw: string | null | undefined, field: string, reason: string) => freeText(raw, { field, reason, max: MAX_TEXT });
 
 function notInState(status: DelegationStatus) {
   if (status === DelegationStatus.REVOKED) return conflict("ALREADY_REVOKED", "the delegation is already revoked");

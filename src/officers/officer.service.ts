@@ -5,10 +5,11 @@ import type { Clock } from "../clock.js";
 import type { Database } from "../db/data-source.js";
 import { NotificationType, OfficerStatus, OrganizationKind, Role } from "../domain.js";
 import type { EventBus } from "../events.js";
-import { badInput, conflict, forbidden, notFound, preconditionFailed } from "../errors.js";
+import { conflict, forbidden, notFound, preconditionFailed } from "../errors.js";
 import { Organization } from "../organizations/organization.entity.js";
 import { normalizeEmail } from "../organizations/organization.service.js";
 import type { AccessPolicy } from "../policy.js";
+import { singleLine } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { ApiToken } from "./api-token.entity.js";
 import { Officer } from "./officer.entity.js";
@@ -32,19 +33,8 @@ export interface ApiTokenGrant {
 export const MIN_ACTIVE_OFFICERS = 2;
 const LAST_USED_RESOLUTION_MS = 60_000;
 
-function validatePersonName(raw: string): string {
-  const name = raw.trim().replace(/\s+/g, " ");
-  if (name.length === 0 || name.length > 200) throw badInput("INVALID_NAME", "name must be 1 to 200 characters");
-  if (/[\p{Cc}\p{Cf}]/u.test(name)) throw badInput("INVALID_NAME", "name must not contain control characters");
-  return name;
-}
-
-function validateLabel(raw: string): string {
-  const label = raw.trim();
-  if (label.length === 0 || label.length > 100) throw badInput("INVALID_LABEL", "label must be 1 to 100 characters");
-  if (/[\p{Cc}\p{Cf}]/u.test(label)) throw badInput("INVALID_LABEL", "label must not contain control characters");
-  return label;
-}
+const validatePersonName = (raw: string) => singleLine(raw, { field: "name", reason: "INVALID_NAME", max: 200 });
+const validateLabel = (raw: string) => singleLine(raw, { field: "label", reason: "INVALID_LABEL", max: 100 });
 
 export class OfficerService {
   constructor(
