@@ -1,9 +1,5 @@
 import { type MigrationInterface, type QueryRunner, Table, TableIndex } from "typeorm";
-
-const id = (name = "id") => ({ name, type: "varchar", length: "36", isPrimary: true });
-const ref = (name: string, nullable = false) => ({ name, type: "varchar", length: "36", isNullable: nullable });
-const instant = (name: string, nullable = false) => ({ name, type: "varchar", length: "24", isNullable: nullable });
-const text = (name: string, length: number, nullable = false) => ({ name, type: "varchar", length: String(length), isNullable: nullable });
+import { idColumn as id, instantColumn as instant, refColumn as ref, textColumn as text } from "./columns.js";
 
 export class Foundation1764300000000 implements MigrationInterface {
   name = "Foundation1764300000000";

@@ -1,9 +1,5 @@
 import { type MigrationInterface, type QueryRunner, Table } from "typeorm";
-
-const id = () => ({ name: "id", type: "varchar", length: "36", isPrimary: true });
-const ref = (name: string, nullable = false) => ({ name, type: "varchar", length: "36", isNullable: nullable });
-const instant = (name: string, nullable = false) => ({ name, type: "varchar", length: "24", isNullable: nullable });
-const text = (name: string, length: number, nullable = false) => ({ name, type: "varchar", length: String(length), isNullable: nullable });
+import { idColumn as id, instantColumn as instant, refColumn as ref, textColumn as text } from "./columns.js";
 
 /** CSRs, certificates, blocked keys and delegations. */
 export class KeyExchange1764300000100 implements MigrationInterface {

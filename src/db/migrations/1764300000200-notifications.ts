@@ -1,7 +1,5 @@
 import { type MigrationInterface, type QueryRunner, Table, TableIndex } from "typeorm";
-
-const instant = (name: string, nullable = false) => ({ name, type: "varchar", length: "24", isNullable: nullable });
-const text = (name: string, length: number, nullable = false) => ({ name, type: "varchar", length: String(length), isNullable: nullable });
+import { instantColumn as instant, textColumn as text } from "./columns.js";
 
 /** Email deliveries (one row per notification and recipient) and the indexes the notification feed reads by. */
 export class Notifications1764300000200 implements MigrationInterface {

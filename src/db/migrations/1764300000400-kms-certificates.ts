@@ -1,7 +1,5 @@
 import { type MigrationInterface, type QueryRunner, Table } from "typeorm";
-
-const instant = (name: string, nullable = false) => ({ name, type: "varchar", length: "24", isNullable: nullable });
-const text = (name: string, length: number, nullable = false) => ({ name, type: "varchar", length: String(length), isNullable: nullable });
+import { instantColumn as instant, textColumn as text } from "./columns.js";
 
 /** The KMS's own certificates (message signing, message encryption, TLS server) per environment. */
 export class KmsCertificates1764300000400 implements MigrationInterface {
