@@ -55,6 +55,11 @@ import { OrganizationService } from "./organizations/organization.service.js";
 import { DEFAULT_PROFILES } from "./pki/profiles.js";
 import type { KeyStore } from "./pki/keystore.js";
 import { AccessPolicy } from "./policy.js";
+import { Delegation } from "./delegations/delegation.entity.js";
+import { CertificateSigningRequest } from "./csrs/csr.entity.js";
+import { Certificate } from "./certificates/certificate.entity.js";
+import { Officer } from "./officers/officer.entity.js";
+import { Organization } from "./organizations/organization.entity.js";
 
 /** Where the built GraphiQL page lives, relative to this file in src/ (tests) or dist/src/ (compiled). */
 function defaultWebDir(): string {
@@ -205,11 +210,11 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
           routes,
           webDir: overrides.webDir ?? defaultWebDir(),
           loaderSources: {
-            organizationsByIds: (ids) => organizations.byIds(ids),
-            officersByIds: (ids) => officers.byIds(ids),
-            certificatesByIds: notificationRefs.certificatesByIds,
-            csrsByIds: notificationRefs.csrsByIds,
-            delegationsByIds: notificationRefs.delegationsByIds,
+            organizationsByIds: (ids) => db.findByIds(Organization, ids),
+            officersByIds: (ids) => db.findByIds(Officer, ids),
+            certificatesByIds: (ids) => db.findByIds(Certificate, ids),
+            csrsByIds: (ids) => db.findByIds(CertificateSigningRequest, ids),
+            delegationsByIds: (ids) => db.findByIds(Delegation, ids),
           },
           feeds: { notifications: dispatcher },
         },

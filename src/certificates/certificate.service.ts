@@ -1,4 +1,4 @@
-import { In, type SelectQueryBuilder } from "typeorm";
+import type { SelectQueryBuilder } from "typeorm";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/data-source.js";
 import { CertificateKind, CertificateStatus, Environment } from "../domain.js";
@@ -11,6 +11,7 @@ import type { AccessPolicy } from "../policy.js";
 import type { Viewer } from "../viewer.js";
 import type { Authorities } from "./authorities.js";
 import { Certificate } from "./certificate.entity.js";
+import { canonicalSerial } from "./serial.js";
 import { restrictToReadableKeyMaterial } from "./visibility.js";
 
 export interface CertificateFilter {
@@ -22,19 +23,6 @@ export interface CertificateFilter {
 }
 
 const DAY_MS = 86_400_000;
-const SERIAL = /^[0-9a-f]{1,64}$/;
-
-/**
- * Serials are stored as the hex of their DER integer content (even length,
- * no extra leading zero byte); clients may type them with colons, upper case
- * or without the leading zero nibble, as openssl and browsers show them.
- */
-export function canonicalSerial(input: string): string {
-  const hex = input.trim().toLowerCase().replace(/[:\s]/g, "");
-  if (!SERIAL.test(hex)) throw badInput("INVALID_SERIAL", "serialNumber must be hexadecimal, e.g. 0f3a9c... or 0F:3A:9C...");
-  const stripped = hex.replace(/^0+(?=.)/, "");
-  return stripped.length % 2 === 1 ? `0${stripped}` : stripped;
-}
 
 export function certificateStatus(certificate: Pick<Certificate, "revokedAt" | "notAfter">, now: Date): CertificateStatus {
   if (certificate.revokedAt) return CertificateStatus.REVOKED;
@@ -157,8 +145,4 @@ export class CertificateService {
     }
   }
 
-  async byIds(ids: readonly string[]): Promise<Certificate[]> {
-    if (ids.length === 0) return [];
-    return this.db.manager.find(Certificate, { where: { id: In([...ids]) } });
-  }
 }

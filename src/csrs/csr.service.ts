@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { In, type EntityManager } from "typeorm";
+import type { EntityManager } from "typeorm";
 import type { MutationScope, Mutations } from "../audit/mutation.js";
 import type { Authorities } from "../certificates/authorities.js";
 import { restrictToReadableKeyMaterial } from "../certificates/visibility.js";
@@ -354,10 +354,6 @@ export class CsrService {
     return { nodes, pageInfo, cursorOf, count: async () => (await base()).getCount() };
   }
 
-  async byIds(ids: readonly string[]): Promise<CertificateSigningRequest[]> {
-    if (ids.length === 0) return [];
-    return this.db.manager.find(CertificateSigningRequest, { where: { id: In([...ids]) } });
-  }
 }
 
 const keyReuse = () =>

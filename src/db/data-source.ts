@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { DataSource, type DataSourceOptions, type EntityManager } from "typeorm";
+import { DataSource, type DataSourceOptions, type EntityManager, type EntityTarget, In, type ObjectLiteral } from "typeorm";
 import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
 
@@ -102,6 +102,30 @@ export class Database {
     }
     for (const hook of hooks) hook();
     return result;
+  }
+
+  /**
+   * Reads (and small writes) that must not join someone else's transaction.
+   * On SQLite every statement shares TypeORM's one connection: a bare
+   * `manager` query issued while a mutation's transaction is open runs inside
+   * it (it would see uncommitted rows, and a write would roll back with it),
+   * so it goes through the transaction queue. On PostgreSQL a pooled
+   * connection in autocommit is enough.
+   */
+  isolated<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+    return this.isPostgres ? work(this.manager) : this.transaction(({ em }) => work(em));
+  }
+
+  /** Rows by primary key `id`, in chunks that stay under the drivers' parameter limits; order not kept. */
+  async findByIds<T extends { id: string | number } & ObjectLiteral>(entity: EntityTarget<T>, ids: readonly (string | number)[]): Promise<T[]> {
+    if (ids.length === 0) return [];
+    return this.isolated(async (em) => {
+      const rows: T[] = [];
+      for (let i = 0; i < ids.length; i += 500) {
+        rows.push(...(await em.getRepository(entity).find({ where: { id: In(ids.slice(i, i + 500)) } as never })));
+      }
+      return rows;
+    });
   }
 
   async isReady(): Promise<boolean> {

@@ -197,10 +197,6 @@ export class DelegationService {
     return qb.orderBy("d.requestedAt", "DESC").addOrderBy("d.id", "DESC").getMany();
   }
 
-  async byIds(ids: readonly string[]): Promise<Delegation[]> {
-    if (ids.length === 0) return [];
-    return this.db.manager.find(Delegation, { where: { id: In([...ids]) } });
-  }
 
   private async participantDecision(scope: MutationScope, viewer: Viewer | null, delegationId: string, verb: string): Promise<{ v: Viewer; delegation: Delegation }> {
     const v = this.policy.requireViewer(viewer);

@@ -97,6 +97,10 @@ export class KmsService {
    * organizations already exist (an upgrade, or a key store replaced), the
    * new certificate is published like a rotation: audited and announced.
    */
+  byIds(ids: readonly string[]): Promise<KmsCertificate[]> {
+    return this.db.findByIds(KmsCertificate, ids);
+  }
+
   async ensureCurrentCertificates(): Promise<KmsCertificate[]> {
     // One at a time: on a PKCS#11 token, listing keys while another session generates one
     // can fail (CKR_GENERAL_ERROR reading a half-made object), and start-up is not hot.
@@ -165,10 +169,6 @@ export class KmsService {
   }
 
   /** For batched nested fields (Notification.kmsCertificate); callers have decided visibility. */
-  async byIds(ids: readonly string[]): Promise<KmsCertificate[]> {
-    if (ids.length === 0) return [];
-    return this.db.manager.find(KmsCertificate, { where: { id: In([...ids]) } });
-  }
 
   /** ACTIVE, EXPIRED, or REVOKED once retired: retirement takes a certificate out of the valid set before its notAfter. */
   status(certificate: KmsCertificate): CertificateStatus {

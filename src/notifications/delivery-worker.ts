@@ -6,7 +6,6 @@ import type { Database } from "../db/data-source.js";
 import type { EventBus } from "../events.js";
 import { EmailDelivery, EmailDeliveryStatus } from "./email-delivery.entity.js";
 import type { Mailer } from "./mailer.js";
-import { withEntityManager } from "./tx.js";
 
 export interface DeliveryWorkerOptions {
   /** Rows claimed per round. */
@@ -144,7 +143,7 @@ export class EmailDeliveryWorker {
     const now = this.deps.clock.now();
     const nowIso = now.toISOString();
     const until = new Date(now.getTime() + this.claimMs);
-    return withEntityManager(this.deps.db, async (em) => {
+    return this.deps.db.isolated(async (em) => {
       const due = await em
         .createQueryBuilder(EmailDelivery, "d")
         .select("d.id", "id")
@@ -185,7 +184,7 @@ export class EmailDeliveryWorker {
         messageId,
       });
       const now = this.deps.clock.now();
-      await withEntityManager(this.deps.db, (em) =>
+      await this.deps.db.isolated((em) =>
         em
           .createQueryBuilder()
           .update(EmailDelivery)
@@ -208,7 +207,7 @@ export class EmailDeliveryWorker {
       const giveUp = attempts >= this.maxAttempts;
       const lastError = describeSendError(error);
       this.deps.logger.warn({ deliveryId: delivery.id, attempts, giveUp, lastError }, "email delivery failed");
-      await withEntityManager(this.deps.db, (em) =>
+      await this.deps.db.isolated((em) =>
         em
           .createQueryBuilder()
           .update(EmailDelivery)

@@ -9,7 +9,6 @@ import { NotificationType } from "../domain.js";
 import type { Viewer } from "../viewer.js";
 import type { AppState, DatabaseLease } from "./lease.js";
 import { Notification } from "./notification.entity.js";
-import { withEntityManager } from "./tx.js";
 
 export const DAY_MS = 86_400_000;
 
@@ -154,7 +153,7 @@ export class ExpiryScanner {
   }
 
   private dueBatch(now: Date, horizon: string, cursor: { notAfter: string; id: string }): Promise<Due[]> {
-    return withEntityManager(this.deps.db, (em) =>
+    return this.deps.db.isolated((em) =>
       em
         .createQueryBuilder(Certificate, "c")
         .leftJoin(Certificate, "s", "s.id = c.renewedById")
@@ -180,7 +179,7 @@ export class ExpiryScanner {
       return notice ? [{ certificate, notice, key: expiryDedupeKey(certificate.id, notice) }] : [];
     });
     if (notices.length === 0) return 0;
-    const already = await withEntityManager(this.deps.db, (em) => this.existingKeys(em, notices.map((n) => n.key)));
+    const already = await this.deps.db.isolated((em) => this.existingKeys(em, notices.map((n) => n.key)));
     const missing = notices.filter((n) => !already.has(n.key));
     if (missing.length === 0) return 0;
     return this.deps.mutations.run(

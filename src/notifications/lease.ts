@@ -1,6 +1,5 @@
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/data-source.js";
-import { withEntityManager } from "./tx.js";
 
 const RELEASED = new Date(0);
 
@@ -24,7 +23,7 @@ export class DatabaseLease {
   async tryAcquire(holder: string): Promise<boolean> {
     const now = this.clock.now();
     const staleBefore = new Date(now.getTime() - this.ttlMs);
-    return withEntityManager(this.db, async (em) => {
+    return this.db.isolated(async (em) => {
       await em
         .createQueryBuilder()
         .insert()
@@ -47,7 +46,7 @@ export class DatabaseLease {
   }
 
   async release(holder: string): Promise<void> {
-    await withEntityManager(this.db, (em) =>
+    await this.db.isolated((em) =>
       em
         .createQueryBuilder()
         .update("app_state")
@@ -66,7 +65,7 @@ export class AppState {
   ) {}
 
   async get(key: string): Promise<string | null> {
-    const row = await withEntityManager(this.db, (em) =>
+    const row = await this.db.isolated((em) =>
       em.createQueryBuilder().select("s.value", "value").from("app_state", "s").where("s.key = :key", { key }).getRawOne<{ value: string }>(),
     );
     return row?.value ?? null;
@@ -74,7 +73,7 @@ export class AppState {
 
   async set(key: string, value: string): Promise<void> {
     const updatedAt = this.clock.now().toISOString();
-    await withEntityManager(this.db, async (em) => {
+    await this.db.isolated(async (em) => {
       await em.createQueryBuilder().insert().into("app_state").values({ key, value, updatedAt }).orIgnore().execute();
       await em.createQueryBuilder().update("app_state").set({ value, updatedAt }).where(`"key" = :key`, { key }).execute();
     });

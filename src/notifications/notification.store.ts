@@ -3,14 +3,13 @@ import type { Database } from "../db/data-source.js";
 import type { NotificationType } from "../domain.js";
 import type { NotificationScope } from "../policy.js";
 import { Notification } from "./notification.entity.js";
-import { withEntityManager } from "./tx.js";
 
 /** Reads of the notification history, always in id order (the id is the cursor). */
 export class NotificationStore {
   constructor(private readonly db: Database) {}
 
   async maxId(): Promise<number> {
-    const row = await withEntityManager(this.db, (em) =>
+    const row = await this.db.isolated((em) =>
       em.createQueryBuilder(Notification, "n").select("MAX(n.id)", "max").getRawOne<{ max: string | number | null }>(),
     );
     return row?.max == null ? 0 : Number(row.max);
@@ -18,7 +17,7 @@ export class NotificationStore {
 
   /** Every notification after the id, for the dispatcher (visibility is decided per subscriber). */
   after(afterId: number, limit: number): Promise<Notification[]> {
-    return withEntityManager(this.db, (em) =>
+    return this.db.isolated((em) =>
       em.createQueryBuilder(Notification, "n").where("n.id > :after", { after: afterId }).orderBy("n.id", "ASC").limit(limit).getMany(),
     );
   }
@@ -28,7 +27,7 @@ export class NotificationStore {
    * first: the SQL form of AccessPolicy.canSeeNotification.
    */
   visibleAfter(scope: NotificationScope | null, afterId: number, types: readonly NotificationType[] | null, limit: number): Promise<Notification[]> {
-    return withEntityManager(this.db, (em) => {
+    return this.db.isolated((em) => {
       const qb = em.createQueryBuilder(Notification, "n").where("n.id > :after", { after: afterId });
       if (types) {
         if (types.length === 0) return Promise.resolve([]);

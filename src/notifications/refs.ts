@@ -8,7 +8,6 @@ import { ApiToken } from "../officers/api-token.entity.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";
 import type { Viewer } from "../viewer.js";
-import { withEntityManager } from "./tx.js";
 
 const CHUNK = 500;
 
@@ -20,31 +19,18 @@ function chunks<T>(items: readonly T[]): T[][] {
 
 /**
  * Lookups the notification feature needs of other features' tables, with no
- * policy applied (callers decide visibility): the objects a notification
- * refers to, for GraphQL loaders, and which viewers still have access.
+ * policy applied (callers decide visibility): the KMS organization, and
+ * which viewers still have access.
  */
 export class NotificationRefs {
   private kmsOrganizationId: string | null = null;
 
   constructor(private readonly db: Database) {}
 
-  certificatesByIds = (ids: readonly string[]): Promise<Certificate[]> => this.byIds(Certificate, ids);
-  csrsByIds = (ids: readonly string[]): Promise<CertificateSigningRequest[]> => this.byIds(CertificateSigningRequest, ids);
-  delegationsByIds = (ids: readonly string[]): Promise<Delegation[]> => this.byIds(Delegation, ids);
-
-  private async byIds<T extends { id: string }>(entity: new () => T, ids: readonly string[]): Promise<T[]> {
-    if (ids.length === 0) return [];
-    return withEntityManager(this.db, async (em) => {
-      const rows: T[] = [];
-      for (const part of chunks(ids)) rows.push(...(await em.find(entity, { where: { id: In(part) } as never })));
-      return rows;
-    });
-  }
-
   /** The KMS organization: the publisher of notifications addressed to an audience rather than one organization. */
   async kmsOrganization(): Promise<string | null> {
     if (this.kmsOrganizationId) return this.kmsOrganizationId;
-    const org = await withEntityManager(this.db, (em) => em.findOne(Organization, { where: { kind: OrganizationKind.KMS } }));
+    const org = await this.db.isolated((em) => em.findOne(Organization, { where: { kind: OrganizationKind.KMS } }));
     this.kmsOrganizationId = org?.id ?? null;
     return this.kmsOrganizationId;
   }
@@ -57,7 +43,7 @@ export class NotificationRefs {
     const tokenIds = [...new Set(viewers.map((v) => v.tokenId))];
     const valid = new Set<string>();
     if (tokenIds.length === 0) return valid;
-    await withEntityManager(this.db, async (em) => {
+    await this.db.isolated(async (em) => {
       for (const part of chunks(tokenIds)) {
         const rows = await em
           .createQueryBuilder(ApiToken, "t")

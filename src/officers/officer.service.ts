@@ -234,8 +234,4 @@ export class OfficerService {
     });
   }
 
-  async byIds(ids: readonly string[]): Promise<Officer[]> {
-    if (ids.length === 0) return [];
-    return this.db.manager.find(Officer, { where: { id: In([...ids]) } });
-  }
 }

@@ -86,8 +86,4 @@ export class OrganizationService {
   }
 
   /** For internal use (loaders, other services): no policy applied. */
-  async byIds(ids: readonly string[]): Promise<Organization[]> {
-    if (ids.length === 0) return [];
-    return this.db.manager.find(Organization, { where: { id: In([...ids]) } });
-  }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canonicalSerial } from "../../src/certificates/certificate.service.js";
+import { canonicalSerial } from "../../src/certificates/serial.js";
 
 describe("serial numbers typed by people", () => {
   it("should find a serial whose first byte is below 0x10 however it is typed", () => {
