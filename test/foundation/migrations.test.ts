@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MIGRATIONS } from "../../src/db/migrations/index.js";
 import { available } from "../support/deps.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { type DbKind, onPostgresIn, startTestServer, type TestServer } from "../support/server.js";
+
 
 const postgres = await available("postgres");
 
 describe.each<DbKind>(["sqlite", "postgres"])("migrations on %s", (db) => {
   describe.skipIf(db === "postgres" && !postgres)(`a fresh ${db} database`, () => {
+    const onPostgres = onPostgresIn(db);
     let server: TestServer;
     beforeAll(async () => {
       server = await startTestServer({ db });
@@ -48,7 +50,7 @@ describe.each<DbKind>(["sqlite", "postgres"])("migrations on %s", (db) => {
       expect(Number(n)).toBe(1);
     });
 
-    it.runIf(db === "postgres")("should refuse TRUNCATE of audit_events on PostgreSQL", async () => {
+    onPostgres("should refuse TRUNCATE of audit_events on PostgreSQL", async () => {
       await expect(server.app.db.dataSource.query(`TRUNCATE audit_events`)).rejects.toThrow(/append-only/);
     });
 

@@ -3,6 +3,7 @@
  * on a fresh SQLite file, or on a fresh PostgreSQL schema, for black-box tests.
  */
 import "reflect-metadata";
+import { it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -18,6 +19,13 @@ import { createLogger } from "../../src/logger.js";
 export const PG_BASE_URL = process.env.KEYPORTAL_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
 export type DbKind = "sqlite" | "postgres";
+
+/** Registers a case only on PostgreSQL, where it means something, instead of showing it as skipped on SQLite. */
+export function onPostgresIn(db: DbKind) {
+  return (name: string, fn: () => Promise<void>, timeout?: number) => {
+    if (db === "postgres") it(name, fn, timeout);
+  };
+}
 
 /** A fresh, empty schema in the test database; dropped by the returned function. */
 export async function freshPostgresSchema(): Promise<{ url: string; drop(): Promise<void> }> {
