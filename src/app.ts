@@ -22,7 +22,7 @@ import { type Clock, systemClock } from "./clock.js";
 import { CsrResolver } from "./csrs/csr.resolver.js";
 import { CsrService } from "./csrs/csr.service.js";
 import type { Config } from "./config.js";
-import { createDataSource, Database } from "./db/data-source.js";
+import { createDataSource, createSqliteReader, Database } from "./db/data-source.js";
 import { DatabaseDelegationGrants } from "./delegations/delegation.grants.js";
 import { DelegationResolver, OrganizationDelegationsResolver } from "./delegations/delegation.resolver.js";
 import { DelegationService } from "./delegations/delegation.service.js";
@@ -118,7 +118,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const dataSource = createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   await dataSource.initialize();
   await dataSource.runMigrations({ transaction: "each" });
-  const db = new Database(dataSource);
+  const db = new Database(dataSource, createSqliteReader({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  await db.initialize();
 
   const policy = new AccessPolicy(new DatabaseDelegationGrants(db));
   const audit = new AuditLog(db, clock);
@@ -233,7 +234,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         mailer.close();
         await bus.close();
         await keyStore.close();
-        if (dataSource.isInitialized) await dataSource.destroy();
+        await db.close();
       })();
       return stopped;
     },

@@ -59,6 +59,19 @@ export function createDataSource(opts: DatabaseOptions): DataSource {
   return new KeyPortalDataSource(dataSourceOptions(opts));
 }
 
+/**
+ * SQLite only: a second connection to the same file for reads outside
+ * transactions. TypeORM gives SQLite one connection, and a read on it while
+ * a mutation's transaction is open would see that transaction's uncommitted
+ * rows; in WAL mode this connection sees only what has committed, and reads
+ * never wait for writes. Nothing writes through it.
+ */
+export function createSqliteReader(opts: DatabaseOptions): DataSource | null {
+  const options = dataSourceOptions(opts);
+  if (options.type !== "sqlite") return null;
+  return new DataSource({ ...options, migrations: [] });
+}
+
 /** A database transaction with hooks that run only after it commits. */
 export interface Tx {
   readonly em: EntityManager;
@@ -68,19 +81,29 @@ export interface Tx {
 /**
  * The database as the services see it. SQLite through TypeORM is one
  * connection, so its transactions are queued here one at a time (concurrent
- * BEGINs on one connection would interleave); PostgreSQL runs them in
- * parallel from its pool.
+ * BEGINs on one connection would interleave), and reads outside transactions
+ * go to a second, reading connection (createSqliteReader); PostgreSQL runs
+ * both from its pool.
  */
 export class Database {
   private queue: Promise<unknown> = Promise.resolve();
   readonly isPostgres: boolean;
 
-  constructor(readonly dataSource: DataSource) {
+  constructor(
+    readonly dataSource: DataSource,
+    private readonly reader: DataSource | null = null,
+  ) {
     this.isPostgres = dataSource.options.type === "postgres";
   }
 
+  /** For reads outside a transaction: they see committed data only. Writes go through transaction(). */
   get manager(): EntityManager {
-    return this.dataSource.manager;
+    return (this.reader ?? this.dataSource).manager;
+  }
+
+  /** The connection that manager reads through (tests count its statements). */
+  get readDataSource(): DataSource {
+    return this.reader ?? this.dataSource;
   }
 
   async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
@@ -105,27 +128,31 @@ export class Database {
   }
 
   /**
-   * Reads (and small writes) that must not join someone else's transaction.
-   * On SQLite every statement shares TypeORM's one connection: a bare
-   * `manager` query issued while a mutation's transaction is open runs inside
-   * it (it would see uncommitted rows, and a write would roll back with it),
-   * so it goes through the transaction queue. On PostgreSQL a pooled
-   * connection in autocommit is enough.
+   * Small background writes (leases, delivery claims) that must not join
+   * someone else's transaction: on SQLite they take their turn in the
+   * transaction queue; on PostgreSQL a pooled connection in autocommit is enough.
    */
   isolated<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
-    return this.isPostgres ? work(this.manager) : this.transaction(({ em }) => work(em));
+    return this.isPostgres ? work(this.dataSource.manager) : this.transaction(({ em }) => work(em));
   }
 
   /** Rows by primary key `id`, in chunks that stay under the drivers' parameter limits; order not kept. */
   async findByIds<T extends { id: string | number } & ObjectLiteral>(entity: EntityTarget<T>, ids: readonly (string | number)[]): Promise<T[]> {
     if (ids.length === 0) return [];
-    return this.isolated(async (em) => {
-      const rows: T[] = [];
-      for (let i = 0; i < ids.length; i += 500) {
-        rows.push(...(await em.getRepository(entity).find({ where: { id: In(ids.slice(i, i + 500)) } as never })));
-      }
-      return rows;
-    });
+    const rows: T[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      rows.push(...(await this.manager.getRepository(entity).find({ where: { id: In(ids.slice(i, i + 500)) } as never })));
+    }
+    return rows;
+  }
+
+  async initialize(): Promise<void> {
+    if (this.reader && !this.reader.isInitialized) await this.reader.initialize();
+  }
+
+  async close(): Promise<void> {
+    if (this.reader?.isInitialized) await this.reader.destroy();
+    if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }
 
   async isReady(): Promise<boolean> {

@@ -25,8 +25,8 @@ describe.skipIf(!hasOpenssl)("nested fields on a page of certificates", () => {
       );
       await server.ok(`mutation($id: ID!) { signCsr(input: { csrId: $id, validityDays: ${30 + i} }) { id } }`, { id: submitCsr.id });
     }
-    // Count every statement the server sends from here on (SQLite: one connection, one query runner).
-    const runner = server.app.db.dataSource.driver.createQueryRunner("master");
+    // Count every statement the server reads with from here on (SQLite: the reading connection has one query runner).
+    const runner = server.app.db.readDataSource.driver.createQueryRunner("master");
     const query = runner.query.bind(runner);
     runner.query = ((sql: string, ...rest: unknown[]) => {
       statements.push(sql);
