@@ -150,7 +150,13 @@ async function loadOrCreateLevel(
   // the creation race with a key of its own, this finds that key, not ours.
   const certificate = new X509Certificate(pem);
   const keys = await keyStore.findKeyPair(name, { publicKeySpki: new Uint8Array(certificate.publicKey.rawData) });
-  if (!keys) throw new Error(`CA certificate ${name} exists but the key store has no key ${name} with its public key`);
+  if (!keys) {
+    // Typical cause: a second instance on the same database with its own data directory.
+    throw new Error(
+      `CA certificate ${name} exists in the database but the key store has no key ${name} with its public key; ` +
+        "instances sharing a database must share the CA keys (the same KEYPORTAL_DATA_DIR, or PKCS#11)",
+    );
+  }
   await checkKeyMatches(name, certificate, keys, keyStore.crypto);
   return { certificate, keys };
 }
