@@ -143,12 +143,11 @@ export class NotificationEmails {
 
   async compose(em: EntityManager, n: Notification): Promise<{ subject: string; body: string }> {
     const template = TEMPLATES[n.type];
-    const [organization, certificate, csr, officer] = await Promise.all([
-      n.organizationId ? em.findOne(Organization, { where: { id: n.organizationId } }) : null,
-      n.certificateId ? em.findOne(Certificate, { where: { id: n.certificateId } }) : null,
-      n.csrId ? em.findOne(CertificateSigningRequest, { where: { id: n.csrId } }) : null,
-      n.officerId ? em.findOne(Officer, { where: { id: n.officerId } }) : null,
-    ]);
+    // One after the other: a transaction is one connection, and pg refuses overlapping queries on it.
+    const organization = n.organizationId ? await em.findOne(Organization, { where: { id: n.organizationId } }) : null;
+    const certificate = n.certificateId ? await em.findOne(Certificate, { where: { id: n.certificateId } }) : null;
+    const csr = n.csrId ? await em.findOne(CertificateSigningRequest, { where: { id: n.csrId } }) : null;
+    const officer = n.officerId ? await em.findOne(Officer, { where: { id: n.officerId } }) : null;
     const commonName = certificate?.commonName ?? csr?.commonName ?? null;
     const environment = n.environment ?? certificate?.environment ?? csr?.environment ?? null;
     let about: string;
