@@ -85,3 +85,79 @@ export function describeError(error: GraphQLErrorShape): CliError {
       return new CliError(`${error.message}${code ? ` [${code}${reason && reason !== code ? `/${reason}` : ""}]` : ""}`);
   }
 }
+
+export interface WatchedNotification {
+  id: string;
+  type: string;
+  occurredAt: string;
+  message: string;
+  daysUntilExpiry: number | null;
+  certificate: { id: string; serialNumber: string } | null;
+  certificateSigningRequest: { id: string } | null;
+}
+
+const WATCH = `subscription Watch($after: String, $types: [NotificationType!]) {
+  notifications(after: $after, types: $types) {
+    id type occurredAt message daysUntilExpiry
+    certificate { id serialNumber }
+    certificateSigningRequest { id }
+  }
+}`;
+
+/**
+ * Follows Subscription.notifications over graphql-ws until `signal` aborts
+ * (resolves) or the server ends it (rejects with a CliError saying why).
+ */
+export async function watchNotifications(
+  client: KeyPortalClient,
+  token: string | undefined,
+  opts: { after?: string; types?: string[] },
+  onNotification: (n: WatchedNotification) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const { createClient } = await import("graphql-ws");
+  const { default: WebSocket } = await import("ws");
+  let url: URL;
+  try {
+    url = new URL("/graphql", client.baseUrl);
+  } catch {
+    throw new CliError(`"${client.baseUrl}" is not a valid URL; pass --url http://host:port`);
+  }
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  let closeCode: number | undefined;
+  const ws = createClient({
+    url: url.toString(),
+    webSocketImpl: WebSocket,
+    lazy: false,
+    retryAttempts: 0,
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+    on: { closed: (event) => (closeCode = (event as { code?: number }).code) },
+    onNonLazyError: () => undefined,
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const stop = ws.subscribe<{ notifications: WatchedNotification }>(
+        { query: WATCH, variables: { after: opts.after ?? null, types: opts.types ?? null } },
+        {
+          next: (result) => {
+            if (result.errors?.length) reject(describeError(result.errors[0] as GraphQLErrorShape));
+            else if (result.data) onNotification(result.data.notifications);
+          },
+          error: (error: unknown) => {
+            if (closeCode === 4401 || closeCode === 4403) reject(describeError({ message: "", extensions: { code: "UNAUTHENTICATED" } }));
+            else if (Array.isArray(error) && error[0]) reject(describeError(error[0] as GraphQLErrorShape));
+            else if (closeCode !== undefined) reject(new CliError(`KeyPortal closed the connection (code ${closeCode})`));
+            else reject(new CliError(`cannot reach KeyPortal at ${client.baseUrl}; check --url or KEYPORTAL_URL`));
+          },
+          complete: () => resolve(),
+        },
+      );
+      signal.addEventListener("abort", () => {
+        stop();
+        resolve();
+      });
+    });
+  } finally {
+    await ws.dispose();
+  }
+}

@@ -9,7 +9,7 @@
  */
 import { promises as fs } from "node:fs";
 import { parseArgs } from "node:util";
-import { CliError, KeyPortalClient } from "./client.js";
+import { CliError, KeyPortalClient, watchNotifications } from "./client.js";
 import { type CliKeyType, createKeyAndCsr, KEY_TYPES } from "./keygen.js";
 
 const KINDS = ["MTLS_CLIENT", "SIGNING", "ENCRYPTION"];
@@ -27,6 +27,8 @@ commands:
   submit     --csr <file> --kind <kind> --environment MTF|PRODUCTION --organization-id <id>
   status     --csr <id> | --certificate <id>
   download   --certificate <id> --format pem|der|p7b|chain --out <file>
+  watch      follow notifications live until Ctrl-C: one line each, or --json for JSON lines
+             --after <id> (replay everything after that cursor first)  --types CSR_SIGNED,CERTIFICATE_EXPIRING,...
 
 connection: --url <url> (or KEYPORTAL_URL; default http://127.0.0.1:4000)
             --token <token> | --token-file <file> (or KEYPORTAL_TOKEN)
@@ -53,14 +55,17 @@ async function readFileFor(path: string, what: string): Promise<string> {
   }
 }
 
-async function connect(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): Promise<KeyPortalClient> {
-  const url = (values.url as string | undefined) ?? env.KEYPORTAL_URL ?? "http://127.0.0.1:4000";
-  let token = (values.token as string | undefined) ?? env.KEYPORTAL_TOKEN;
-  if (values["token-file"]) token = (await readFileFor(values["token-file"] as string, "token file")).trim();
-  return new KeyPortalClient(url, token);
+async function tokenOf(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (values["token-file"]) return (await readFileFor(values["token-file"] as string, "token file")).trim();
+  return (values.token as string | undefined) ?? env.KEYPORTAL_TOKEN;
 }
 
-async function run(argv: string[], env: NodeJS.ProcessEnv, out: (line: string) => void): Promise<void> {
+async function connect(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): Promise<KeyPortalClient> {
+  const url = (values.url as string | undefined) ?? env.KEYPORTAL_URL ?? "http://127.0.0.1:4000";
+  return new KeyPortalClient(url, await tokenOf(values, env));
+}
+
+async function run(argv: string[], env: NodeJS.ProcessEnv, out: (line: string) => void, signal: AbortSignal): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === "help" || command === "--help" || command === "-h") {
     out(USAGE);
@@ -85,6 +90,9 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (line: string) =
       csr: { type: "string" },
       certificate: { type: "string" },
       format: { type: "string" },
+      after: { type: "string" },
+      types: { type: "string" },
+      json: { type: "boolean" },
     },
     strict: true,
   });
@@ -174,6 +182,22 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (line: string) =
       out(`wrote ${target} (${body.length} bytes)`);
       return;
     }
+    case "watch": {
+      const client = await connect(values, env);
+      const types = values.types?.split(",").map((t) => t.trim().toUpperCase()).filter(Boolean);
+      if (values.after !== undefined && !/^\d+$/.test(values.after)) throw new CliError("--after must be a notification id (a cursor printed by watch)");
+      await watchNotifications(
+        client,
+        await tokenOf(values, env),
+        { after: values.after, types },
+        (n) => {
+          if (values.json) out(JSON.stringify(n));
+          else out(`${n.id}\t${n.occurredAt}\t${n.type}${n.daysUntilExpiry != null ? ` (${n.daysUntilExpiry} days)` : ""}\t${n.message}`);
+        },
+        signal,
+      );
+      return;
+    }
     default:
       throw new CliError(`unknown command "${command}"\n\n${USAGE}`);
   }
@@ -184,9 +208,10 @@ export async function main(
   env: NodeJS.ProcessEnv,
   out: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
   err: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  signal: AbortSignal = new AbortController().signal,
 ): Promise<number> {
   try {
-    await run(argv, env, out);
+    await run(argv, env, out, signal);
     return 0;
   } catch (error) {
     if (error instanceof CliError) {
