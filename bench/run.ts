@@ -7,6 +7,7 @@ import { dashboardBench } from "./dashboard.js";
 import { expiryBench } from "./expiry.js";
 import { fanoutBench } from "./fanout.js";
 import { issuanceBench } from "./issuance.js";
+import { workflowBench } from "./workflow.js";
 import { report } from "./measure.js";
 
 const scale = Number(process.env.BENCH_SCALE ?? "1");
@@ -16,6 +17,9 @@ for (const section of await issuanceBench(Math.round(1000 * scale), rounds)) {
   report(section.title, section.results, section.baseline);
   for (const note of section.notes) console.log(`  ${note}`);
 }
+
+const workflow = await workflowBench(Math.round(200 * scale));
+report("Workflow over HTTP (SQLite): submit and sign", workflow, workflow[0]);
 
 const dashboard = await dashboardBench(Math.round(5_000 * scale), Math.round(100 * scale));
 report("Dashboard (HTTP, SQLite)", dashboard, dashboard[0]);
