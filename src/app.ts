@@ -30,6 +30,7 @@ import { type EventBus, InProcessEventBus } from "./events.js";
 import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
 import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./http/server.js";
 import { createLogger } from "./logger.js";
+import { Metrics } from "./metrics.js";
 import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
 import { KmsCertificateResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
 import { kmsCertificateRoutes } from "./kms/kms.routes.js";
@@ -185,6 +186,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls)];
   routes.push(kmsCertificateRoutes(kms));
 
+  const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount });
+
   let http: RunningHttpServer | null = null;
   let stopped: Promise<void> | null = null;
 
@@ -218,6 +221,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
             delegationsByIds: (ids) => db.findByIds(Delegation, ids),
           },
           feeds: { notifications: dispatcher },
+          metrics,
         },
         config.host,
         config.port,

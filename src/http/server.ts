@@ -18,6 +18,7 @@ import { type Context, createLoaders, type LoaderSources } from "../graphql/cont
 import { createErrorFormatter } from "../graphql/errors.js";
 import { enforceQueryLimits } from "../graphql/limits.js";
 import { bearerToken } from "../officers/tokens.js";
+import type { Metrics } from "../metrics.js";
 import type { Viewer } from "../viewer.js";
 
 export const BODY_LIMIT = "1mb";
@@ -49,6 +50,7 @@ export interface HttpServerOptions {
   routes: RouteInstaller[];
   /** Directory of the built GraphiQL page (index.html and assets). */
   webDir: string;
+  metrics: Metrics;
 }
 
 export interface RunningHttpServer {
@@ -161,6 +163,23 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     ],
   });
   await apollo.start();
+
+  // Every request's route, status and duration, for /metrics (durations are monotonic time, not domain time).
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    const path = req.path; // mounted routers rewrite req.path before the response finishes
+    res.on("finish", () => {
+      opts.metrics.recordHttpRequest(req.method, path, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  });
+  app.get("/metrics", async (_req, res) => {
+    try {
+      res.type("text/plain; version=0.0.4").send(await opts.metrics.render());
+    } catch (error) {
+      sendError(res, error);
+    }
+  });
 
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
