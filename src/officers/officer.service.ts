@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { In, IsNull } from "typeorm";
+import { In } from "typeorm";
 import type { Mutations } from "../audit/mutation.js";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/data-source.js";
@@ -37,6 +37,8 @@ const validatePersonName = (raw: string) => singleLine(raw, { field: "name", rea
 const validateLabel = (raw: string) => singleLine(raw, { field: "label", reason: "INVALID_LABEL", max: 100 });
 
 export class OfficerService {
+  private readonly lastUsedWritten = new Map<string, number>();
+
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
@@ -201,21 +203,31 @@ export class OfficerService {
   }
 
   /** Resolves a bearer token to a viewer, or null when unknown, revoked or its officer deactivated. */
-  async authenticate(token: string): Promise<import("../viewer.js").Viewer | null> {
-    const row = await this.db.manager.findOne(ApiToken, { where: { tokenHash: hashApiToken(token), revokedAt: IsNull() } });
+  async authenticate(token: string): Promise<Viewer | null> {
+    // One statement for token, officer and organization: this runs for every request and WebSocket.
+    const row = (await this.db.manager
+      .createQueryBuilder(ApiToken, "t")
+      .innerJoinAndMapOne("t.officer", Officer, "o", "o.id = t.officerId")
+      .innerJoinAndMapOne("t.organization", Organization, "g", "g.id = o.organizationId")
+      .where("t.tokenHash = :hash AND t.revokedAt IS NULL AND o.status = :active", { hash: hashApiToken(token), active: OfficerStatus.ACTIVE })
+      .getOne()) as (ApiToken & { officer: Officer; organization: Organization }) | null;
     if (!row) return null;
-    const officer = await this.db.manager.findOne(Officer, { where: { id: row.officerId } });
-    if (!officer || officer.status !== OfficerStatus.ACTIVE) return null;
-    const organization = await this.db.manager.findOne(Organization, { where: { id: officer.organizationId } });
-    if (!organization) return null;
+    this.touch(row);
+    return { officer: row.officer, organization: row.organization, role: row.officer.role, tokenId: row.id };
+  }
+
+  /**
+   * Best effort, outside the request's own work: lastUsedAt at a one-minute
+   * resolution, written once per token and minute even when many requests
+   * (a burst of WebSocket connections) arrive together.
+   */
+  private touch(token: ApiToken): void {
     const now = this.clock.now();
-    if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-      // Best effort, outside the request's own work: a lost update only delays lastUsedAt.
-      void this.db
-        .transaction((tx) => tx.em.update(ApiToken, { id: row.id }, { lastUsedAt: now }))
-        .catch(() => undefined);
-    }
-    return { officer, organization, role: officer.role, tokenId: row.id };
+    const last = Math.max(token.lastUsedAt?.getTime() ?? 0, this.lastUsedWritten.get(token.id) ?? 0);
+    if (now.getTime() - last <= LAST_USED_RESOLUTION_MS) return;
+    if (this.lastUsedWritten.size > 10_000) this.lastUsedWritten.clear();
+    this.lastUsedWritten.set(token.id, now.getTime());
+    void this.db.transaction((tx) => tx.em.update(ApiToken, { id: token.id }, { lastUsedAt: now })).catch(() => undefined);
   }
 
   /** Whether a viewer still has access (for open WebSocket connections). */
