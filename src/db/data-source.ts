@@ -72,6 +72,16 @@ export function createSqliteReader(opts: DatabaseOptions): DataSource | null {
   return new DataSource({ ...options, migrations: [] });
 }
 
+/** IN lists stay below this many values: SQLite and PostgreSQL limit the parameters of one statement. */
+export const MAX_IN_LIST = 500;
+
+/** Splits values for `IN (...)` lookups of at most MAX_IN_LIST each. */
+export function inListChunks<T>(values: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < values.length; i += MAX_IN_LIST) out.push(values.slice(i, i + MAX_IN_LIST));
+  return out;
+}
+
 /** A database transaction with hooks that run only after it commits. */
 export interface Tx {
   readonly em: EntityManager;
@@ -140,8 +150,8 @@ export class Database {
   async findByIds<T extends { id: string | number } & ObjectLiteral>(entity: EntityTarget<T>, ids: readonly (string | number)[]): Promise<T[]> {
     if (ids.length === 0) return [];
     const rows: T[] = [];
-    for (let i = 0; i < ids.length; i += 500) {
-      rows.push(...(await this.manager.getRepository(entity).find({ where: { id: In(ids.slice(i, i + 500)) } as never })));
+    for (const part of inListChunks(ids)) {
+      rows.push(...(await this.manager.getRepository(entity).find({ where: { id: In(part) } as never })));
     }
     return rows;
   }

@@ -4,7 +4,7 @@ import { In } from "typeorm";
 import type { Mutations } from "../audit/mutation.js";
 import { Certificate } from "../certificates/certificate.entity.js";
 import type { Clock } from "../clock.js";
-import type { Database } from "../db/data-source.js";
+import { type Database, inListChunks } from "../db/data-source.js";
 import { NotificationType } from "../domain.js";
 import type { Viewer } from "../viewer.js";
 import type { AppState, DatabaseLease } from "./lease.js";
@@ -219,8 +219,8 @@ export class ExpiryScanner {
 
   private async existingKeys(em: import("typeorm").EntityManager, keys: string[]): Promise<Set<string>> {
     const found = new Set<string>();
-    for (let i = 0; i < keys.length; i += 500) {
-      const rows = await em.find(Notification, { where: { dedupeKey: In(keys.slice(i, i + 500)) }, select: { id: true, dedupeKey: true } });
+    for (const part of inListChunks(keys)) {
+      const rows = await em.find(Notification, { where: { dedupeKey: In(part) }, select: { id: true, dedupeKey: true } });
       for (const row of rows) if (row.dedupeKey) found.add(row.dedupeKey);
     }
     return found;

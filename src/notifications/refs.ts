@@ -1,7 +1,7 @@
 import { In } from "typeorm";
 import { Certificate } from "../certificates/certificate.entity.js";
 import { CertificateSigningRequest } from "../csrs/csr.entity.js";
-import type { Database } from "../db/data-source.js";
+import { type Database, inListChunks } from "../db/data-source.js";
 import { Delegation } from "../delegations/delegation.entity.js";
 import { OfficerStatus, OrganizationKind } from "../domain.js";
 import { ApiToken } from "../officers/api-token.entity.js";
@@ -9,13 +9,6 @@ import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";
 import type { Viewer } from "../viewer.js";
 
-const CHUNK = 500;
-
-function chunks<T>(items: readonly T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
-  return out;
-}
 
 /**
  * Lookups the notification feature needs of other features' tables, with no
@@ -44,7 +37,7 @@ export class NotificationRefs {
     const valid = new Set<string>();
     if (tokenIds.length === 0) return valid;
     await this.db.isolated(async (em) => {
-      for (const part of chunks(tokenIds)) {
+      for (const part of inListChunks(tokenIds)) {
         const rows = await em
           .createQueryBuilder(ApiToken, "t")
           .innerJoin(Officer, "o", "o.id = t.officerId")
