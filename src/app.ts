@@ -50,6 +50,7 @@ import { RedisEventBus } from "./notifications/redis-event-bus.js";
 import { NotificationRefs } from "./notifications/refs.js";
 import { OfficerResolver } from "./officers/officer.resolver.js";
 import { OfficerService } from "./officers/officer.service.js";
+import { EnrollmentMailer, EnrollmentThrottle } from "./officers/enrollment.js";
 import { bootstrap } from "./organizations/bootstrap.js";
 import { OrganizationResolver } from "./organizations/organization.resolver.js";
 import { OrganizationService } from "./organizations/organization.service.js";
@@ -74,6 +75,8 @@ export interface AppOverrides {
   logger?: Logger;
   bus?: EventBus;
   webDir?: string;
+  /** The mailer to use instead of the one SMTP_URL selects (tests wrap the real one to read what was sent). */
+  mailer?: Mailer;
 }
 
 export interface App {
@@ -129,7 +132,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   // Every notification gets its email deliveries in its own transaction.
   outbox.onInsert(new NotificationEmails(clock, config.publicUrl).onNotification);
   const organizations = new OrganizationService(db, clock, policy, mutations);
-  const officers = new OfficerService(db, clock, policy, mutations, bus);
+  const mailer = overrides.mailer ?? createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
+  const enrollmentMailer = new EnrollmentMailer(mailer, config.mailFrom, config.publicUrl, logger);
+  const officers = new OfficerService(db, clock, policy, mutations, bus, {
+    ttlMs: config.enrollmentTtlMs,
+    mailer: enrollmentMailer,
+    throttle: new EnrollmentThrottle(clock),
+  });
 
   await bootstrap({ db, clock, mutations, officers, logger }, { dataDir: config.dataDir, token: config.bootstrapToken });
 
@@ -157,7 +166,6 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
 
   const notificationStore = new NotificationStore(db);
   const notificationRefs = new NotificationRefs(db);
-  const mailer = createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
   const emailWorker = new EmailDeliveryWorker({ db, clock, mailer, bus, logger, from: config.mailFrom });
   const dispatcher = new NotificationDispatcher({ store: notificationStore, policy, refs: notificationRefs, bus, logger });
   const expiryScanner = new ExpiryScanner(
@@ -235,6 +243,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         await dispatcher.stop();
         await expiryScanner.stop();
         await emailWorker.stop();
+        enrollmentMailer.close();
         mailer.close();
         await bus.close();
         await keyStore.close();

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { EntityManager } from "typeorm";
+import { type EntityManager, IsNull, Not } from "typeorm";
 import type { MutationScope, Mutations } from "../audit/mutation.js";
 import type { Authorities } from "../certificates/authorities.js";
 import { restrictToReadableKeyMaterial } from "../certificates/visibility.js";
@@ -124,11 +124,11 @@ export class CsrService {
       );
     }
     if (org.id !== v.organization.id) delegationId = (await this.policy.delegationCovering(v, target))?.delegationId ?? null;
-    const activeOfficers = await em.count(Officer, { where: { organizationId: org.id, status: OfficerStatus.ACTIVE } });
+    const activeOfficers = await em.count(Officer, { where: { organizationId: org.id, status: OfficerStatus.ACTIVE, enrolledAt: Not(IsNull()) } });
     if (activeOfficers < MIN_ACTIVE_OFFICERS) {
       throw preconditionFailed(
         "INSUFFICIENT_OFFICERS",
-        `${org.name} has ${activeOfficers} active security officer(s); at least ${MIN_ACTIVE_OFFICERS} are required before CSRs can be submitted`,
+        `${org.name} has ${activeOfficers} active and enrolled security officer(s); at least ${MIN_ACTIVE_OFFICERS} are required before CSRs can be submitted`,
       );
     }
     const parsed = await parseCsr(input.pem, this.profile(input.kind), { organizationName: org.name, country: org.country });

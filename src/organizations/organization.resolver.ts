@@ -81,8 +81,9 @@ export class OrganizationResolver {
     return (await this.officersOf(ctx, org.id, false)).filter((o) => o.status === OfficerStatus.ACTIVE).length;
   }
 
-  @FieldResolver(() => Boolean, { description: "True when at least two security officers are active: CSRs may be submitted." })
+  @FieldResolver(() => Boolean, { description: "True when at least two security officers are active and enrolled: CSRs may be submitted." })
   async keyExchangeReady(@Root() org: Organization, @Ctx() ctx: Context): Promise<boolean> {
-    return (await this.activeOfficerCount(org, ctx)) >= MIN_ACTIVE_OFFICERS;
+    const ready = (await this.officersOf(ctx, org.id, false)).filter((o) => o.status === OfficerStatus.ACTIVE && o.enrolledAt != null);
+    return ready.length >= MIN_ACTIVE_OFFICERS;
   }
 }
