@@ -32,7 +32,7 @@ import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
-import { KmsCertificateResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
+import { KmsCertificateResolver, KmsRotationApprovalResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
 import { kmsCertificateRoutes } from "./kms/kms.routes.js";
 import { KmsService } from "./kms/kms.service.js";
 import { CertificateExpiryResolver } from "./notifications/certificate-expiry.resolver.js";
@@ -57,6 +57,7 @@ import { OrganizationService } from "./organizations/organization.service.js";
 import { DEFAULT_PROFILES } from "./pki/profiles.js";
 import type { KeyStore } from "./pki/keystore.js";
 import { AccessPolicy } from "./policy.js";
+import { DualControl } from "./dual-control.js";
 import { Delegation } from "./delegations/delegation.entity.js";
 import { CertificateSigningRequest } from "./csrs/csr.entity.js";
 import { Certificate } from "./certificates/certificate.entity.js";
@@ -150,7 +151,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     keyAlgorithm: config.caKeyAlgorithm,
     publicUrl: config.publicUrl,
   });
-  const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES);
+  const dualControl = new DualControl(config.dualControl);
+  const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES, dualControl);
   const certificates = new CertificateService(db, clock, policy, authorities);
   const crls = new CrlService(db, clock, authorities);
   const kms = new KmsService(db, clock, policy, mutations, keyStore, authorities, {
@@ -158,6 +160,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     publicUrl: config.publicUrl,
     expiryReminderDays: config.expiryReminderDays,
     crl: crls,
+    dualControl,
   });
   // The KMS's own certificates (signing, encryption, TLS server) per environment: created on first start.
   await kms.ensureCurrentCertificates();
@@ -181,11 +184,12 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [AuditResolver, new AuditResolver(audit, policy)],
     [CertificateResolver, new CertificateResolver(certificates, csrs, policy)],
     [OrganizationKeyMaterialResolver, new OrganizationKeyMaterialResolver(certificates, csrs)],
-    [CsrResolver, new CsrResolver(csrs)],
+    [CsrResolver, new CsrResolver(csrs, policy)],
     [KmsCertificateResolver, new KmsCertificateResolver(kms)],
     [NotificationKmsCertificateResolver, new NotificationKmsCertificateResolver(kms)],
+    [KmsRotationApprovalResolver, new KmsRotationApprovalResolver()],
     [RevocationResolver, new RevocationResolver(revocations)],
-    [DelegationResolver, new DelegationResolver(delegations)],
+    [DelegationResolver, new DelegationResolver(delegations, policy)],
     [OrganizationDelegationsResolver, new OrganizationDelegationsResolver(delegations)],
     [NotificationResolver, new NotificationResolver(notifications, policy, notificationRefs)],
     [CertificateExpiryResolver, new CertificateExpiryResolver(clock)],
