@@ -170,7 +170,7 @@ export class OfficerService {
         const expiresAt = this.tokenExpiry(expiresInDays);
         const { token, row } = await this.insertToken(em, officer.id, label, newApiToken(), expiresAt);
         audit.targetId = row.id;
-        audit.details = { officerId, label, expiresAt: expiresAt?.toISOString() ?? null };
+        audit.details = { officerId, label, ...(expiresAt ? { expiresAt: expiresAt.toISOString() } : {}) };
         return { id: row.id, token, officer, label, createdAt: row.createdAt, expiresAt };
       },
     );
