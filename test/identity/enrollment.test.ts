@@ -2,7 +2,7 @@
  * Officer enrollment: a registered officer is mailed a one-time code and
  * exchanges it, without a token, for their first token. On SQLite and PostgreSQL.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { available } from "../support/deps.js";
@@ -238,7 +238,7 @@ describe("the enrollment email in the embedded default (file sink)", () => {
     await server.ok(REGISTER_OFFICER, { input: { organizationId: org.id, name: "File Reader", email } });
     const mailDir = path.join(server.dataDir, "mail");
     const file = await eventually(async () =>
-      readdirSync(mailDir)
+      (existsSync(mailDir) ? readdirSync(mailDir) : [])
         .map((f) => path.join(mailDir, f))
         .find((f) => f.endsWith(".eml") && readFileSync(f, "utf8").includes(`To: ${email}`) && readFileSync(f, "utf8").includes("Enrollment code: ")),
     );
