@@ -104,3 +104,13 @@ export async function signUnderDualControl(
   );
   return signCsr;
 }
+
+/** Dual control of KMS rotation: the second operator approves, so that the bootstrap operator may then rotate. */
+export async function approveKmsRotationAsSecondOperator(server: TestServer, environment: "MTF" | "PRODUCTION", purpose: string): Promise<void> {
+  const approver = await secondOperator(server);
+  await server.ok(
+    `mutation($env: Environment!, $purpose: KmsCertificatePurpose!) { approveKmsRotation(environment: $env, purpose: $purpose) { id } }`,
+    { env: environment, purpose },
+    approver.token,
+  );
+}
