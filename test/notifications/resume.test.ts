@@ -41,10 +41,12 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
       await Promise.all(writers);
       writing = false;
       const last = await register();
-      await sub.waitFor((n) => n.officer?.id === last.id, "the replay to reach the last write", 20_000);
+      // The last write of a registration is the officer's enrollment.
+      const isLast = (n: { type: string; officer?: { id: string } | null }) => n.officer?.id === last.id && n.type === "OFFICER_ENROLLED";
+      await sub.waitFor(isLast, "the replay to reach the last write", 20_000);
 
       const expected = await history(server, org.officers[0]!.token, cursor);
-      const received = sub.items.slice(0, sub.items.findIndex((n) => n.officer?.id === last.id) + 1);
+      const received = sub.items.slice(0, sub.items.findIndex(isLast) + 1);
       expect(received.length).toBeGreaterThan(30);
       expect(received).toEqual(expected);
       expect(new Set(received.map((n) => n.id)).size).toBe(received.length);
@@ -165,7 +167,8 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
         release();
         const after = await register();
         const received: Notification[] = [];
-        while (!received.some((n) => n.officerId === after.id)) {
+        // The last write of a registration is the officer's enrollment.
+        while (!received.some((n) => n.officerId === after.id && n.type === "OFFICER_ENROLLED")) {
           const next = await Promise.race([
             stream.next(),
             new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no notification within 5 s")), 5000)),
