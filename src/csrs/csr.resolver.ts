@@ -51,7 +51,7 @@ export class CsrResolver {
   @Mutation(() => CertificateSigningRequest, {
     description: "Operators only, under dual control: the first operator's approval of a PENDING request; a different operator then signs it.",
   })
-  approveCsr(@Ctx() ctx: Context, @Arg("csrId", () => ID) csrId: string): Promise<CertificateSigningRequest> {
+  approveCsr(@Ctx() ctx: Context, @Arg("csrId", () => ID, { description: "A PENDING request in an environment under dual control." }) csrId: string): Promise<CertificateSigningRequest> {
     return this.csrs.approve(ctx.viewer, csrId);
   }
 

@@ -13,15 +13,15 @@ import { Environment, KmsCertificatePurpose } from "../domain.js";
 })
 @Entity("kms_rotation_approvals")
 export class KmsRotationApproval {
-  @Field(() => ID)
+  @Field(() => ID, { description: "Identifies this approval." })
   @PrimaryColumn({ type: "varchar", length: 36 })
   id!: string;
 
-  @Field(() => Environment)
+  @Field(() => Environment, { description: "The environment of the KMS certificate whose rotation is approved." })
   @Column({ type: "varchar", length: 16 })
   environment!: Environment;
 
-  @Field(() => KmsCertificatePurpose)
+  @Field(() => KmsCertificatePurpose, { description: "The purpose of the KMS certificate whose rotation is approved." })
   @Column({ type: "varchar", length: 24 })
   purpose!: KmsCertificatePurpose;
 

@@ -40,8 +40,8 @@ export class KmsCertificateResolver {
   })
   approveKmsRotation(
     @Ctx() ctx: Context,
-    @Arg("environment", () => Environment) environment: Environment,
-    @Arg("purpose", () => KmsCertificatePurpose) purpose: KmsCertificatePurpose,
+    @Arg("environment", () => Environment, { description: "An environment under dual control (KEYPORTAL_DUAL_CONTROL)." }) environment: Environment,
+    @Arg("purpose", () => KmsCertificatePurpose, { description: "Which of the KMS's certificates may be rotated next." }) purpose: KmsCertificatePurpose,
   ): Promise<KmsRotationApproval> {
     return this.kms.approveRotation(ctx.viewer, environment, purpose);
   }

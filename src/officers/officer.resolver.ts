@@ -37,7 +37,10 @@ export class OfficerResolver {
     description:
       "Operators, or an active officer of the same organization: emails a fresh enrollment code to an officer who has not enrolled yet; earlier codes stop working.",
   })
-  resendEnrollment(@Ctx() ctx: Context, @Arg("officerId", () => ID) officerId: string): Promise<Officer> {
+  resendEnrollment(
+    @Ctx() ctx: Context,
+    @Arg("officerId", () => ID, { description: "An active officer who has not enrolled yet." }) officerId: string,
+  ): Promise<Officer> {
     return this.officers.resendEnrollment(ctx.viewer, officerId);
   }
 
