@@ -276,6 +276,8 @@ export class CsrService {
         if (await em.count(BlockedKey, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) {
           throw conflict("KEY_BLOCKED", "the request's key was reported compromised after submission; it cannot be certified");
         }
+        // A request can only be pending with a certified key if it came in under another encoding before keys were canonical.
+        if (await em.count(Certificate, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) throw keyReuse();
         await this.assertNotSystemKey(em, csr.publicKeyFingerprint);
         const org = await em.findOneOrFail(Organization, { where: { id: csr.organizationId } });
         if (csr.delegationId) await this.assertDelegationStillActive(em, csr.delegationId);

@@ -206,3 +206,13 @@ export function certificateSpki(certificate: Uint8Array): Uint8Array {
   if (!spki || spki.tag !== 0x30) throw new DerError("no subjectPublicKeyInfo");
   return certificate.subarray(spki.start, spki.end);
 }
+
+/** The SubjectPublicKeyInfo DER inside a PKCS#10 request's DER (a view into it). Throws DerError when the request is malformed. */
+export function requestSpki(request: Uint8Array): Uint8Array {
+  const outer = readTlv(request, 0);
+  const [info] = children(request, outer);
+  if (outer.tag !== 0x30 || !info || info.tag !== 0x30) throw new DerError("not a certification request");
+  const spki = children(request, info)[2];
+  if (!spki || spki.tag !== 0x30) throw new DerError("no subjectPublicKeyInfo");
+  return request.subarray(spki.start, spki.end);
+}
