@@ -46,13 +46,29 @@ interface Curve {
   node: string;
   /** Field prime: coordinates are integers below it, in ceil(bits/8) octets. */
   p: bigint;
+  /** y^2 = x^3 + ax + b: checked here for uncompressed points (OpenSSL's check costs as much as the rest of the CSR checks). */
+  a?: bigint;
+  b?: bigint;
 }
 
+const P256 = 2n ** 256n - 2n ** 224n + 2n ** 192n + 2n ** 96n - 1n;
+const P384 = 2n ** 384n - 2n ** 128n - 2n ** 96n + 2n ** 32n - 1n;
+const P521 = 2n ** 521n - 1n;
 const CURVES: Record<string, Curve> = {
-  "1.2.840.10045.3.1.7": { node: "prime256v1", p: 2n ** 256n - 2n ** 224n + 2n ** 192n + 2n ** 96n - 1n },
-  "1.3.132.0.34": { node: "secp384r1", p: 2n ** 384n - 2n ** 128n - 2n ** 96n + 2n ** 32n - 1n },
-  "1.3.132.0.35": { node: "secp521r1", p: 2n ** 521n - 1n },
-  "1.3.132.0.10": { node: "secp256k1", p: 2n ** 256n - 2n ** 32n - 977n },
+  "1.2.840.10045.3.1.7": { node: "prime256v1", p: P256, a: P256 - 3n, b: 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn },
+  "1.3.132.0.34": {
+    node: "secp384r1",
+    p: P384,
+    a: P384 - 3n,
+    b: 0xb3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aefn,
+  },
+  "1.3.132.0.35": {
+    node: "secp521r1",
+    p: P521,
+    a: P521 - 3n,
+    b: 0x051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e156193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00n,
+  },
+  "1.3.132.0.10": { node: "secp256k1", p: 2n ** 256n - 2n ** 32n - 977n, a: 0n, b: 7n },
   "1.2.840.10045.3.1.1": { node: "prime192v1", p: 2n ** 192n - 2n ** 64n - 1n },
   "1.3.132.0.33": { node: "secp224r1", p: 2n ** 224n - 2n ** 96n + 1n },
 };
@@ -137,6 +153,11 @@ function canonicalEc(curveOid: string, curve: Curve, point: Uint8Array, notes: s
     if (form !== 0x04 && Number(y & 1n) !== (form & 1)) {
       throw new KeyEncodingError("the hybrid EC point's form octet does not match the parity of its y coordinate");
     }
+  }
+  if (form === 0x04 && curve.a !== undefined && curve.b !== undefined) {
+    const y = unsigned(point.subarray(1 + n));
+    if ((y * y - (x * x * x + curve.a * x + curve.b)) % curve.p !== 0n) throw new KeyEncodingError("the EC point is not on its curve");
+    return sequence(sequence(encodeOid(OID_EC_PUBLIC_KEY), encodeOid(curveOid)), tlv(0x03, Uint8Array.of(0), point));
   }
   if (form === 0x02 || form === 0x03) notes.push("compressed EC point");
   if (form === 0x06 || form === 0x07) notes.push("hybrid EC point");

@@ -36,7 +36,7 @@ const refusal = (spki: Uint8Array): string => {
 
 describe("canonical key identity", () => {
   it("should keep a canonical key's bytes and report nothing canonicalized", () => {
-    for (const spki of [rsa, ecKey("P-256").spki, ecKey("P-521").spki]) {
+    for (const spki of [rsa, ecKey("P-256").spki, ecKey("P-384").spki, ecKey("P-521").spki]) {
       const key = canonicalKey(spki);
       expect(Buffer.from(key.spki).equals(Buffer.from(spki))).toBe(true);
       expect(key.canonicalized).toEqual([]);
