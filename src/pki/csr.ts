@@ -204,7 +204,7 @@ function checkKey(spki: Uint8Array, profile: CertificateProfile): { info: KeyInf
   try {
     canonical = canonicalKey(spki);
   } catch (e) {
-    if (e instanceof KeyEncodingError) throw invalid(`The CSR's public key is not a valid DER encoding: ${e.message}.`);
+    if (e instanceof KeyEncodingError) throw invalid(`The CSR's public key is refused: ${e.message}.`);
     throw e;
   }
   try {

@@ -90,7 +90,7 @@ function positiveInteger(bytes: Uint8Array, what: string, strict: boolean): bigi
       throw new KeyEncodingError(`the ${what} INTEGER has a superfluous leading FF octet (DER requires the minimal encoding)`);
     }
     if (bytes[0]! & 0x80) {
-      throw new KeyEncodingError(`the ${what} is a negative INTEGER (a leading 00 sign octet is missing before its high bit)`);
+      throw new KeyEncodingError(`the ${what} is a negative INTEGER (the 00 sign octet before its high bit is missing)`);
     }
   }
   const value = unsigned(bytes);

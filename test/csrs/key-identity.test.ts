@@ -11,7 +11,7 @@ import { COMPROMISE, expectError, outcome } from "../revocation/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { startTestServer, type DbKind, type TestServer } from "../support/server.js";
-import { canonicalSpkiOf, csrSpki, keyKindOf, reencodedCsr, type Reencoding } from "./reencode.js";
+import { canonicalSpkiOf, csrSpki, csrWithSpki, keyKindOf, reencodedCsr, type Reencoding } from "./reencode.js";
 
 const hasOpenssl = await available("openssl");
 const hasPostgres = await available("postgres");
@@ -65,6 +65,15 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
       expectError(result, "BAD_USER_INPUT", "INVALID_CSR");
       expect(result.errors![0]!.message).toMatch(entry.message);
     }
+
+    it("should refuse an EC point that is not on its curve, saying so", async () => {
+      const key = generateKey(tmp.path, "p256");
+      const spki = new Uint8Array(canonicalSpkiOf(key));
+      spki[spki.length - 1]! ^= 1;
+      const result = await submit(csrWithSpki(key, subject(), spki));
+      expectError(result, "BAD_USER_INPUT", "INVALID_CSR");
+      expect(result.errors![0]!.message).toBe("The CSR's public key is refused: the EC point is not on its curve.");
+    });
 
     for (const entry of REENCODINGS) {
       const { reencoding } = entry;
