@@ -132,12 +132,11 @@ function canonicalRsa(oid: string, parameters: Uint8Array | undefined, publicKey
   return { spki: identity, identity };
 }
 
-function fieldBytes(curve: Curve): number {
-  return Math.ceil(curve.p.toString(2).length / 8);
-}
+/** Octets per coordinate: ceil(bits of p / 8). */
+const FIELD_BYTES = new Map(Object.values(CURVES).map((curve) => [curve, Math.ceil(curve.p.toString(2).length / 8)]));
 
 function canonicalEc(curveOid: string, curve: Curve, point: Uint8Array, notes: string[]): Uint8Array {
-  const n = fieldBytes(curve);
+  const n = FIELD_BYTES.get(curve)!;
   const form = point[0];
   const expected = form === 0x02 || form === 0x03 ? 1 + n : form === 0x04 || form === 0x06 || form === 0x07 ? 1 + 2 * n : undefined;
   if (form === 0x00) throw new KeyEncodingError("the EC public key is the point at infinity");
