@@ -6,6 +6,7 @@
  */
 import { createPrivateKey, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { children, content, encodeOid, raw, readTlv, sequence, tlv } from "../../src/pki/der.js";
 import { makeCsr, openssl, pemBody, toPem, type TestKey } from "../pki/helpers.js";
 
@@ -48,7 +49,7 @@ export function reencodedCsr(dir: string, keyPath: string, subject: string, reen
   switch (reencoding) {
     case "ec-compressed":
     case "ec-hybrid": {
-      const converted = `${keyPath}.${reencoding}.pem`;
+      const converted = join(dir, `${basename(keyPath)}.${reencoding}.pem`);
       openssl(["ec", "-in", keyPath, "-conv_form", reencoding === "ec-compressed" ? "compressed" : "hybrid", "-out", converted]);
       return makeCsr(converted, subject);
     }
