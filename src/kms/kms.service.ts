@@ -303,6 +303,7 @@ export class KmsService {
       extendedKeyUsage: profile.extendedKeyUsage,
       subjectAltNames: profile.subjectAltNames,
       crlUrl: ca.crlUrl,
+      authorityInfoAccess: ca.authorityInfoAccess,
       issuer: ca.issuer,
     });
     return this.db.manager.create(KmsCertificate, {

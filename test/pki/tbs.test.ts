@@ -243,7 +243,7 @@ describe("hand-written certificate encoder", () => {
                     return;
                   }
                   const fast = await ca.issue(spec);
-                  const library = await issueLeafCertificateWithLibrary({ ...spec, issuer: ca.issuer, crlUrl: ca.crlUrl });
+                  const library = await issueLeafCertificateWithLibrary({ ...spec, issuer: ca.issuer, crlUrl: ca.crlUrl, authorityInfoAccess: ca.authorityInfoAccess });
                   expectSameTbs(fast, library, issuerKeys.get(ca)!, label);
                   compared++;
                 });
@@ -277,6 +277,8 @@ describe("hand-written certificate encoder", () => {
                     ...usage,
                     subjectAltNames,
                     crlUrl,
+                    // The AIA rides along with the CRL URL, as for every certificate of ours.
+                    ...(crlUrl ? { authorityInfoAccess: ca.authorityInfoAccess } : {}),
                     issuer: ca.issuer,
                   };
                   const label = `${caKey}/${keyKind}/san${sanIndex}/crl:${crlUrl !== undefined}/usage${usageIndex}/${dateLabel}`;
