@@ -15,6 +15,9 @@ import { CertificateResolver, OrganizationKeyMaterialResolver } from "./certific
 import { certificateDownloadRoutes } from "./certificates/certificate.routes.js";
 import { CertificateService } from "./certificates/certificate.service.js";
 import { crlRoutes } from "./certificates/crl.routes.js";
+import { caRoutes } from "./certificates/ca.routes.js";
+import { ocspRoutes } from "./certificates/ocsp.routes.js";
+import { OcspService } from "./certificates/ocsp.service.js";
 import { CrlService } from "./certificates/crl.service.js";
 import { RevocationResolver } from "./certificates/revocation.resolver.js";
 import { RevocationService } from "./certificates/revocation.service.js";
@@ -95,6 +98,7 @@ export interface App {
     certificates: CertificateService;
     kms: KmsService;
     crls: CrlService;
+    ocsp: OcspService;
     revocations: RevocationService;
     delegations: DelegationService;
     notifications: NotificationService;
@@ -183,7 +187,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [CertificateExpiryResolver, new CertificateExpiryResolver(clock)],
   ]);
   const schema = await buildKeyPortalSchema(instances);
-  const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls)];
+  const ocsp = new OcspService(db, clock, authorities, logger);
+  const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls), caRoutes(authorities), ocspRoutes(ocsp)];
   routes.push(kmsCertificateRoutes(kms));
 
   const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount });
@@ -197,7 +202,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     clock,
     db,
     bus,
-    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, revocations, delegations, kms,
+    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, ocsp, revocations, delegations, kms,
       notifications, dispatcher, expiryScanner, emailWorker, mailer },
     async start() {
       await dispatcher.start();

@@ -305,6 +305,7 @@ export class KmsService {
       crlUrl: ca.crlUrl,
       authorityInfoAccess: ca.authorityInfoAccess,
       issuer: ca.issuer,
+      lint: { role: "leaf" },
     });
     return this.db.manager.create(KmsCertificate, {
       id: randomUUID(),

@@ -156,7 +156,7 @@ export class CertificateAuthority {
   }
 
   issue(spec: Omit<LeafSpec, "issuer" | "crlUrl" | "authorityInfoAccess">): Promise<Uint8Array> {
-    return issueLeafCertificate({ ...spec, issuer: this.issuerRef, crlUrl: this.urls.crl, authorityInfoAccess: this.authorityInfoAccess });
+    return issueLeafCertificate({ ...spec, issuer: this.issuerRef, crlUrl: this.urls.crl, authorityInfoAccess: this.authorityInfoAccess, lint: true });
   }
 
   /** The issuing CA's CRL: the participants' and the KMS's certificates. */
@@ -233,6 +233,7 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
       ca: {},
       keyUsage: ["keyCertSign", "cRLSign"],
       extendedKeyUsage: [],
+      lint: { role: "root" },
       signingKey: keys.privateKey,
       crypto,
     });
@@ -257,6 +258,7 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
       authorityKeyId: keyIdentifierOf(root.certificate),
       crlUrl: urls.rootCrl,
       authorityInfoAccess: { caIssuers: urls.rootCertificate },
+      lint: { role: "intermediate" },
       signingKey: root.keys.privateKey,
       crypto,
     });

@@ -9,6 +9,7 @@ import "reflect-metadata";
 import { CRL_REASON_CODE, RevocationReason } from "../domain.js";
 import { encodeOid, encodeUnsignedInteger, sequence, tlv } from "./der.js";
 import { certificateSubjectDer, keyIdentifierOf, type IssuerRef } from "./issue.js";
+import { lintSigned, lintTbsCertList } from "./lint.js";
 import { derToPem } from "./pem.js";
 import { authorityKeyIdentifierExtension, checkValidityDate, encodeSerialNumber, encodeTime, signatureAlgorithmOf, signCertificate } from "./tbs.js";
 
@@ -74,8 +75,11 @@ export function encodeTbsCertList(input: CrlInput, issuer: IssuerRef, signatureA
 export async function buildCrl(input: CrlInput, issuer: IssuerRef): Promise<Uint8Array> {
   const algorithm = signatureAlgorithmOf(issuer.keys.privateKey);
   const tbs = encodeTbsCertList(input, issuer, algorithm.der);
+  lintTbsCertList(tbs);
   // A CertificateList is shaped as a Certificate: { tbs, signatureAlgorithm, signatureValue }.
-  return signCertificate(tbs, { algorithm, privateKey: issuer.keys.privateKey, crypto: issuer.crypto });
+  const crl = await signCertificate(tbs, { algorithm, privateKey: issuer.keys.privateKey, crypto: issuer.crypto });
+  lintSigned(crl);
+  return crl;
 }
 
 /** PEM with the label OpenSSL expects ("X509 CRL"; X509Crl#toString("pem") writes "CRL", which OpenSSL rejects). */

@@ -19,7 +19,8 @@ import { SubjectKeyIdentifierExtension, type X509Certificate } from "@peculiar/x
 import { badInput } from "../errors.js";
 import { children, concat, DerError, encodeOid, raw, readTlv, sequence, tlv } from "./der.js";
 import { PRINTABLE_STRING } from "./name.js";
-import type { CertificateProfile } from "./profiles.js";
+import { grantedKeyUsage, type CertificateProfile } from "./profiles.js";
+import { lintSigned, lintTbsCertificate, type LintExpectations } from "./lint.js";
 import { analyzeKey, subjectKeyIdentifier, toBytes } from "./spki.js";
 import {
   authorityInfoAccessExtension,
@@ -52,6 +53,8 @@ export interface IssuerRef {
 
 export interface LeafSpec {
   profile: CertificateProfile;
+  /** Lint the certificate before signing it (CertificateAuthority.issue always does); the profile is the expectation. */
+  lint?: boolean;
   subjectDer: Uint8Array;
   spki: Uint8Array;
   serialHex: string;
@@ -75,6 +78,8 @@ export interface CertificateSpec {
   crlUrl?: string;
   authorityInfoAccess?: AuthorityInfoAccess;
   issuer: IssuerRef;
+  /** When set, the TBSCertificate is linted against these before it is signed (lint.ts), and the result checked as strict DER. */
+  lint?: LintExpectations;
 }
 
 const SERIAL = /^(?:[0-9a-f]{2}){1,20}$/;
@@ -188,10 +193,11 @@ interface Fields {
   notAfter: Date;
   subject: Uint8Array;
   spki: Uint8Array;
+  lint?: LintExpectations;
 }
 
 /** Checks the per-certificate fields and signs the TBSCertificate made of them, the issuer's parts and the extensions. */
-function signFields(fields: Fields, issuerName: Uint8Array, extensions: readonly Uint8Array[], signer: Signer): Promise<Uint8Array> {
+async function signFields(fields: Fields, issuerName: Uint8Array, extensions: readonly Uint8Array[], signer: Signer): Promise<Uint8Array> {
   checkSerial(fields.serialHex);
   checkValidityDate(fields.notBefore, "notBefore");
   checkValidityDate(fields.notAfter, "notAfter");
@@ -207,7 +213,11 @@ function signFields(fields: Fields, issuerName: Uint8Array, extensions: readonly
     spki: fields.spki,
     extensions,
   });
-  return signCertificate(tbs, signer);
+  if (!fields.lint) return signCertificate(tbs, signer);
+  lintTbsCertificate(tbs, fields.lint);
+  const certificate = await signCertificate(tbs, signer);
+  lintSigned(certificate);
+  return certificate;
 }
 
 export interface RawCertificateSpec {
@@ -225,6 +235,7 @@ export interface RawCertificateSpec {
   subjectAltNames?: readonly SubjectAltName[];
   crlUrl?: string;
   authorityInfoAccess?: AuthorityInfoAccess;
+  lint?: LintExpectations;
   /** Hex key identifier for authorityKeyIdentifier; omitted for a self-signed root. */
   authorityKeyId?: string;
   signingKey: CryptoKey;
@@ -338,13 +349,7 @@ export async function issueCertificate(spec: CertificateSpec): Promise<Uint8Arra
   return signFields(spec, issuer.name, extensions, issuer.signer);
 }
 
-const ENCIPHERMENT = new Set(["keyEncipherment", "dataEncipherment"]);
 const DAY_MS = 86_400_000;
-
-/** The key usages a profile grants a key: only an RSA key can encipher, so an EC certificate never claims it. */
-export function grantedKeyUsage(profile: CertificateProfile, family: string): string[] {
-  return profile.keyUsage.filter((u) => family === "RSA" || !ENCIPHERMENT.has(u));
-}
 
 /**
  * The certificate a profile makes of a participant's key: checks key and
@@ -376,6 +381,7 @@ export function leafCertificateSpec(spec: LeafSpec): CertificateSpec {
     crlUrl: spec.crlUrl,
     authorityInfoAccess: spec.authorityInfoAccess,
     issuer: spec.issuer,
+    ...(spec.lint ? { lint: { role: "leaf" as const, profile: spec.profile } } : {}),
   };
 }
 

@@ -83,3 +83,10 @@ export const DEFAULT_PROFILES: Record<CertificateKind, CertificateProfile> = {
   [CertificateKind.SIGNING]: profile(CertificateKind.SIGNING, ALL_KEYS, ["digitalSignature", "nonRepudiation"], ["emailProtection", "documentSigning"]),
   [CertificateKind.ENCRYPTION]: profile(CertificateKind.ENCRYPTION, RSA_KEYS, ["keyEncipherment", "dataEncipherment"], ["emailProtection"]),
 };
+
+const ENCIPHERMENT = new Set(["keyEncipherment", "dataEncipherment"]);
+
+/** The key usages a profile grants a key: only an RSA key can encipher, so an EC certificate never claims it. */
+export function grantedKeyUsage(profile: CertificateProfile, family: string): string[] {
+  return profile.keyUsage.filter((u) => family === "RSA" || !ENCIPHERMENT.has(u));
+}

@@ -4,6 +4,7 @@ import { Notifications1764300000200 } from "./1764300000200-notifications.js";
 import { Revocation1764300000300 } from "./1764300000300-revocation.js";
 import { KmsCertificates1764300000400 } from "./1764300000400-kms-certificates.js";
 import { CsrIgnoredExtensions1764300001200 } from "./1764300001200-csr-ignored-extensions.js";
+import { RootCrls1764300001201 } from "./1764300001201-root-crls.js";
 
 /** In order. Each feature adds its own migration here; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   Revocation1764300000300,
   KmsCertificates1764300000400,
   CsrIgnoredExtensions1764300001200,
+  RootCrls1764300001201,
 ];
