@@ -90,8 +90,18 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
         expect(new URL(ca.urls.issuingCertificate).pathname).toBe(`/ca/${env}/issuing.crt`);
         expect(new URL(ca.urls.ocsp).pathname).toBe(`/ocsp/${env}`);
         expect(new URL(ca.urls.rootCrl).pathname).toBe(`/crl/${env}-root.crl`);
-        // Every CA subject names its country (pkilint, zlint e_ca_country_name_missing).
+        // Every CA and KMS subject names its country (pkilint, zlint e_ca_country_name_missing).
         expect(openssl(["x509", "-in", files[`${env}-root`]!, "-noout", "-subject"])).toMatch(/^subject=C = US, O = KeyPortal, CN = /);
+        expect(openssl(["x509", "-in", files[`${env}-issuing`]!, "-noout", "-subject"])).toMatch(/^subject=C = US, O = KeyPortal, CN = /);
+        expectStrictDer(new Uint8Array(ca.root.rawData), "certificate");
+        expectStrictDer(new Uint8Array(ca.issuing.rawData), "certificate");
+        for (const purpose of ["message_signing", "message_encryption", "tls_server"]) {
+          const res = await fetch(`${server.url}/kms/${env}/${purpose}.pem`);
+          expect(res.status).toBe(200);
+          const pem = await res.text();
+          expect(openssl(["x509", "-noout", "-subject"], { input: pem }), purpose).toMatch(/^subject=C = US, O = KeyPortal, CN = KeyPortal KMS /);
+          expect(openssl(["x509", "-noout", "-text"], { input: pem })).toContain(`OCSP - URI:${ca.urls.ocsp}`);
+        }
       }
       expect((await fetch(`${server.url}/ca/MTF/other.crt`)).status).toBe(404);
       expect((await fetch(`${server.url}/ca/TEST/issuing.crt`)).status).toBe(404);
@@ -99,6 +109,8 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
 
     it.each(PURPOSES)("should make a $kind certificate ($keyKind) pass openssl -purpose $passes and fail every other purpose", async ({ kind, keyKind, passes, fails }) => {
       const cert = await issue(server, tmp.path, org, { kind, keyKind, environment: "MTF" });
+      // Strict DER: decoded and re-encoded by two decoders, byte for byte the same.
+      expectStrictDer(new Uint8Array(Buffer.from(openssl(["x509", "-in", cert.certFile, "-outform", "DER"]), "latin1")), "certificate");
       const verify = (purpose: string) =>
         opensslResult(["verify", "-x509_strict", "-purpose", purpose, "-CAfile", files["MTF-root"]!, "-untrusted", files["MTF-issuing"]!, cert.certFile]);
       expect(verify(passes).stdout).toContain(": OK");
