@@ -77,8 +77,19 @@ function readExtensions(der: Uint8Array, holder: Tlv | undefined): Extension[] {
   for (const e of out) {
     rule(!seen.has(e.oid), "EXTENSION_UNIQUE", `extension ${e.oid} appears twice (RFC 5280 4.2)`);
     seen.add(e.oid);
+    strictValue(e);
   }
   return out;
+}
+
+/** An extnValue holds one DER value; the tree walk does not look inside OCTET STRINGs, so each is walked here. */
+function strictValue(e: Extension): void {
+  rule(e.value.length > 0, "EXTENSION_VALUE", `extension ${e.oid} has an empty value`);
+  try {
+    checkStrictDer(e.value);
+  } catch (error) {
+    throw new LintError("DER_STRICT", `extension ${e.oid}: ${(error as Error).message}`);
+  }
 }
 
 function keyUsageNames(value: Uint8Array): string[] {
@@ -207,7 +218,6 @@ function lintCertificateFields(tbs: Uint8Array, expect: LintExpectations): void 
     rule(get(OID.cRLDistributionPoints), "CDP_PRESENT", "no cRLDistributionPoints: a relying party could not check revocation");
     rule(get(OID.authorityInfoAccess), "AIA_PRESENT", "no authorityInfoAccess: a relying party could not find the issuer");
   }
-  for (const e of extensions) rule(e.value.length > 0, "EXTENSION_VALUE", `extension ${e.oid} has an empty value`);
 }
 
 /** The time as YYYYMMDDHHMMSSZ whatever its type, for ordering. */
@@ -253,9 +263,12 @@ function lintCrlFields(tbs: Uint8Array): void {
         const extensions = children(tbs, parts[2]);
         rule(extensions.length > 0, "CRL_ENTRY_EXTENSIONS_NOT_EMPTY", `entry ${serial} has an empty crlEntryExtensions (RFC 5280 5.1.2.6: absent when empty)`);
         for (const e of extensions) {
-          const [oid, value] = children(tbs, e);
-          if (decodeOid(content(tbs, oid!)) !== OID.reasonCode) continue;
-          const code = content(tbs, readTlv(tbs, value!.contentStart, value!.end));
+          const fields = children(tbs, e);
+          const oid = decodeOid(content(tbs, fields[0]!));
+          const value = fields[fields.length - 1]!;
+          strictValue({ oid, critical: fields.length === 3, value: content(tbs, value) });
+          if (oid !== OID.reasonCode) continue;
+          const code = content(tbs, readTlv(tbs, value.contentStart, value.end));
           rule(code[0] !== 0, "CRL_REASON_UNSPECIFIED_ABSENT", `entry ${serial} carries reasonCode unspecified, which is expressed by leaving it out (RFC 5280 5.3.1)`);
         }
       }
