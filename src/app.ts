@@ -77,6 +77,8 @@ export interface AppOverrides {
   logger?: Logger;
   bus?: EventBus;
   webDir?: string;
+  /** Certificate profiles other than DEFAULT_PROFILES (tests inject a wrong one to see the lint refuse it). */
+  profiles?: typeof DEFAULT_PROFILES;
 }
 
 export interface App {
@@ -145,7 +147,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     keyAlgorithm: config.caKeyAlgorithm,
     publicUrl: config.publicUrl,
   });
-  const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES);
+  const csrs = new CsrService(db, clock, policy, mutations, authorities, overrides.profiles ?? DEFAULT_PROFILES);
   const certificates = new CertificateService(db, clock, policy, authorities);
   const crls = new CrlService(db, clock, authorities);
   const kms = new KmsService(db, clock, policy, mutations, keyStore, authorities, {
