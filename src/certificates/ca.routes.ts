@@ -2,7 +2,8 @@ import { Environment } from "../domain.js";
 import type { RouteInstaller } from "../http/server.js";
 import type { Authorities } from "./authorities.js";
 
-function environmentOf(segment: string): Environment | null {
+/** MTF or PRODUCTION from a path segment, in either case; null for anything else. */
+export function environmentOf(segment: string): Environment | null {
   const upper = segment.toUpperCase();
   return (Object.values(Environment) as string[]).includes(upper) ? (upper as Environment) : null;
 }

@@ -1,13 +1,8 @@
 import express from "express";
-import { Environment } from "../domain.js";
 import type { RouteInstaller } from "../http/server.js";
+import { environmentOf } from "./ca.routes.js";
 import { OCSP_REQUEST_MAX_BYTES, ocspErrorResponse } from "../pki/ocsp.js";
 import type { OcspService } from "./ocsp.service.js";
-
-function environmentOf(segment: string): Environment | null {
-  const upper = segment.toUpperCase();
-  return (Object.values(Environment) as string[]).includes(upper) ? (upper as Environment) : null;
-}
 
 /** RFC 6960 appendix A.1 GET: the DER request, base64 (standard or URL-safe alphabet), URL-encoded, as the last path part. */
 function decodeGetRequest(encoded: string): Uint8Array | null {

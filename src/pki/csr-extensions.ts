@@ -18,9 +18,9 @@
  * identifier, ...) is not copied, so it is ignored.
  */
 import { badInput } from "../errors.js";
-import { children, content, decodeOid, readTlv, DerError, type Tlv } from "./der.js";
+import { children, content, decodeOid, DerError, type Tlv } from "./der.js";
 import type { CertificateProfile } from "./profiles.js";
-import { EKU_OIDS, KEY_USAGE_BITS } from "./tbs.js";
+import { decodeBasicConstraintsCa, decodeExtendedKeyUsage, decodeKeyUsage, EKU_OIDS } from "./tbs.js";
 
 const OID_EXTENSION_REQUEST = "1.2.840.113549.1.9.14";
 /** Microsoft's older name for the same attribute (certreq). */
@@ -102,34 +102,6 @@ function readExtension(der: Uint8Array, extension: Tlv): RequestedExtension {
 
 export const nameOf = (oid: string): string => (EXTENSION_NAMES[oid] ? `${EXTENSION_NAMES[oid]} (${oid})` : oid);
 
-/** cA of a basicConstraints value (SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLen INTEGER OPTIONAL }). */
-function asksForCa(value: Uint8Array): boolean {
-  const top = readTlv(value, 0);
-  if (top.tag !== 0x30 || top.end !== value.length) throw new DerError("basicConstraints is a SEQUENCE");
-  const first = children(value, top)[0];
-  return first?.tag === 0x01 && content(value, first)[0] !== 0;
-}
-
-/** The key usage names set in a keyUsage value (a named-bit BIT STRING). */
-function keyUsageNames(value: Uint8Array): string[] {
-  const top = readTlv(value, 0);
-  if (top.tag !== 0x03 || top.end !== value.length) throw new DerError("keyUsage is a BIT STRING");
-  const bits = content(value, top).subarray(1);
-  return Object.entries(KEY_USAGE_BITS)
-    .filter(([name, bit]) => name !== "contentCommitment" && bit < bits.length * 8 && bits[bit >> 3]! & (0x80 >> (bit & 7)))
-    .map(([name]) => name);
-}
-
-/** The purpose OIDs of an extKeyUsage value (SEQUENCE OF OBJECT IDENTIFIER). */
-function extendedKeyUsageOids(value: Uint8Array): string[] {
-  const top = readTlv(value, 0);
-  if (top.tag !== 0x30 || top.end !== value.length) throw new DerError("extKeyUsage is a SEQUENCE");
-  return children(value, top).map((oid) => {
-    if (oid.tag !== 0x06) throw new DerError("a key purpose is an OID");
-    return decodeOid(content(value, oid));
-  });
-}
-
 /**
  * Applies the policy above and returns the OIDs of the non-critical
  * extensions that are not honoured, in request order.
@@ -145,16 +117,16 @@ export function judgeRequestedExtensions(
     let honoured = false;
     try {
       if (e.oid === "2.5.29.19") {
-        if (asksForCa(e.value)) throw badInput("CA_REQUESTED", "The CSR asks to be a CA (basicConstraints cA TRUE); participants' certificates are never CAs.");
+        if (decodeBasicConstraintsCa(e.value)) throw badInput("CA_REQUESTED", "The CSR asks to be a CA (basicConstraints cA TRUE); participants' certificates are never CAs.");
         honoured = true;
       } else if (e.oid === "2.5.29.15") {
-        const usages = keyUsageNames(e.value);
+        const usages = decodeKeyUsage(e.value);
         const caUsage = usages.find((u) => u === "keyCertSign" || u === "cRLSign");
         if (caUsage) throw badInput("CA_REQUESTED", `The CSR asks for the key usage ${caUsage}, which only a CA has; participants' certificates are never CAs.`);
         honoured = usages.every((u) => grantedKeyUsage.includes(u));
       } else if (e.oid === "2.5.29.37") {
         const granted = new Set(profile.extendedKeyUsage.map((name) => EKU_OIDS[name] ?? name));
-        honoured = extendedKeyUsageOids(e.value).every((oid) => granted.has(oid));
+        honoured = decodeExtendedKeyUsage(e.value).every((oid) => granted.has(oid));
       }
     } catch (error) {
       if (!(error instanceof DerError)) throw error;

@@ -14,7 +14,7 @@ import { checkStrictDer, children, content, decodeOid, readTlv, DerError, type T
 import { parseName, STRING_TYPE_NAMES } from "./name.js";
 import { grantedKeyUsage, type CertificateProfile } from "./profiles.js";
 import { analyzeKey } from "./spki.js";
-import { EKU_OIDS, KEY_USAGE_BITS } from "./tbs.js";
+import { decodeBasicConstraintsCa, decodeExtendedKeyUsage, decodeKeyUsage, EKU_OIDS } from "./tbs.js";
 
 export class LintError extends DomainError {
   constructor(
@@ -92,25 +92,6 @@ function strictValue(e: Extension): void {
   }
 }
 
-function keyUsageNames(value: Uint8Array): string[] {
-  const top = readTlv(value, 0);
-  const bits = content(value, top).subarray(1);
-  return Object.entries(KEY_USAGE_BITS)
-    .filter(([name, bit]) => name !== "contentCommitment" && bit < bits.length * 8 && bits[bit >> 3]! & (0x80 >> (bit & 7)))
-    .map(([name]) => name);
-}
-
-function oidsOf(value: Uint8Array): string[] {
-  const top = readTlv(value, 0);
-  return children(value, top).map((t) => decodeOid(content(value, t)));
-}
-
-function isCa(value: Uint8Array): boolean {
-  const top = readTlv(value, 0);
-  const first = children(value, top)[0];
-  return first?.tag === 0x01 && content(value, first)[0] === 0xff;
-}
-
 /** RFC 5280 4.1.2.4/4.1.2.6 and the house subject policy: string types, C, lengths, characters. */
 function lintName(der: Uint8Array, field: "subject" | "issuer"): void {
   const rdns = parseName(der);
@@ -176,12 +157,12 @@ function lintCertificateFields(tbs: Uint8Array, expect: LintExpectations): void 
 
   const bc = get(OID.basicConstraints);
   rule(bc?.critical, "BASIC_CONSTRAINTS_CRITICAL", "basicConstraints must be present and critical");
-  const ca = isCa(bc.value);
+  const ca = decodeBasicConstraintsCa(bc.value);
   rule(ca === (expect.role !== "leaf"), "BASIC_CONSTRAINTS_CA", expect.role === "leaf" ? "a leaf says CA:TRUE" : "a CA says CA:FALSE");
 
   const ku = get(OID.keyUsage);
   rule(ku?.critical, "KEY_USAGE_CRITICAL", "keyUsage must be present and critical");
-  const usages = keyUsageNames(ku.value);
+  const usages = decodeKeyUsage(ku.value);
   rule(usages.length > 0, "KEY_USAGE_NOT_EMPTY", "keyUsage has no bit set (RFC 5280 4.2.1.3)");
   if (ca) {
     rule(
@@ -197,7 +178,7 @@ function lintCertificateFields(tbs: Uint8Array, expect: LintExpectations): void 
   const eku = get(OID.extKeyUsage);
   if (expect.role === "leaf") {
     rule(eku, "LEAF_EKU_REQUIRED", "a leaf without extKeyUsage is usable for any purpose");
-    const purposes = oidsOf(eku.value);
+    const purposes = decodeExtendedKeyUsage(eku.value);
     rule(purposes.length > 0 && !purposes.includes(OID.anyExtendedKeyUsage), "LEAF_EKU_SPECIFIC", "extKeyUsage is empty or anyExtendedKeyUsage");
     if (purposes.includes(EKU_OIDS.clientAuth!) && !purposes.includes(EKU_OIDS.serverAuth!)) {
       rule(!usages.some((u) => ENCIPHERMENT.includes(u)), "CLIENT_AUTH_KEY_USAGE", "a TLS client only signs: no keyEncipherment or dataEncipherment");

@@ -18,7 +18,7 @@
  * (for PKCS#11 that is the key store's session pool).
  */
 import { isIP } from "node:net";
-import { DerError, encodeOid } from "./der.js";
+import { children, content, decodeOid, DerError, encodeOid, readTlv } from "./der.js";
 
 // ---- DER primitives ---------------------------------------------------------
 
@@ -228,6 +228,34 @@ export function keyUsageExtension(names: readonly string[], forCa: boolean): Uin
   bits[0] = octets === 0 ? 0 : octets * 8 - (highest + 1); // unused bits in the last octet
   for (let bit = 0; bit <= highest; bit++) if (flags & (1 << bit)) bits[1 + (bit >> 3)]! |= 0x80 >> (bit & 7);
   return extension("keyUsage", true, wrap(0x03, [bits]));
+}
+
+/** The key usage names set in a keyUsage extension value (the named-bit BIT STRING); throws DerError when it is not one. */
+export function decodeKeyUsage(value: Uint8Array): string[] {
+  const top = readTlv(value, 0);
+  if (top.tag !== 0x03 || top.end !== value.length) throw new DerError("keyUsage is a BIT STRING");
+  const bits = content(value, top).subarray(1);
+  return Object.entries(KEY_USAGE_BITS)
+    .filter(([name, bit]) => name !== "contentCommitment" && bit < bits.length * 8 && bits[bit >> 3]! & (0x80 >> (bit & 7)))
+    .map(([name]) => name);
+}
+
+/** The purpose OIDs of an extKeyUsage extension value (SEQUENCE OF OBJECT IDENTIFIER); throws DerError when it is not one. */
+export function decodeExtendedKeyUsage(value: Uint8Array): string[] {
+  const top = readTlv(value, 0);
+  if (top.tag !== 0x30 || top.end !== value.length) throw new DerError("extKeyUsage is a SEQUENCE");
+  return children(value, top).map((oid) => {
+    if (oid.tag !== 0x06) throw new DerError("a key purpose is an OID");
+    return decodeOid(content(value, oid));
+  });
+}
+
+/** cA of a basicConstraints extension value (SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLen INTEGER OPTIONAL }). */
+export function decodeBasicConstraintsCa(value: Uint8Array): boolean {
+  const top = readTlv(value, 0);
+  if (top.tag !== 0x30 || top.end !== value.length) throw new DerError("basicConstraints is a SEQUENCE");
+  const first = children(value, top)[0];
+  return first?.tag === 0x01 && content(value, first)[0] !== 0;
 }
 
 /** extKeyUsage, not critical: a SEQUENCE of purpose OIDs in the given order. */
