@@ -190,38 +190,34 @@ function checkPrimitive(tag: number, value: Uint8Array): void {
 }
 
 /**
- * Decodes `der` as a tree (constructed types recursively, and OCTET/BIT
- * STRINGs that hold DER are not guessed at), checks every value against the
- * DER rules, writes the tree out again and compares the bytes. Catches what
- * a lenient reader lets through: non-minimal lengths and integers, BOOLEANs
- * other than FF, unsorted SET OF, padding bits. (An empty SEQUENCE where a
- * field should be absent is valid DER: lint.ts catches that.)
+ * Walks `der` as a tree (constructed types recursively; OCTET and BIT
+ * STRINGs that hold DER are not guessed at, lint.ts walks extension values
+ * itself) and checks every value against the DER rules. A tree that passes
+ * re-encodes to exactly its input: lengths are minimal (readTlv), children
+ * tile their parent, and values are in their one DER form, so the check
+ * needs no second copy. Catches what a lenient reader lets through:
+ * non-minimal lengths and integers, BOOLEANs other than FF, unsorted SET OF,
+ * non-zero padding bits. (An empty SEQUENCE where a field should be absent
+ * is valid DER: lint.ts catches that.)
  */
 export function checkStrictDer(der: Uint8Array): void {
-  const reencode = (start: number, limit: number): Uint8Array[] => {
-    const out: Uint8Array[] = [];
+  const walk = (start: number, limit: number, sorted: boolean): void => {
     let pos = start;
+    let previous: Uint8Array | undefined;
     while (pos < limit) {
       const node = readTlv(der, pos, limit);
-      if (node.tag & 0x20) {
-        const inner = reencode(node.contentStart, node.end);
-        if (node.tag === 0x31) {
-          // SET OF: DER sorts the encodings (11.6).
-          for (let i = 1; i < inner.length; i++) {
-            if (Buffer.compare(Buffer.from(inner[i - 1]!), Buffer.from(inner[i]!)) > 0) throw new DerError("SET elements are not in DER order");
-          }
-        }
-        out.push(tlv(node.tag, ...inner));
-      } else {
-        const value = der.subarray(node.contentStart, node.end);
-        if ((node.tag & 0xc0) === 0) checkPrimitive(node.tag, value);
-        out.push(tlv(node.tag, value));
+      if (node.tag & 0x20) walk(node.contentStart, node.end, node.tag === 0x31);
+      else if ((node.tag & 0xc0) === 0) checkPrimitive(node.tag, der.subarray(node.contentStart, node.end));
+      if (sorted) {
+        // SET OF: DER sorts the encodings (11.6).
+        const encoding = der.subarray(node.start, node.end);
+        if (previous && Buffer.compare(previous, encoding) > 0) throw new DerError("SET elements are not in DER order");
+        previous = encoding;
       }
       pos = node.end;
     }
-    return out;
   };
-  const top = reencode(0, der.length);
-  if (top.length !== 1) throw new DerError("not exactly one DER value");
-  if (!Buffer.from(top[0]!).equals(Buffer.from(der))) throw new DerError("the re-encoding differs from the input");
+  const top = readTlv(der, 0);
+  if (top.end !== der.length) throw new DerError("not exactly one DER value");
+  walk(0, der.length, false);
 }

@@ -67,6 +67,8 @@ interface Decoded {
   problem: string | null;
 }
 
+const UTF8_STRICT = new TextDecoder("utf-8", { fatal: true });
+const UTF8_LENIENT = new TextDecoder("utf-8");
 const latin1 = (b: Uint8Array) => Buffer.from(b).toString("latin1");
 const codePoint = (ch: string) => `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
 
@@ -89,9 +91,9 @@ function surrogates(text: string): Decoded {
 const STRING_TAGS: Record<number, (b: Uint8Array) => Decoded> = {
   0x0c: (b) => {
     try {
-      return { text: new TextDecoder("utf-8", { fatal: true }).decode(b), problem: null };
+      return { text: UTF8_STRICT.decode(b), problem: null };
     } catch {
-      return { text: new TextDecoder("utf-8").decode(b), problem: "is not valid UTF-8" };
+      return { text: UTF8_LENIENT.decode(b), problem: "is not valid UTF-8" };
     }
   },
   0x13: (b) => charset(latin1(b), /[A-Za-z0-9 '()+,\-./:=?]/, "PrintableString"),
