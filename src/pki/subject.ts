@@ -31,7 +31,7 @@ const PRINTABLE_STRING = 0x13;
  */
 const FORBIDDEN_CHARACTER = /[\p{Cc}\p{Cn}\p{Co}\p{Cs}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
 
-/** A character for a message: printable ones quoted, anything else as U+XXXX. */
+/** A character for a message, as U+XXXX: never the raw character, which could be a line break or an override. */
 function describeCharacter(ch: string): string {
   return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
 }
