@@ -15,6 +15,9 @@ import { CertificateResolver, OrganizationKeyMaterialResolver } from "./certific
 import { certificateDownloadRoutes } from "./certificates/certificate.routes.js";
 import { CertificateService } from "./certificates/certificate.service.js";
 import { crlRoutes } from "./certificates/crl.routes.js";
+import { caRoutes } from "./certificates/ca.routes.js";
+import { ocspRoutes } from "./certificates/ocsp.routes.js";
+import { OcspService } from "./certificates/ocsp.service.js";
 import { CrlService } from "./certificates/crl.service.js";
 import { RevocationResolver } from "./certificates/revocation.resolver.js";
 import { RevocationService } from "./certificates/revocation.service.js";
@@ -78,6 +81,8 @@ export interface AppOverrides {
   webDir?: string;
   /** The mailer to use instead of the one SMTP_URL selects (tests wrap the real one to read what was sent). */
   mailer?: Mailer;
+  /** Certificate profiles other than DEFAULT_PROFILES (tests inject a wrong one to see the lint refuse it). */
+  profiles?: typeof DEFAULT_PROFILES;
 }
 
 export interface App {
@@ -99,6 +104,7 @@ export interface App {
     certificates: CertificateService;
     kms: KmsService;
     crls: CrlService;
+    ocsp: OcspService;
     revocations: RevocationService;
     delegations: DelegationService;
     notifications: NotificationService;
@@ -152,7 +158,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     publicUrl: config.publicUrl,
   });
   const dualControl = new DualControl(config.dualControl);
-  const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES, dualControl);
+  const csrs = new CsrService(db, clock, policy, mutations, authorities, overrides.profiles ?? DEFAULT_PROFILES, dualControl);
   const certificates = new CertificateService(db, clock, policy, authorities);
   const crls = new CrlService(db, clock, authorities);
   const kms = new KmsService(db, clock, policy, mutations, keyStore, authorities, {
@@ -195,7 +201,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [CertificateExpiryResolver, new CertificateExpiryResolver(clock)],
   ]);
   const schema = await buildKeyPortalSchema(instances);
-  const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls)];
+  const ocsp = new OcspService(db, clock, authorities, logger);
+  const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls), caRoutes(authorities), ocspRoutes(ocsp)];
   routes.push(kmsCertificateRoutes(kms));
 
   const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount });
@@ -209,7 +216,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     clock,
     db,
     bus,
-    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, revocations, delegations, kms,
+    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, ocsp, revocations, delegations, kms,
       notifications, dispatcher, expiryScanner, emailWorker, mailer },
     async start() {
       await dispatcher.start();

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Database, Tx } from "../db/data-source.js";
 import { DomainError } from "../errors.js";
+import { LintError } from "../pki/lint.js";
 import type { NewNotification, Outbox } from "../notifications/outbox.js";
 import type { Notification } from "../notifications/notification.entity.js";
 import type { Viewer } from "../viewer.js";
@@ -95,6 +96,11 @@ export class Mutations {
         return result;
       });
     } catch (error) {
+      if (error instanceof LintError) {
+        // Something of ours was about to be signed wrong: an alert for the operators, with the rule (never the client's business).
+        this.logger.error({ action: spec.action, targetId: record.targetId, rule: error.rule, detail: error.detail }, "certificate lint failed; nothing was signed");
+        record.details = { ...record.details, lintRule: error.rule };
+      }
       if (error instanceof DomainError) {
         await this.audit
           .appendAlone({

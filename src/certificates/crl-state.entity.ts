@@ -1,6 +1,5 @@
 import { Column, Entity, PrimaryColumn } from "typeorm";
 import { isoInstant } from "../db/columns.js";
-import { Environment } from "../domain.js";
 
 /** cRLNumber as a bigint: PostgreSQL returns bigint columns as strings, SQLite as numbers. */
 const crlNumberColumn = {
@@ -8,11 +7,12 @@ const crlNumberColumn = {
   from: (value: string | number | null) => (value == null ? null : BigInt(value)),
 };
 
-/** The current CRL of one environment (see migration 1764300000300). */
+/** The current CRL of one environment's issuing CA or root (see migrations 1764300000300 and 1764300001201). */
 @Entity("crl_state")
 export class CrlState {
+  /** The environment (its issuing CA's CRL), or <ENV>-ROOT (its root's); the column kept its first name. */
   @PrimaryColumn({ type: "varchar", length: 16 })
-  environment!: Environment;
+  environment!: string;
 
   @Column({ type: "bigint", transformer: crlNumberColumn })
   crlNumber!: bigint;

@@ -2,11 +2,13 @@ import { Environment } from "../domain.js";
 import type { RouteInstaller } from "../http/server.js";
 import type { CrlService } from "./crl.service.js";
 
-const FILE = /^(mtf|production)\.crl$/i;
+const FILE = /^(mtf|production)(-root)?\.crl$/i;
 
 /**
  * GET /crl/MTF.crl and /crl/PRODUCTION.crl (either case): the environment's
- * CRL, DER. Public, as CRLs are: relying parties fetch them without a token.
+ * issuing CA's CRL, DER; /crl/MTF-root.crl and /crl/PRODUCTION-root.crl: its
+ * root's CRL (the issuing CA's cRLDistributionPoints). Public, as CRLs are:
+ * relying parties fetch them without a token.
  */
 export function crlRoutes(crls: CrlService): RouteInstaller {
   return (router, { sendError }) => {
@@ -14,12 +16,14 @@ export function crlRoutes(crls: CrlService): RouteInstaller {
       try {
         const match = FILE.exec(req.params.file);
         if (!match) {
-          res.status(404).json({ error: { code: "NOT_FOUND", reason: "NOT_FOUND", message: "use /crl/MTF.crl or /crl/PRODUCTION.crl" } });
+          res.status(404).json({ error: { code: "NOT_FOUND", reason: "NOT_FOUND", message: "use /crl/MTF.crl, /crl/PRODUCTION.crl, /crl/MTF-root.crl or /crl/PRODUCTION-root.crl" } });
           return;
         }
         const environment = match[1]!.toUpperCase() === "MTF" ? Environment.MTF : Environment.PRODUCTION;
-        const crl = await crls.current(environment);
-        const etag = `"${environment}-${crl.crlNumber.toString()}"`;
+        const issuer = match[2] ? "root" : "issuing";
+        const crl = await crls.current(environment, issuer);
+        const name = issuer === "root" ? `${environment}-root` : environment;
+        const etag = `"${name}-${crl.crlNumber.toString()}"`;
         // Revalidate every time: a revocation must be visible at once, and the ETag makes that cheap.
         res.setHeader("Cache-Control", "public, no-cache");
         res.setHeader("ETag", etag);
@@ -31,7 +35,7 @@ export function crlRoutes(crls: CrlService): RouteInstaller {
         res
           .status(200)
           .type("application/pkix-crl")
-          .setHeader("Content-Disposition", `inline; filename="${environment}.crl"`)
+          .setHeader("Content-Disposition", `inline; filename="${name}.crl"`)
           .send(Buffer.from(crl.der));
       } catch (error) {
         sendError(res, error);

@@ -16,8 +16,15 @@ export const CRL_REFRESH_AFTER_MS = DAY_MS;
 /** Compare-and-swap retries when another instance rebuilt at the same moment. */
 const MAX_ATTEMPTS = 5;
 
+/** Which CA of an environment signs: the issuing CA (participants' and KMS certificates) or the root (the issuing CA). */
+export type CrlIssuer = "issuing" | "root";
+
+/** The crl_state row of a CRL: the environment for the issuing CA's (as before roots had CRLs), <ENV>-ROOT for the root's. */
+const stateKey = (environment: Environment, issuer: CrlIssuer): string => (issuer === "root" ? `${environment}-ROOT` : environment);
+
 export interface PublishedCrl {
   environment: Environment;
+  issuer: CrlIssuer;
   crlNumber: bigint;
   thisUpdate: Date;
   nextUpdate: Date;
@@ -40,6 +47,12 @@ export interface PublishedCrl {
  * recorded as REVOKED but never needs to appear. The KMS's own certificates
  * retired before their notAfter are listed too (SUPERSEDED): retirement takes
  * them out of the valid set for relying parties that check the CRL as well.
+ *
+ * Each root publishes a CRL of its own (issuer "root"), with its own
+ * cRLNumber, so that a relying party can check the issuing CA too
+ * (`openssl verify -crl_check_all`). It lists the issuing CAs the root has
+ * revoked: none, as long as an environment has its one issuing CA (there is
+ * no operation that revokes it); a compromised issuing CA means a new hierarchy.
  */
 export class CrlService {
   constructor(
@@ -49,47 +62,45 @@ export class CrlService {
   ) {}
 
   /** The CRL to serve now: the stored one while fresh, else a new one. */
-  async current(environment: Environment): Promise<PublishedCrl> {
-    const stored = await this.db.manager.findOne(CrlState, { where: { environment } });
-    if (stored && this.isFresh(stored)) return published(stored);
+  async current(environment: Environment, issuer: CrlIssuer = "issuing"): Promise<PublishedCrl> {
+    const stored = await this.db.manager.findOne(CrlState, { where: { environment: stateKey(environment, issuer) } });
+    if (stored && this.isFresh(stored)) return published(stored, environment, issuer);
     return this.db.transaction(async ({ em }) => {
-      const state = await this.lockedState(em, environment);
+      const state = await this.lockedState(em, environment, issuer);
       // Another request or instance may have refreshed it while this one waited.
-      if (this.isFresh(state)) return published(state);
-      return this.rebuild(em, environment);
+      if (this.isFresh(state)) return published(state, environment, issuer);
+      return this.rebuild(em, environment, issuer);
     });
   }
 
   /** Signs a new CRL with the next cRLNumber in the caller's transaction. */
-  async rebuild(em: EntityManager, environment: Environment): Promise<PublishedCrl> {
+  async rebuild(em: EntityManager, environment: Environment, issuer: CrlIssuer = "issuing"): Promise<PublishedCrl> {
+    const ca = this.authorities.of(environment);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const state = await this.lockedState(em, environment);
+      const state = await this.lockedState(em, environment, issuer);
       const thisUpdate = new Date(Math.floor(this.clock.now().getTime() / 1000) * 1000);
       const nextUpdate = new Date(thisUpdate.getTime() + CRL_VALIDITY_MS);
       const crlNumber = state.crlNumber + 1n;
-      const der = await this.authorities.of(environment).signCrl({
-        entries: await this.entries(em, environment, thisUpdate),
-        thisUpdate,
-        nextUpdate,
-        crlNumber,
-      });
+      const input = { entries: issuer === "root" ? [] : await this.entries(em, environment, thisUpdate), thisUpdate, nextUpdate, crlNumber };
+      const der = issuer === "root" ? await ca.signRootCrl(input) : await ca.signCrl(input);
       const result = await em
         .createQueryBuilder()
         .update(CrlState)
         .set({ crlNumber, thisUpdate, nextUpdate, derBase64: Buffer.from(der).toString("base64") })
-        .where('"environment" = :environment AND "crlNumber" = :previous', { environment, previous: state.crlNumber.toString() })
+        .where('"environment" = :key AND "crlNumber" = :previous', { key: state.environment, previous: state.crlNumber.toString() })
         .execute();
-      if (result.affected) return { environment, crlNumber, thisUpdate, nextUpdate, der };
+      if (result.affected) return { environment, issuer, crlNumber, thisUpdate, nextUpdate, der };
     }
     throw new Error(`could not publish a CRL for ${environment}: cRLNumber kept changing`);
   }
 
-  private async lockedState(em: EntityManager, environment: Environment): Promise<CrlState> {
+  private async lockedState(em: EntityManager, environment: Environment, issuer: CrlIssuer): Promise<CrlState> {
     // PostgreSQL: hold the row so concurrent rebuilds queue instead of retrying.
     // SQLite: transactions are already one at a time (Database queues them).
     const lock = this.db.isPostgres ? { lock: { mode: "pessimistic_write" as const } } : {};
-    const state = await em.findOne(CrlState, { where: { environment }, ...lock });
-    if (!state) throw new Error(`crl_state has no row for ${environment}`);
+    const key = stateKey(environment, issuer);
+    const state = await em.findOne(CrlState, { where: { environment: key }, ...lock });
+    if (!state) throw new Error(`crl_state has no row for ${key}`);
     return state;
   }
 
@@ -119,9 +130,10 @@ export class CrlService {
   }
 }
 
-function published(state: CrlState & { thisUpdate: Date; nextUpdate: Date; derBase64: string }): PublishedCrl {
+function published(state: CrlState & { thisUpdate: Date; nextUpdate: Date; derBase64: string }, environment: Environment, issuer: CrlIssuer): PublishedCrl {
   return {
-    environment: state.environment,
+    environment,
+    issuer,
     crlNumber: state.crlNumber,
     thisUpdate: state.thisUpdate,
     nextUpdate: state.nextUpdate,

@@ -13,6 +13,7 @@ import os from "node:os";
 import { parseArgs } from "node:util";
 import { CliError, KeyPortalClient, watchNotifications } from "./client.js";
 import { type CliKeyType, createKeyAndCsr, KEY_TYPES } from "./keygen.js";
+import { nameOf } from "../pki/csr-extensions.js";
 
 const KINDS = ["MTLS_CLIENT", "SIGNING", "ENCRYPTION"];
 const ENVIRONMENTS = ["MTF", "PRODUCTION"];
@@ -154,8 +155,8 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (line: string) =
     case "submit": {
       const client = await connect(values, env);
       const pem = await readFileFor(need(values, "csr"), "CSR file");
-      const data = await client.graphql<{ submitCsr: { id: string; status: string; subject: string } }>(
-        `mutation($input: SubmitCsrInput!) { submitCsr(input: $input) { id status subject } }`,
+      const data = await client.graphql<{ submitCsr: { id: string; status: string; subject: string; ignoredExtensions: string[] } }>(
+        `mutation($input: SubmitCsrInput!) { submitCsr(input: $input) { id status subject ignoredExtensions } }`,
         {
           input: {
             organizationId: need(values, "organization-id"),
@@ -166,6 +167,9 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (line: string) =
         },
       );
       out(`submitted ${data.submitCsr.id}: ${data.submitCsr.status} ${data.submitCsr.subject}`);
+      // The profile decides the extensions: say which of the requested ones the certificate will not carry.
+      const ignored = data.submitCsr.ignoredExtensions.map(nameOf);
+      if (ignored.length > 0) out(`ignored extensions (the profile does not grant them): ${ignored.join(", ")}`);
       return;
     }
     case "status": {

@@ -1,6 +1,6 @@
 import { Field, ID, ObjectType } from "type-graphql";
 import { Column, Entity, PrimaryColumn } from "typeorm";
-import { isoInstant } from "../db/columns.js";
+import { isoInstant, jsonText } from "../db/columns.js";
 import { CertificateKind, CsrStatus, Environment } from "../domain.js";
 
 @ObjectType("CertificateSigningRequest")
@@ -81,4 +81,11 @@ export class CertificateSigningRequest {
   /** The certificate issued from it, once SIGNED. */
   @Column({ type: "varchar", length: 36, nullable: true })
   certificateId!: string | null;
+
+  @Field(() => [String], {
+    description:
+      "Non-critical extensions the request asked for that the profile does not grant (critical ones are refused), as OIDs, e.g. 2.5.29.17.",
+  })
+  @Column({ type: "text", transformer: jsonText })
+  ignoredExtensions!: string[];
 }

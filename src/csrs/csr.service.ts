@@ -141,7 +141,13 @@ export class CsrService {
       );
     }
     const parsed = await parseCsr(input.pem, this.profile(input.kind), { organizationName: org.name, country: org.country });
-    audit.details = { ...audit.details, publicKeyFingerprint: parsed.publicKeyFingerprint, keyAlgorithm: parsed.keyAlgorithm, subject: parsed.subject };
+    audit.details = {
+      ...audit.details,
+      publicKeyFingerprint: parsed.publicKeyFingerprint,
+      keyAlgorithm: parsed.keyAlgorithm,
+      subject: parsed.subject,
+      ignoredExtensions: parsed.ignoredExtensions,
+    };
     await this.assertKeyUnused(em, parsed);
     const csr = em.create(CertificateSigningRequest, {
       id: randomUUID(),
@@ -162,6 +168,7 @@ export class CsrService {
       rejectionReason: null,
       renewalOfId: renewalOf?.id ?? null,
       certificateId: null,
+      ignoredExtensions: parsed.ignoredExtensions,
     });
     try {
       await em.insert(CertificateSigningRequest, csr);

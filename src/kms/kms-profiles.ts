@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 import { Environment, KmsCertificatePurpose } from "../domain.js";
 import type { SubjectAltName } from "../pki/issue.js";
 import type { KeyAlgorithmName, KeyPurpose } from "../pki/keystore.js";
+import { KMS_ORGANIZATION } from "../pki/ca.js";
 
 export const KMS_PURPOSES = [KmsCertificatePurpose.MESSAGE_SIGNING, KmsCertificatePurpose.MESSAGE_ENCRYPTION, KmsCertificatePurpose.TLS_SERVER] as const;
 export const KMS_ENVIRONMENTS = [Environment.MTF, Environment.PRODUCTION] as const;
@@ -61,12 +62,22 @@ export function kmsProfile(environment: Environment, purpose: KmsCertificatePurp
   const keyAlgorithm = algorithms[purpose];
   const rsa = keyAlgorithm.startsWith("RSA-");
   const subject = [
-    ["O", "KeyPortal"],
+    ["C", KMS_ORGANIZATION.country],
+    ["O", KMS_ORGANIZATION.name],
     ["CN", `KeyPortal KMS ${environment} ${TITLES[purpose]}`],
   ] as const;
   switch (purpose) {
     case KmsCertificatePurpose.MESSAGE_SIGNING:
-      return { purpose, keyAlgorithm, keyPurpose: "sign", subject, keyUsage: ["digitalSignature", "nonRepudiation"], extendedKeyUsage: [], subjectAltNames: [] };
+      return {
+        purpose,
+        keyAlgorithm,
+        keyPurpose: "sign",
+        subject,
+        keyUsage: ["digitalSignature", "nonRepudiation"],
+        // As a participant's SIGNING certificate (pki/profiles.ts says why).
+        extendedKeyUsage: ["emailProtection", "documentSigning"],
+        subjectAltNames: [],
+      };
     case KmsCertificatePurpose.MESSAGE_ENCRYPTION:
       return {
         purpose,
@@ -74,7 +85,7 @@ export function kmsProfile(environment: Environment, purpose: KmsCertificatePurp
         keyPurpose: "decrypt",
         subject,
         keyUsage: ["keyEncipherment", "dataEncipherment"],
-        extendedKeyUsage: [],
+        extendedKeyUsage: ["emailProtection"],
         subjectAltNames: [],
       };
     case KmsCertificatePurpose.TLS_SERVER:

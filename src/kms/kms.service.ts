@@ -357,7 +357,9 @@ export class KmsService {
       extendedKeyUsage: profile.extendedKeyUsage,
       subjectAltNames: profile.subjectAltNames,
       crlUrl: ca.crlUrl,
+      authorityInfoAccess: ca.authorityInfoAccess,
       issuer: ca.issuer,
+      lint: { role: "leaf" },
     });
     return this.db.manager.create(KmsCertificate, {
       id: randomUUID(),

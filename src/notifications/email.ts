@@ -10,6 +10,18 @@ import { Organization } from "../organizations/organization.entity.js";
 import { EmailDelivery, EmailDeliveryStatus } from "./email-delivery.entity.js";
 import { type Notification, NotificationAudience } from "./notification.entity.js";
 
+/** Controls (CR, LF, ESC, NUL...), bidirectional overrides and lone surrogates: never written raw into a mail. */
+const UNPRINTABLE = /[\p{Cc}\p{Cs}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * Each line of a mail as text a reader sees as it is: the characters above
+ * as \u{XXXX}. Subjects and names come from requests; a CR LF in one must
+ * not start a new line (or header), nor U+202E turn the text around.
+ */
+export function escapeUnprintable(line: string): string {
+  return line.replace(UNPRINTABLE, (ch) => `\\u{${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}}`);
+}
+
 interface Template {
   title: string;
   /** What the reader should do now. */
@@ -192,7 +204,9 @@ export class NotificationEmails {
       "You receive this as the certificate management contact or a security officer of the organization concerned.",
       "KeyPortal never sends API tokens or private keys by email, and never asks for them.",
       "",
-    ].join("\n");
-    return { subject, body };
+    ]
+      .map(escapeUnprintable)
+      .join("\n");
+    return { subject: escapeUnprintable(subject), body };
   }
 }

@@ -18,6 +18,7 @@ import {
   keyIdentifierOf,
   nameDer,
   newSerialHex,
+  type AuthorityInfoAccess,
   type IssuerRef,
   type LeafSpec,
 } from "./issue.js";
@@ -69,6 +70,34 @@ export class FileCaMaterialStore implements CaMaterialStore {
 
 export type CaKeyAlgorithm = "EC-P256" | "RSA-3072";
 
+/** The organization the CA and KMS certificates name (the bootstrap KMS organization's country). */
+export const KMS_ORGANIZATION = { name: "KeyPortal", country: "US" } as const;
+
+/** Where an environment's CA publishes, under the public URL (http/ca.routes.ts, crl.routes.ts, ocsp.routes.ts serve them). */
+export interface AuthorityUrls {
+  /** The issuing CA's CRL (leaves' cRLDistributionPoints). */
+  crl: string;
+  /** The root's CRL (the issuing CA's cRLDistributionPoints). */
+  rootCrl: string;
+  /** The issuing CA's certificate, DER (leaves' AIA caIssuers). */
+  issuingCertificate: string;
+  /** The root certificate, DER (the issuing CA's AIA caIssuers). */
+  rootCertificate: string;
+  /** The OCSP responder for the issuing CA's certificates (leaves' AIA ocsp). */
+  ocsp: string;
+}
+
+export function authorityUrls(publicUrl: string, environment: Environment): AuthorityUrls {
+  const base = publicUrl.replace(/\/+$/, "");
+  return {
+    crl: `${base}/crl/${environment}.crl`,
+    rootCrl: `${base}/crl/${environment}-root.crl`,
+    issuingCertificate: `${base}/ca/${environment}/issuing.crt`,
+    rootCertificate: `${base}/ca/${environment}/root.crt`,
+    ocsp: `${base}/ocsp/${environment}`,
+  };
+}
+
 export interface LoadOrCreateAuthorityOptions {
   environment: Environment;
   keyStore: KeyStore;
@@ -77,7 +106,10 @@ export interface LoadOrCreateAuthorityOptions {
   keyAlgorithm: CaKeyAlgorithm;
   /** e.g. "KeyPortal" */
   organizationName: string;
-  /** e.g. http://127.0.0.1:4000/crl ; the CRL of an environment is <base>/<ENV>.crl (MTF.crl, PRODUCTION.crl) */
+  /**
+   * e.g. http://127.0.0.1:4000/crl ; the CRL of an environment is <base>/<ENV>.crl (MTF.crl, PRODUCTION.crl).
+   * The other URLs (authorityUrls) are under the same public URL, the one this ends in /crl.
+   */
   crlBaseUrl: string;
 }
 
@@ -93,6 +125,7 @@ function addYears(date: Date, years: number): Date {
 export class CertificateAuthority {
   readonly chainPem: string;
   private readonly issuerRef: IssuerRef;
+  private readonly rootRef: IssuerRef;
 
   constructor(
     readonly environment: Environment,
@@ -100,10 +133,12 @@ export class CertificateAuthority {
     readonly issuing: X509Certificate,
     issuingKeys: CryptoKeyPair,
     crypto: Crypto,
-    readonly crlUrl: string,
+    readonly urls: AuthorityUrls,
+    rootKeys: CryptoKeyPair,
   ) {
     this.chainPem = certificateToPem(new Uint8Array(issuing.rawData)) + certificateToPem(new Uint8Array(root.rawData));
     this.issuerRef = { certificate: issuing, keys: issuingKeys, crypto };
+    this.rootRef = { certificate: root, keys: rootKeys, crypto };
   }
 
   /** The issuing CA as an IssuerRef, for issueCertificate (the KMS's own TLS/signing/encryption certificates). */
@@ -111,12 +146,27 @@ export class CertificateAuthority {
     return this.issuerRef;
   }
 
-  issue(spec: Omit<LeafSpec, "issuer" | "crlUrl">): Promise<Uint8Array> {
-    return issueLeafCertificate({ ...spec, issuer: this.issuerRef, crlUrl: this.crlUrl });
+  get crlUrl(): string {
+    return this.urls.crl;
   }
 
+  /** What every certificate of the issuing CA carries in its AIA: the OCSP responder and the issuing CA's certificate. */
+  get authorityInfoAccess(): AuthorityInfoAccess {
+    return { ocsp: this.urls.ocsp, caIssuers: this.urls.issuingCertificate };
+  }
+
+  issue(spec: Omit<LeafSpec, "issuer" | "crlUrl" | "authorityInfoAccess">): Promise<Uint8Array> {
+    return issueLeafCertificate({ ...spec, issuer: this.issuerRef, crlUrl: this.urls.crl, authorityInfoAccess: this.authorityInfoAccess, lint: true });
+  }
+
+  /** The issuing CA's CRL: the participants' and the KMS's certificates. */
   signCrl(input: CrlInput): Promise<Uint8Array> {
     return buildCrl(input, this.issuerRef);
+  }
+
+  /** The root's CRL: the issuing CAs it certified that are revoked. */
+  signRootCrl(input: CrlInput): Promise<Uint8Array> {
+    return buildCrl(input, this.rootRef);
   }
 }
 
@@ -166,7 +216,9 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
   const env = environment.toLowerCase();
   const crypto = keyStore.crypto;
 
+  const urls = authorityUrls(opts.crlBaseUrl.replace(/\/+$/, "").replace(/\/crl$/, ""), environment);
   const rootName = nameDer([
+    ["C", KMS_ORGANIZATION.country],
     ["O", organizationName],
     ["CN", `KeyPortal ${environment} Root CA`],
   ]);
@@ -181,6 +233,7 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
       ca: {},
       keyUsage: ["keyCertSign", "cRLSign"],
       extendedKeyUsage: [],
+      lint: { role: "root" },
       signingKey: keys.privateKey,
       crypto,
     });
@@ -190,6 +243,7 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
     const notAfter = addYears(now, ISSUING_YEARS);
     return buildCertificate({
       subject: nameDer([
+        ["C", KMS_ORGANIZATION.country],
         ["O", organizationName],
         ["CN", `KeyPortal ${environment} Issuing CA`],
       ]),
@@ -202,11 +256,13 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
       keyUsage: ["keyCertSign", "cRLSign"],
       extendedKeyUsage: [],
       authorityKeyId: keyIdentifierOf(root.certificate),
+      crlUrl: urls.rootCrl,
+      authorityInfoAccess: { caIssuers: urls.rootCertificate },
+      lint: { role: "intermediate" },
       signingKey: root.keys.privateKey,
       crypto,
     });
   });
 
-  const crlUrl = `${opts.crlBaseUrl.replace(/\/+$/, "")}/${environment}.crl`;
-  return new CertificateAuthority(environment, root.certificate, issuing.certificate, issuing.keys, crypto, crlUrl);
+  return new CertificateAuthority(environment, root.certificate, issuing.certificate, issuing.keys, crypto, urls, root.keys);
 }

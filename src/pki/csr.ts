@@ -5,8 +5,12 @@
  * gets the same answer: size/PEM/DER -> signature algorithm -> key algorithm
  * and strength -> signature (proof of possession) -> subject. The signature
  * algorithm is judged before verifying, so that an MD5/SHA-1 signature is
- * never computed on at all. Attributes of the CSR (challengePassword,
- * extension requests) are ignored: the profile decides the extensions.
+ * never computed on at all. The encodings of the signature and its
+ * AlgorithmIdentifier are held to what `openssl req -verify` accepts. The
+ * extension requests are judged (csr-extensions.ts: CA requests and
+ * unhonoured critical extensions are refused, other unhonoured ones
+ * reported); other attributes (challengePassword) are ignored. The subject
+ * is checked and re-encoded by subject.ts.
  */
 import { createPublicKey, verify as verifySignature, constants as cryptoConstants, type KeyObject } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
@@ -15,8 +19,10 @@ import { RsaSaPssParams } from "@peculiar/asn1-rsa";
 import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
 import { badInput, DomainError } from "../errors.js";
 import { children, content, decodeOid, raw, readTlv, DerError, type Tlv } from "./der.js";
-import { parseName, rfc4514, type NameAttribute } from "./name.js";
-import type { CertificateProfile } from "./profiles.js";
+import { rfc4514 } from "./name.js";
+import { grantedKeyUsage, type CertificateProfile } from "./profiles.js";
+import { judgeRequestedExtensions, requestedExtensions } from "./csr-extensions.js";
+import { validateSubject } from "./subject.js";
 import { analyzeKey, type KeyInfo } from "./spki.js";
 import { canonicalKey, KeyEncodingError, type CanonicalKey } from "./key-identity.js";
 import { derToPem } from "./pem.js";
@@ -34,12 +40,13 @@ export interface ParsedCsr {
   publicKeyFingerprint: string;
   /** The canonical SPKI, which the certificate carries (not necessarily the bytes in the CSR). */
   spki: Uint8Array;
-  /** The subject Name DER, copied verbatim into the certificate. */
+  /** The subject Name DER the certificate carries: re-encoded from the validated attributes (not the CSR's bytes). */
   subjectDer: Uint8Array;
+  /** OIDs of the non-critical requested extensions the profile does not grant, in request order. */
+  ignoredExtensions: string[];
 }
 
 export const MAX_CSR_PEM_BYTES = 64 * 1024;
-const MAX_CN_LENGTH = 64; // RFC 5280 ub-common-name
 const RSA_EXPONENT = 65537n;
 const MIN_RSA_BITS = 2048;
 
@@ -114,6 +121,10 @@ interface CsrParts {
   info: Tlv;
   subject: Tlv;
   spki: Tlv;
+  /** The [0] attributes, when present. */
+  attributes: Tlv | undefined;
+  /** The signatureAlgorithm AlgorithmIdentifier's children: the OID and any parameters. */
+  algorithmParts: Tlv[];
   signatureAlgorithm: string;
   asn: CertificationRequest;
 }
@@ -135,13 +146,23 @@ function splitDer(der: Uint8Array): CsrParts {
     }
     const version = content(der, info[0]!);
     if (version.length !== 1 || version[0] !== 0) throw invalid("The CSR is not PKCS#10 version 1 (version field must be 0).");
+    if (info[3] && info[3].tag !== 0xa0) throw new DerError("attributes are [0]");
     const algorithm = children(der, top[1]!);
     if (algorithm.length < 1 || algorithm[0]!.tag !== 0x06) throw new DerError("bad signature algorithm");
+    if (algorithm.length > 2) {
+      throw invalid("The CSR's signature AlgorithmIdentifier has more than one parameters field; it is not a valid AlgorithmIdentifier.");
+    }
+    const signature = content(der, top[2]!);
+    if (signature.length === 0 || signature[0] !== 0) {
+      throw invalid("The CSR's signature BIT STRING has unused bits; a signature is a whole number of octets.");
+    }
     const asn = AsnConvert.parse(der, CertificationRequest);
     return {
       info: top[0]!,
       subject: info[1]!,
       spki: info[2]!,
+      attributes: info[3],
+      algorithmParts: algorithm,
       signatureAlgorithm: decodeOid(content(der, algorithm[0]!)),
       asn,
     };
@@ -149,6 +170,20 @@ function splitDer(der: Uint8Array): CsrParts {
     if (e instanceof DomainError) throw e;
     throw invalid("The CSR is not a valid PKCS#10 certificate request (its DER encoding could not be read).");
   }
+}
+
+const NULL_PARAMETERS = Uint8Array.of(0x05, 0x00);
+
+/**
+ * The parameters field as RFC 5758 / RFC 4055 define it, as OpenSSL checks
+ * it: ECDSA has none, RSA PKCS#1 v1.5 NULL (or none), RSASSA-PSS a SEQUENCE.
+ */
+function checkAlgorithmParameters(der: Uint8Array, parts: CsrParts, scheme: SignatureScheme): void {
+  const parameters = parts.algorithmParts[1];
+  const bad = () => invalid(`The CSR's ${scheme.name} AlgorithmIdentifier carries parameters that algorithm does not take.`);
+  if (scheme.kind === "ecdsa" && parameters) throw bad();
+  if (scheme.kind === "rsa-pkcs1" && parameters && !Buffer.from(raw(der, parameters)).equals(NULL_PARAMETERS)) throw bad();
+  if (scheme.kind === "rsa-pss" && parameters?.tag !== 0x30) throw bad();
 }
 
 function signatureScheme(parts: CsrParts): SignatureScheme {
@@ -174,6 +209,11 @@ function signatureScheme(parts: CsrParts): SignatureScheme {
       }
     }
     if (mgfHash !== hash) return { kind: "unsupported", name: "RSASSA-PSS with an MGF1 hash different from the message hash" };
+    // RFC 4055 3.1: trailerField is 1 (0xBC); the salt is a non-negative length (OpenSSL refuses -1 and other negatives).
+    if (params.trailerField !== 1) throw invalid(`The CSR's RSASSA-PSS trailerField is ${params.trailerField}; only 1 is defined.`);
+    if (!Number.isSafeInteger(params.saltLength) || params.saltLength < 0) {
+      throw invalid(`The CSR's RSASSA-PSS saltLength is ${params.saltLength}; it must be a non-negative number of octets.`);
+    }
     return { kind: "rsa-pss", hash, saltLength: params.saltLength, name: `RSASSA-PSS with ${hash.toUpperCase()}` };
   }
   return SIGNATURE_ALGORITHMS[oid] ?? { kind: "unsupported", name: oid };
@@ -255,53 +295,6 @@ function checkSignature(der: Uint8Array, parts: CsrParts, scheme: SignatureSchem
   }
 }
 
-function checkSubject(subjectDer: Uint8Array, profile: CertificateProfile, expected: { organizationName: string; country: string }) {
-  const mismatch = (message: string) => badInput("SUBJECT_MISMATCH", message);
-  let rdns: NameAttribute[][];
-  try {
-    rdns = parseName(subjectDer);
-  } catch {
-    throw invalid("The CSR's subject name could not be read.");
-  }
-  const byName = new Map<string, string[]>();
-  for (const rdn of rdns) {
-    if (rdn.length > 1) {
-      throw mismatch(`The subject has a multi-valued RDN (${rdn.map((a) => a.displayName).join("+")}); use one attribute per RDN.`);
-    }
-    const attr = rdn[0]!;
-    if (!attr.shortName || !profile.allowedSubjectAttributes.includes(attr.shortName)) {
-      throw mismatch(
-        `The subject attribute ${attr.displayName} is not allowed; allowed attributes are ${profile.allowedSubjectAttributes.join(", ")}.`,
-      );
-    }
-    if (attr.text === null) throw mismatch(`The subject attribute ${attr.shortName} is not a text value.`);
-    byName.set(attr.shortName, [...(byName.get(attr.shortName) ?? []), attr.text]);
-  }
-  for (const required of profile.requiredSubjectAttributes) {
-    const values = byName.get(required) ?? [];
-    if (values.length === 0) throw mismatch(`The subject has no ${required} attribute; ${profile.requiredSubjectAttributes.join(", ")} are required.`);
-    if (values.length > 1) throw mismatch(`The subject has ${values.length} ${required} attributes; exactly one is allowed.`);
-  }
-  const one = (name: string): string | undefined => byName.get(name)?.[0];
-  const org = one("O");
-  if (org !== undefined && org !== expected.organizationName) {
-    throw mismatch(`The subject organization (O) is "${org}" but must be exactly "${expected.organizationName}".`);
-  }
-  const country = one("C");
-  if (country !== undefined && country !== expected.country) {
-    throw mismatch(`The subject country (C) is "${country}" but must be "${expected.country}".`);
-  }
-  const cn = one("CN");
-  if (cn !== undefined) {
-    if (cn.trim() === "") throw mismatch("The subject common name (CN) is empty.");
-    const length = [...cn].length;
-    if (length > MAX_CN_LENGTH) {
-      throw mismatch(`The subject common name (CN) is ${length} characters long; at most ${MAX_CN_LENGTH} are allowed.`);
-    }
-  }
-  return { commonName: cn ?? "" };
-}
-
 export async function parseCsr(
   pem: string,
   profile: CertificateProfile,
@@ -316,21 +309,24 @@ export async function parseCsr(
       `The CSR is signed with ${scheme.name}; SHA-1, MD5 and other hashes weaker than SHA-256 are refused. Sign it with SHA-256 or stronger.`,
     );
   }
+  checkAlgorithmParameters(der, parts, scheme);
   const spki = raw(der, parts.spki);
   const key = checkKey(spki, profile);
   checkSignature(der, parts, scheme, key);
-  const subjectDer = raw(der, parts.subject);
-  const { commonName } = checkSubject(subjectDer, profile, expected);
+  const subject = validateSubject(raw(der, parts.subject), profile, expected);
+  const ignoredExtensions = judgeRequestedExtensions(requestedExtensions(der, parts.attributes), profile, grantedKeyUsage(profile, key.info.family));
+  const commonName = subject.attributes.find(([name]) => name === "CN")?.[1] ?? "";
   // Copies, so that callers holding the result don't pin (or see changes to) a larger buffer.
   const derCopy = new Uint8Array(der);
   return {
     der: derCopy,
     pem: derToPem(derCopy, "CERTIFICATE REQUEST"),
-    subject: rfc4514(subjectDer),
+    subject: rfc4514(subject.der),
     commonName,
     keyAlgorithm: key.info.label,
     publicKeyFingerprint: key.canonical.fingerprint,
     spki: key.canonical.spki,
-    subjectDer: new Uint8Array(subjectDer),
+    subjectDer: subject.der,
+    ignoredExtensions,
   };
 }

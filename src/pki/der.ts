@@ -144,3 +144,80 @@ export const encodeNull = (): Uint8Array => Uint8Array.of(0x05, 0x00);
  */
 export const asBufferSource = (bytes: Uint8Array): Uint8Array<ArrayBuffer> =>
   bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+
+// ---- strict DER ---------------------------------------------------------------
+
+const TIME_FORMATS: Record<number, RegExp> = {
+  0x17: /^\d{12}Z$/, // UTCTime YYMMDDHHMMSSZ (RFC 5280 4.1.2.5.1)
+  0x18: /^\d{14}Z$/, // GeneralizedTime YYYYMMDDHHMMSSZ, no fraction (4.1.2.5.2)
+};
+
+/** Checks one primitive value against X.690's DER rules for its universal type. */
+function checkPrimitive(tag: number, value: Uint8Array): void {
+  switch (tag) {
+    case 0x01: // BOOLEAN: one octet, FF for TRUE (11.1)
+      if (value.length !== 1 || (value[0] !== 0x00 && value[0] !== 0xff)) throw new DerError("BOOLEAN is not 00 or FF");
+      return;
+    case 0x02: // INTEGER: minimal two's complement (8.3.2)
+    case 0x0a: // ENUMERATED: the same
+      if (value.length === 0) throw new DerError("empty INTEGER");
+      if (value.length > 1 && ((value[0] === 0x00 && !(value[1]! & 0x80)) || (value[0] === 0xff && value[1]! & 0x80))) {
+        throw new DerError("INTEGER is not minimally encoded");
+      }
+      return;
+    case 0x03: {
+      // BIT STRING: unused-bits octet 0-7, 0 when empty, and the unused bits zero (11.2.1)
+      const unused = value[0];
+      if (unused === undefined || unused > 7 || (value.length === 1 && unused !== 0)) throw new DerError("bad BIT STRING unused-bits octet");
+      if (unused > 0 && value[value.length - 1]! & ((1 << unused) - 1)) throw new DerError("BIT STRING padding bits are not zero");
+      return;
+    }
+    case 0x05: // NULL
+      if (value.length !== 0) throw new DerError("NULL has content");
+      return;
+    case 0x06:
+      decodeOid(value);
+      if (value[0] === 0x80) throw new DerError("non-minimal OID arc");
+      for (let i = 1; i < value.length; i++) if (value[i] === 0x80 && !(value[i - 1]! & 0x80)) throw new DerError("non-minimal OID arc");
+      return;
+    case 0x17:
+    case 0x18:
+      if (!TIME_FORMATS[tag]!.test(Buffer.from(value).toString("latin1"))) throw new DerError("time is not in its DER form");
+      return;
+    default:
+      return;
+  }
+}
+
+/**
+ * Walks `der` as a tree (constructed types recursively; OCTET and BIT
+ * STRINGs that hold DER are not guessed at, lint.ts walks extension values
+ * itself) and checks every value against the DER rules. A tree that passes
+ * re-encodes to exactly its input: lengths are minimal (readTlv), children
+ * tile their parent, and values are in their one DER form, so the check
+ * needs no second copy. Catches what a lenient reader lets through:
+ * non-minimal lengths and integers, BOOLEANs other than FF, unsorted SET OF,
+ * non-zero padding bits. (An empty SEQUENCE where a field should be absent
+ * is valid DER: lint.ts catches that.)
+ */
+export function checkStrictDer(der: Uint8Array): void {
+  const walk = (start: number, limit: number, sorted: boolean): void => {
+    let pos = start;
+    let previous: Uint8Array | undefined;
+    while (pos < limit) {
+      const node = readTlv(der, pos, limit);
+      if (node.tag & 0x20) walk(node.contentStart, node.end, node.tag === 0x31);
+      else if ((node.tag & 0xc0) === 0) checkPrimitive(node.tag, der.subarray(node.contentStart, node.end));
+      if (sorted) {
+        // SET OF: DER sorts the encodings (11.6).
+        const encoding = der.subarray(node.start, node.end);
+        if (previous && Buffer.compare(previous, encoding) > 0) throw new DerError("SET elements are not in DER order");
+        previous = encoding;
+      }
+      pos = node.end;
+    }
+  };
+  const top = readTlv(der, 0);
+  if (top.end !== der.length) throw new DerError("not exactly one DER value");
+  walk(0, der.length, false);
+}

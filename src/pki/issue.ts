@@ -18,9 +18,12 @@ import { randomFillSync } from "node:crypto";
 import { SubjectKeyIdentifierExtension, type X509Certificate } from "@peculiar/x509";
 import { badInput } from "../errors.js";
 import { children, concat, DerError, encodeOid, raw, readTlv, sequence, tlv } from "./der.js";
-import type { CertificateProfile } from "./profiles.js";
+import { PRINTABLE_STRING } from "./name.js";
+import { grantedKeyUsage, type CertificateProfile } from "./profiles.js";
+import { lintSigned, lintTbsCertificate, type LintExpectations } from "./lint.js";
 import { analyzeKey, subjectKeyIdentifier, toBytes } from "./spki.js";
 import {
+  authorityInfoAccessExtension,
   authorityKeyIdentifierExtension,
   basicConstraintsExtension,
   checkValidityDate,
@@ -33,11 +36,12 @@ import {
   signCertificate,
   subjectAltNameExtension,
   subjectKeyIdentifierExtension,
+  type AuthorityInfoAccess,
   type Signer,
   type SubjectAltName,
 } from "./tbs.js";
 
-export type { SubjectAltName } from "./tbs.js";
+export type { AuthorityInfoAccess, SubjectAltName } from "./tbs.js";
 
 export interface IssuerRef {
   /** The issuing CA's certificate. */
@@ -49,12 +53,15 @@ export interface IssuerRef {
 
 export interface LeafSpec {
   profile: CertificateProfile;
+  /** Lint the certificate before signing it (CertificateAuthority.issue always does); the profile is the expectation. */
+  lint?: boolean;
   subjectDer: Uint8Array;
   spki: Uint8Array;
   serialHex: string;
   notBefore: Date;
   notAfter: Date;
   crlUrl: string;
+  authorityInfoAccess?: AuthorityInfoAccess;
   issuer: IssuerRef;
 }
 
@@ -69,7 +76,10 @@ export interface CertificateSpec {
   extendedKeyUsage: readonly string[];
   subjectAltNames?: readonly SubjectAltName[];
   crlUrl?: string;
+  authorityInfoAccess?: AuthorityInfoAccess;
   issuer: IssuerRef;
+  /** When set, the TBSCertificate is linted against these before it is signed (lint.ts), and the result checked as strict DER. */
+  lint?: LintExpectations;
 }
 
 const SERIAL = /^(?:[0-9a-f]{2}){1,20}$/;
@@ -183,10 +193,11 @@ interface Fields {
   notAfter: Date;
   subject: Uint8Array;
   spki: Uint8Array;
+  lint?: LintExpectations;
 }
 
 /** Checks the per-certificate fields and signs the TBSCertificate made of them, the issuer's parts and the extensions. */
-function signFields(fields: Fields, issuerName: Uint8Array, extensions: readonly Uint8Array[], signer: Signer): Promise<Uint8Array> {
+async function signFields(fields: Fields, issuerName: Uint8Array, extensions: readonly Uint8Array[], signer: Signer): Promise<Uint8Array> {
   checkSerial(fields.serialHex);
   checkValidityDate(fields.notBefore, "notBefore");
   checkValidityDate(fields.notAfter, "notAfter");
@@ -202,7 +213,11 @@ function signFields(fields: Fields, issuerName: Uint8Array, extensions: readonly
     spki: fields.spki,
     extensions,
   });
-  return signCertificate(tbs, signer);
+  if (!fields.lint) return signCertificate(tbs, signer);
+  lintTbsCertificate(tbs, fields.lint);
+  const certificate = await signCertificate(tbs, signer);
+  lintSigned(certificate);
+  return certificate;
 }
 
 export interface RawCertificateSpec {
@@ -219,6 +234,8 @@ export interface RawCertificateSpec {
   extendedKeyUsage: readonly string[];
   subjectAltNames?: readonly SubjectAltName[];
   crlUrl?: string;
+  authorityInfoAccess?: AuthorityInfoAccess;
+  lint?: LintExpectations;
   /** Hex key identifier for authorityKeyIdentifier; omitted for a self-signed root. */
   authorityKeyId?: string;
   signingKey: CryptoKey;
@@ -230,7 +247,8 @@ export interface RawCertificateSpec {
  * go through issueCertificate, which caches the issuer's parts). Extensions,
  * in this order: basicConstraints (critical), keyUsage (critical),
  * extKeyUsage (if any), subjectAltName (if any), subjectKeyIdentifier,
- * authorityKeyIdentifier (if given), cRLDistributionPoints (if given).
+ * authorityKeyIdentifier (if given), cRLDistributionPoints (if given),
+ * authorityInfoAccess (if given).
  */
 export async function buildCertificate(spec: RawCertificateSpec): Promise<Uint8Array> {
   const extensions = [basicConstraintsExtension(spec.ca), keyUsageExtension(spec.keyUsage, spec.ca !== undefined)];
@@ -239,6 +257,7 @@ export async function buildCertificate(spec: RawCertificateSpec): Promise<Uint8A
   extensions.push(subjectKeyIdentifierExtension(subjectKeyIdentifier(spec.spki)));
   if (spec.authorityKeyId) extensions.push(authorityKeyIdentifierExtension(Buffer.from(spec.authorityKeyId, "hex")));
   if (spec.crlUrl) extensions.push(crlDistributionPointsExtension(spec.crlUrl));
+  if (spec.authorityInfoAccess) extensions.push(authorityInfoAccessExtension(spec.authorityInfoAccess));
   const signer: Signer = { algorithm: signatureAlgorithmOf(spec.signingKey), privateKey: spec.signingKey, crypto: spec.crypto };
   return signFields(spec, spec.issuer, extensions, signer);
 }
@@ -252,6 +271,7 @@ interface IssuerTemplate {
   notAfter: Date;
   authorityKeyIdentifier: Uint8Array;
   crl: { url: string; extension: Uint8Array } | undefined;
+  aia: { key: string; extension: Uint8Array } | undefined;
 }
 
 /** Keyed by the IssuerRef object, so a template lives as long as its CertificateAuthority (or other holder). */
@@ -270,6 +290,7 @@ function templateOf(issuer: IssuerRef): IssuerTemplate {
     notAfter: issuer.certificate.notAfter,
     authorityKeyIdentifier: authorityKeyIdentifierExtension(Buffer.from(keyIdentifierOf(issuer.certificate), "hex")),
     crl: undefined,
+    aia: undefined,
   };
   issuerTemplates.set(issuer, template);
   return template;
@@ -279,6 +300,12 @@ function crlExtensionOf(template: IssuerTemplate, url: string): Uint8Array {
   // A CA publishes one CRL URL; remember the last one rather than keep a map no one would grow.
   if (template.crl?.url !== url) template.crl = { url, extension: crlDistributionPointsExtension(url) };
   return template.crl.extension;
+}
+
+function aiaExtensionOf(template: IssuerTemplate, access: AuthorityInfoAccess): Uint8Array {
+  const key = JSON.stringify([access.ocsp, access.caIssuers]);
+  if (template.aia?.key !== key) template.aia = { key, extension: authorityInfoAccessExtension(access) };
+  return template.aia.extension;
 }
 
 /**
@@ -318,10 +345,10 @@ export async function issueCertificate(spec: CertificateSpec): Promise<Uint8Arra
   extensions.push(subjectKeyIdentifierExtension(subjectKeyIdentifier(spec.spki)));
   extensions.push(issuer.authorityKeyIdentifier);
   if (spec.crlUrl) extensions.push(crlExtensionOf(issuer, spec.crlUrl));
+  if (spec.authorityInfoAccess) extensions.push(aiaExtensionOf(issuer, spec.authorityInfoAccess));
   return signFields(spec, issuer.name, extensions, issuer.signer);
 }
 
-const ENCIPHERMENT = new Set(["keyEncipherment", "dataEncipherment"]);
 const DAY_MS = 86_400_000;
 
 /**
@@ -342,8 +369,7 @@ export function leafCertificateSpec(spec: LeafSpec): CertificateSpec {
       `The requested validity of ${Math.ceil(days)} days exceeds the ${spec.profile.maxValidityDays}-day maximum for ${spec.profile.kind} certificates.`,
     );
   }
-  // Only an RSA key can encipher; an EC certificate claiming keyEncipherment would be wrong.
-  const keyUsage = spec.profile.keyUsage.filter((u) => key.family === "RSA" || !ENCIPHERMENT.has(u));
+  const keyUsage = grantedKeyUsage(spec.profile, key.family);
   return {
     subject: spec.subjectDer,
     spki: spec.spki,
@@ -353,7 +379,9 @@ export function leafCertificateSpec(spec: LeafSpec): CertificateSpec {
     keyUsage,
     extendedKeyUsage: spec.profile.extendedKeyUsage,
     crlUrl: spec.crlUrl,
+    authorityInfoAccess: spec.authorityInfoAccess,
     issuer: spec.issuer,
+    ...(spec.lint ? { lint: { role: "leaf" as const, profile: spec.profile } } : {}),
   };
 }
 
@@ -371,7 +399,6 @@ const NAME_OIDS: Record<string, string> = {
   ST: "2.5.4.8",
   serialNumber: "2.5.4.5",
 };
-const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]+$/;
 
 /**
  * A Name DER from attributes in DER order (most general first), e.g.
@@ -385,7 +412,7 @@ export function nameDer(attributes: ReadonlyArray<readonly [string, string]>): U
       const oid = NAME_OIDS[type] ?? (/^\d+(\.\d+)+$/.test(type) ? type : undefined);
       if (!oid) throw new Error(`unknown name attribute ${type}`);
       if (value.length === 0) throw new Error(`empty value for name attribute ${type}`);
-      const encoded = PRINTABLE.test(value) ? tlv(0x13, Buffer.from(value, "latin1")) : tlv(0x0c, Buffer.from(value, "utf8"));
+      const encoded = PRINTABLE_STRING.test(value) ? tlv(0x13, Buffer.from(value, "latin1")) : tlv(0x0c, Buffer.from(value, "utf8"));
       return tlv(0x31, sequence(encodeOid(oid), encoded));
     }),
   );

@@ -37,30 +37,85 @@ export interface NameAttribute {
   shortName: string | undefined;
   /** Name for human messages ("emailAddress" or the dotted OID). */
   displayName: string;
+  /** The value's ASN.1 tag (0x13 PrintableString, 0x0c UTF8String, ...). */
+  tag: number;
   /** Decoded text when the value is one of the ASN.1 string types, otherwise null. */
   text: string | null;
+  /** Why the value's bytes are not a valid instance of its string type (charset, length, lone surrogate), or null. */
+  problem: string | null;
   /** The whole value TLV. */
   valueDer: Uint8Array;
 }
 
-const STRING_TAGS: Record<number, (b: Uint8Array) => string> = {
-  0x0c: (b) => new TextDecoder("utf-8", { fatal: true }).decode(b), // UTF8String
-  0x13: (b) => Buffer.from(b).toString("latin1"), // PrintableString (ASCII subset)
-  0x16: (b) => Buffer.from(b).toString("latin1"), // IA5String
-  0x12: (b) => Buffer.from(b).toString("latin1"), // NumericString
-  0x1a: (b) => Buffer.from(b).toString("latin1"), // VisibleString
-  0x14: (b) => Buffer.from(b).toString("latin1"), // TeletexString: treated as Latin-1, as OpenSSL does
+/** ASN.1 string type names by tag, for messages. */
+export const STRING_TYPE_NAMES: Record<number, string> = {
+  0x0c: "UTF8String",
+  0x12: "NumericString",
+  0x13: "PrintableString",
+  0x14: "TeletexString",
+  0x16: "IA5String",
+  0x1a: "VisibleString",
+  0x1c: "UniversalString",
+  0x1e: "BMPString",
+};
+
+/** X.680 41.4: the PrintableString character set. */
+export const PRINTABLE_STRING = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
+
+interface Decoded {
+  text: string;
+  problem: string | null;
+}
+
+const UTF8_STRICT = new TextDecoder("utf-8", { fatal: true });
+const UTF8_LENIENT = new TextDecoder("utf-8");
+const latin1 = (b: Uint8Array) => Buffer.from(b).toString("latin1");
+const codePoint = (ch: string) => `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+
+/** The first character of `text` outside `allowed`, as a problem sentence (the character as U+XXXX, never raw). */
+function charset(text: string, allowed: RegExp, what: string): Decoded {
+  const bad = [...text].find((ch) => !allowed.test(ch));
+  return { text, problem: bad === undefined ? null : `holds ${codePoint(bad)}, which is not a ${what} character` };
+}
+
+/** A string of UTF-16 code units that may hold lone surrogates (from BMPString): reported, not silently replaced. */
+function surrogates(text: string): Decoded {
+  return { text, problem: /\p{Cs}/u.test(text) ? "holds a lone surrogate, which is not a character" : null };
+}
+
+/**
+ * Strict decoders: the text plus what is wrong with the bytes for their type.
+ * The text of a malformed value is still returned (for the RFC 4514 form of
+ * certificates already issued); the CSR policy refuses values with a problem.
+ */
+const STRING_TAGS: Record<number, (b: Uint8Array) => Decoded> = {
+  0x0c: (b) => {
+    try {
+      return { text: UTF8_STRICT.decode(b), problem: null };
+    } catch {
+      return { text: UTF8_LENIENT.decode(b), problem: "is not valid UTF-8" };
+    }
+  },
+  0x13: (b) => charset(latin1(b), /[A-Za-z0-9 '()+,\-./:=?]/, "PrintableString"),
+  0x16: (b) => charset(latin1(b), /[\x00-\x7f]/, "IA5String (7-bit)"),
+  0x12: (b) => charset(latin1(b), /[0-9 ]/, "NumericString"),
+  0x1a: (b) => charset(latin1(b), /[\x20-\x7e]/, "VisibleString"),
+  0x14: (b) => ({ text: latin1(b), problem: null }), // TeletexString: read as Latin-1, as OpenSSL does
   0x1e: (b) => {
     // BMPString: UCS-2 big-endian
-    if (b.length % 2) throw new DerError("odd BMPString length");
-    return Buffer.from(b).swap16().toString("utf16le");
+    if (b.length % 2) return { text: latin1(b), problem: "has an odd number of bytes for a BMPString" };
+    return surrogates(Buffer.from(b).swap16().toString("utf16le"));
   },
   0x1c: (b) => {
     // UniversalString: UCS-4 big-endian
-    if (b.length % 4) throw new DerError("bad UniversalString length");
+    if (b.length % 4) return { text: latin1(b), problem: "is not a whole number of UniversalString characters" };
     let s = "";
-    for (let i = 0; i < b.length; i += 4) s += String.fromCodePoint(Buffer.from(b).readUInt32BE(i));
-    return s;
+    for (let i = 0; i < b.length; i += 4) {
+      const cp = Buffer.from(b).readUInt32BE(i);
+      if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return { text: latin1(b), problem: "holds a value that is not a Unicode character" };
+      s += String.fromCodePoint(cp);
+    }
+    return { text: s, problem: null };
   },
 };
 
@@ -79,11 +134,14 @@ export function parseName(der: Uint8Array): NameAttribute[][] {
       const oid = decodeOid(content(der, parts[0]!));
       const value = parts[1]!;
       const decode = STRING_TAGS[value.tag];
+      const decoded = decode ? decode(content(der, value)) : null;
       return {
         oid,
         shortName: RFC4514_NAMES[oid],
         displayName: DISPLAY_NAMES[oid] ?? oid,
-        text: decode ? decode(content(der, value)) : null,
+        tag: value.tag,
+        text: decoded?.text ?? null,
+        problem: decoded?.problem ?? null,
         valueDer: raw(der, value),
       };
     });

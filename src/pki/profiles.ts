@@ -16,7 +16,14 @@ export type KeyUsageName =
   | "cRLSign";
 
 /** Extended key usage names understood by issue.ts (the OIDs live there). */
-export type ExtendedKeyUsageName = "serverAuth" | "clientAuth" | "codeSigning" | "emailProtection" | "timeStamping" | "OCSPSigning";
+export type ExtendedKeyUsageName =
+  | "serverAuth"
+  | "clientAuth"
+  | "codeSigning"
+  | "emailProtection"
+  | "timeStamping"
+  | "OCSPSigning"
+  | "documentSigning";
 
 export interface CertificateProfile {
   kind: CertificateKind;
@@ -54,18 +61,32 @@ function profile(kind: CertificateKind, keys: string[], keyUsage: KeyUsageName[]
   };
 }
 
+/**
+ * Every leaf is usable for its kind only: each carries an extKeyUsage, so no
+ * verifier treats it as any-purpose (a certificate without one passes
+ * `openssl verify -purpose sslserver`).
+ *
+ * - MTLS_CLIENT: clientAuth with digitalSignature alone. A TLS client only
+ *   signs (its handshake signature); keyEncipherment would claim RSA key
+ *   transport, which a client never does (zlint e_key_usage_and_extended_key_usage_inconsistent).
+ * - SIGNING: emailProtection and documentSigning (RFC 9336). The messages
+ *   participants and the KMS exchange are CMS (RFC 5652), S/MIME's format,
+ *   and CMS verifiers (openssl cms -verify) check the S/MIME purpose;
+ *   documentSigning tells any other relying party what the signature is for.
+ *   Neither permits TLS, code signing, time stamping or OCSP.
+ * - ENCRYPTION: emailProtection, the one registered purpose for enveloping
+ *   CMS content (RFC 9336 defines no document-encryption purpose); with
+ *   keyEncipherment/dataEncipherment only, it cannot sign either.
+ */
 export const DEFAULT_PROFILES: Record<CertificateKind, CertificateProfile> = {
-  [CertificateKind.MTLS_CLIENT]: profile(
-    CertificateKind.MTLS_CLIENT,
-    ALL_KEYS,
-    ["digitalSignature", "keyEncipherment"],
-    ["clientAuth"],
-  ),
-  [CertificateKind.SIGNING]: profile(CertificateKind.SIGNING, ALL_KEYS, ["digitalSignature", "nonRepudiation"], []),
-  [CertificateKind.ENCRYPTION]: profile(
-    CertificateKind.ENCRYPTION,
-    RSA_KEYS,
-    ["keyEncipherment", "dataEncipherment"],
-    [],
-  ),
+  [CertificateKind.MTLS_CLIENT]: profile(CertificateKind.MTLS_CLIENT, ALL_KEYS, ["digitalSignature"], ["clientAuth"]),
+  [CertificateKind.SIGNING]: profile(CertificateKind.SIGNING, ALL_KEYS, ["digitalSignature", "nonRepudiation"], ["emailProtection", "documentSigning"]),
+  [CertificateKind.ENCRYPTION]: profile(CertificateKind.ENCRYPTION, RSA_KEYS, ["keyEncipherment", "dataEncipherment"], ["emailProtection"]),
 };
+
+const ENCIPHERMENT = new Set(["keyEncipherment", "dataEncipherment"]);
+
+/** The key usages a profile grants a key: only an RSA key can encipher, so an EC certificate never claims it. */
+export function grantedKeyUsage(profile: CertificateProfile, family: string): string[] {
+  return profile.keyUsage.filter((u) => family === "RSA" || !ENCIPHERMENT.has(u));
+}

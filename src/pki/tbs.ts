@@ -18,7 +18,7 @@
  * (for PKCS#11 that is the key store's session pool).
  */
 import { isIP } from "node:net";
-import { DerError, encodeOid } from "./der.js";
+import { children, content, decodeOid, DerError, encodeOid, readTlv } from "./der.js";
 
 // ---- DER primitives ---------------------------------------------------------
 
@@ -133,6 +133,13 @@ function writeTime(out: Uint8Array, pos: number, date: Date): number {
   return pos;
 }
 
+/** One Time TLV (UTCTime through 2049, GeneralizedTime from 2050), as in Validity; CRLs use the same rule (RFC 5280 5.1.2.4). */
+export function encodeTime(date: Date): Uint8Array {
+  const out = new Uint8Array(timeSize(date));
+  writeTime(out, 0, date);
+  return out;
+}
+
 /** Refuses dates the Validity field cannot carry unambiguously (UTCTime's 1950-2049 window, GeneralizedTime's four digits). */
 export function checkValidityDate(date: Date, field: string): void {
   const year = date.getUTCFullYear();
@@ -152,6 +159,7 @@ const EXTENSION_OIDS = {
   subjectKeyIdentifier: encodeOid("2.5.29.14"),
   authorityKeyIdentifier: encodeOid("2.5.29.35"),
   cRLDistributionPoints: encodeOid("2.5.29.31"),
+  authorityInfoAccess: encodeOid("1.3.6.1.5.5.7.1.1"),
 };
 
 /** Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE (left out when false), extnValue OCTET STRING }. */
@@ -161,7 +169,7 @@ function extension(id: keyof typeof EXTENSION_OIDS, critical: boolean, value: Ui
   return wrap(SEQUENCE, critical ? [oid, BOOLEAN_TRUE, octets] : [oid, octets]);
 }
 
-const KEY_USAGE_BITS: Record<string, number> = {
+export const KEY_USAGE_BITS: Record<string, number> = {
   digitalSignature: 0,
   nonRepudiation: 1,
   contentCommitment: 1,
@@ -173,13 +181,14 @@ const KEY_USAGE_BITS: Record<string, number> = {
 };
 const CA_ONLY_KEY_USAGES = new Set(["keyCertSign", "cRLSign"]);
 
-const EKU_OIDS: Record<string, string> = {
+export const EKU_OIDS: Record<string, string> = {
   serverAuth: "1.3.6.1.5.5.7.3.1",
   clientAuth: "1.3.6.1.5.5.7.3.2",
   codeSigning: "1.3.6.1.5.5.7.3.3",
   emailProtection: "1.3.6.1.5.5.7.3.4",
   timeStamping: "1.3.6.1.5.5.7.3.8",
   OCSPSigning: "1.3.6.1.5.5.7.3.9",
+  documentSigning: "1.3.6.1.5.5.7.3.36", // RFC 9336
 };
 
 export interface SubjectAltName {
@@ -219,6 +228,34 @@ export function keyUsageExtension(names: readonly string[], forCa: boolean): Uin
   bits[0] = octets === 0 ? 0 : octets * 8 - (highest + 1); // unused bits in the last octet
   for (let bit = 0; bit <= highest; bit++) if (flags & (1 << bit)) bits[1 + (bit >> 3)]! |= 0x80 >> (bit & 7);
   return extension("keyUsage", true, wrap(0x03, [bits]));
+}
+
+/** The key usage names set in a keyUsage extension value (the named-bit BIT STRING); throws DerError when it is not one. */
+export function decodeKeyUsage(value: Uint8Array): string[] {
+  const top = readTlv(value, 0);
+  if (top.tag !== 0x03 || top.end !== value.length) throw new DerError("keyUsage is a BIT STRING");
+  const bits = content(value, top).subarray(1);
+  return Object.entries(KEY_USAGE_BITS)
+    .filter(([name, bit]) => name !== "contentCommitment" && bit < bits.length * 8 && bits[bit >> 3]! & (0x80 >> (bit & 7)))
+    .map(([name]) => name);
+}
+
+/** The purpose OIDs of an extKeyUsage extension value (SEQUENCE OF OBJECT IDENTIFIER); throws DerError when it is not one. */
+export function decodeExtendedKeyUsage(value: Uint8Array): string[] {
+  const top = readTlv(value, 0);
+  if (top.tag !== 0x30 || top.end !== value.length) throw new DerError("extKeyUsage is a SEQUENCE");
+  return children(value, top).map((oid) => {
+    if (oid.tag !== 0x06) throw new DerError("a key purpose is an OID");
+    return decodeOid(content(value, oid));
+  });
+}
+
+/** cA of a basicConstraints extension value (SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLen INTEGER OPTIONAL }). */
+export function decodeBasicConstraintsCa(value: Uint8Array): boolean {
+  const top = readTlv(value, 0);
+  if (top.tag !== 0x30 || top.end !== value.length) throw new DerError("basicConstraints is a SEQUENCE");
+  const first = children(value, top)[0];
+  return first?.tag === 0x01 && content(value, first)[0] !== 0;
 }
 
 /** extKeyUsage, not critical: a SEQUENCE of purpose OIDs in the given order. */
@@ -297,6 +334,31 @@ export function crlDistributionPointsExtension(url: string): Uint8Array {
   if (!IA5_VISIBLE.test(url)) throw new Error(`CRL URL ${JSON.stringify(url)} is not ASCII without spaces`);
   const uri = wrap(0x86, [Buffer.from(url, "latin1")]);
   return extension("cRLDistributionPoints", false, wrap(SEQUENCE, [wrap(SEQUENCE, [wrap(0xa0, [wrap(0xa0, [uri])])])]));
+}
+
+const ACCESS_METHOD_OCSP = encodeOid("1.3.6.1.5.5.7.48.1");
+const ACCESS_METHOD_CA_ISSUERS = encodeOid("1.3.6.1.5.5.7.48.2");
+
+export interface AuthorityInfoAccess {
+  /** The OCSP responder's URL (id-ad-ocsp). */
+  ocsp?: string;
+  /** Where the issuer's certificate is served, DER (id-ad-caIssuers, RFC 5280 4.2.2.1). */
+  caIssuers?: string;
+}
+
+/** authorityInfoAccess, not critical: AccessDescriptions (OCSP first, then caIssuers, as @peculiar/x509 orders them), each one URI [6]. */
+export function authorityInfoAccessExtension(access: AuthorityInfoAccess): Uint8Array {
+  const descriptions: Uint8Array[] = [];
+  for (const [method, url] of [
+    [ACCESS_METHOD_OCSP, access.ocsp],
+    [ACCESS_METHOD_CA_ISSUERS, access.caIssuers],
+  ] as const) {
+    if (url === undefined) continue;
+    if (!IA5_VISIBLE.test(url)) throw new Error(`access URL ${JSON.stringify(url)} is not ASCII without spaces`);
+    descriptions.push(wrap(SEQUENCE, [method, wrap(0x86, [Buffer.from(url, "latin1")])]));
+  }
+  if (descriptions.length === 0) throw new Error("authorityInfoAccess needs at least one URL");
+  return extension("authorityInfoAccess", false, wrap(SEQUENCE, descriptions));
 }
 
 // ---- TBSCertificate and Certificate ------------------------------------------

@@ -60,8 +60,8 @@ describe.skipIf(!hasOpenssl)("KMS certificates checked with openssl", () => {
       expect(certificate.serialNumber).toBe(x509.serialNumber.toLowerCase());
       expect(certificate.chainPem.startsWith(certificate.pem)).toBe(true);
     }
-    expect(current["MTF/MESSAGE_SIGNING"]!.subject).toBe("CN=KeyPortal KMS MTF Message Signing,O=KeyPortal");
-    expect(current["PRODUCTION/TLS_SERVER"]!.subject).toBe("CN=KeyPortal KMS PRODUCTION TLS Server,O=KeyPortal");
+    expect(current["MTF/MESSAGE_SIGNING"]!.subject).toBe("CN=KeyPortal KMS MTF Message Signing,O=KeyPortal,C=US");
+    expect(current["PRODUCTION/TLS_SERVER"]!.subject).toBe("CN=KeyPortal KMS PRODUCTION TLS Server,O=KeyPortal,C=US");
   });
 
   it("should verify every KMS certificate against its own environment's caChain and not against the other's", () => {
@@ -80,12 +80,14 @@ describe.skipIf(!hasOpenssl)("KMS certificates checked with openssl", () => {
       const signing = text("MESSAGE_SIGNING");
       expect(signing).toMatch(/id-ecPublicKey[\s\S]*NIST CURVE: P-256/);
       expect(signing).toMatch(/Key Usage: critical\s+Digital Signature, Non Repudiation\n/);
-      expect(signing).not.toContain("Extended Key Usage");
+      // Usable for CMS signatures only (pki/profiles.ts says why): not any-purpose, not TLS.
+      expect(signing).toMatch(/Extended Key Usage:\s+E-mail Protection, (1\.3\.6\.1\.5\.5\.7\.3\.36|Document Signing)\n/);
       expect(signing).toMatch(/CA:FALSE/);
 
       const encryption = text("MESSAGE_ENCRYPTION");
       expect(encryption).toMatch(/rsaEncryption[\s\S]*Public-Key: \(2048 bit\)/);
       expect(encryption).toMatch(/Key Usage: critical\s+Key Encipherment, Data Encipherment\n/);
+      expect(encryption).toMatch(/Extended Key Usage:\s+E-mail Protection\n/);
 
       const tlsServer = text("TLS_SERVER");
       expect(tlsServer).toMatch(/NIST CURVE: P-256/);

@@ -49,6 +49,7 @@ export function defineCmsSuite(label: string, makeKeyStore: (dir: string) => Pro
       const spki = new Uint8Array(await keyStore.crypto.subtle.exportKey("spki", keys.publicKey));
       const der = await issueCertificate({
         subject: nameDer([
+          ["C", "US"],
           ["O", "KeyPortal"],
           ["CN", `KeyPortal MTF ${name}`],
         ]),
@@ -57,7 +58,7 @@ export function defineCmsSuite(label: string, makeKeyStore: (dir: string) => Pro
         notBefore: now,
         notAfter: new Date(now.getTime() + 90 * DAY),
         keyUsage: purpose === "sign" ? ["digitalSignature", "nonRepudiation"] : ["keyEncipherment", "dataEncipherment"],
-        extendedKeyUsage: [],
+        extendedKeyUsage: purpose === "sign" ? ["emailProtection", "documentSigning"] : ["emailProtection"],
         issuer: ca.issuer,
       });
       return { keys, der, path: writeFile(tmp.path, `${name}.pem`, certificateToPem(der)) };

@@ -150,6 +150,8 @@ export function sClient(args: string[], timeoutMs = 15_000): Promise<{ status: n
       clearTimeout(timer);
       resolve({ status, output });
     });
+    // s_client may exit (a refused handshake) before it reads stdin: the write then fails with EPIPE, which is not an error here.
+    child.stdin.on("error", () => undefined);
     child.stdin.end("Q\n");
   });
 }

@@ -103,9 +103,9 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
     }
 
     it("creates separate MTF and PRODUCTION hierarchies with the specified names, constraints and lifetimes", async () => {
-      expect(mtf.root.subject).toBe("O=KeyPortal, CN=KeyPortal MTF Root CA");
-      expect(mtf.issuing.subject).toBe("O=KeyPortal, CN=KeyPortal MTF Issuing CA");
-      expect(prod.root.subject).toBe("O=KeyPortal, CN=KeyPortal PRODUCTION Root CA");
+      expect(mtf.root.subject).toBe("C=US, O=KeyPortal, CN=KeyPortal MTF Root CA");
+      expect(mtf.issuing.subject).toBe("C=US, O=KeyPortal, CN=KeyPortal MTF Issuing CA");
+      expect(prod.root.subject).toBe("C=US, O=KeyPortal, CN=KeyPortal PRODUCTION Root CA");
       expect(Buffer.from(mtf.root.publicKey.rawData).equals(Buffer.from(prod.root.publicKey.rawData))).toBe(false);
       const rootText = openssl(["x509", "-in", files["mtf-root"]!, "-noout", "-text"]);
       expect(rootText).toMatch(/Basic Constraints: critical\s+CA:TRUE\n/);
@@ -113,6 +113,13 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
       const issuingText = openssl(["x509", "-in", files["prod-issuing"]!, "-noout", "-text"]);
       expect(issuingText).toMatch(/CA:TRUE, pathlen:0/);
       expect(issuingText).toContain("sha256WithRSAEncryption");
+      // The issuing CA says where its revocation is published (the root's CRL) and where its issuer is.
+      expect(issuingText).toContain("URI:http://127.0.0.1:4000/crl/PRODUCTION-root.crl");
+      expect(issuingText).toMatch(/CA Issuers - URI:http:\/\/127\.0\.0\.1:4000\/ca\/PRODUCTION\/root\.crt/);
+      for (const ca of [files["mtf-root"]!, files["mtf-issuing"]!, files["prod-root"]!, files["prod-issuing"]!]) {
+        // A CA's key signs certificates and CRLs, nothing else (CA/B Forum: e_cabf_ecc_allowed_key_usages).
+        expect(openssl(["x509", "-in", ca, "-noout", "-ext", "keyUsage"])).toMatch(/critical\n\s+Certificate Sign, CRL Sign\n?$/);
+      }
       expect(Math.round((mtf.root.notAfter.getTime() - mtf.root.notBefore.getTime()) / (365.25 * DAY))).toBe(20);
       expect(Math.round((mtf.issuing.notAfter.getTime() - mtf.issuing.notBefore.getTime()) / (365.25 * DAY))).toBe(10);
       expect(openssl(["verify", "-x509_strict", "-CAfile", files["mtf-root"]!, files["mtf-issuing"]!])).toContain("OK");
@@ -139,11 +146,12 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
     });
 
     it.each([
-      [CertificateKind.MTLS_CLIENT, "rsa", /Key Usage: critical\s+Digital Signature, Key Encipherment\n/, /Extended Key Usage:\s+TLS Web Client Authentication\n/],
+      // A TLS client only signs: no keyEncipherment even for RSA (zlint e_key_usage_and_extended_key_usage_inconsistent).
+      [CertificateKind.MTLS_CLIENT, "rsa", /Key Usage: critical\s+Digital Signature\n/, /Extended Key Usage:\s+TLS Web Client Authentication\n/],
       [CertificateKind.MTLS_CLIENT, "p256", /Key Usage: critical\s+Digital Signature\n/, /Extended Key Usage:\s+TLS Web Client Authentication\n/],
-      [CertificateKind.SIGNING, "p256", /Key Usage: critical\s+Digital Signature, Non Repudiation\n/, null],
-      [CertificateKind.SIGNING, "rsa", /Key Usage: critical\s+Digital Signature, Non Repudiation\n/, null],
-      [CertificateKind.ENCRYPTION, "rsa", /Key Usage: critical\s+Key Encipherment, Data Encipherment\n/, null],
+      [CertificateKind.SIGNING, "p256", /Key Usage: critical\s+Digital Signature, Non Repudiation\n/, /Extended Key Usage:\s+E-mail Protection, (1\.3\.6\.1\.5\.5\.7\.3\.36|Document Signing)\n/],
+      [CertificateKind.SIGNING, "rsa", /Key Usage: critical\s+Digital Signature, Non Repudiation\n/, /Extended Key Usage:\s+E-mail Protection, (1\.3\.6\.1\.5\.5\.7\.3\.36|Document Signing)\n/],
+      [CertificateKind.ENCRYPTION, "rsa", /Key Usage: critical\s+Key Encipherment, Data Encipherment\n/, /Extended Key Usage:\s+E-mail Protection\n/],
     ] as const)("issues a %s certificate for a %s key that openssl verifies, with exactly the profile's extensions", async (kind, key, keyUsage, eku) => {
       for (const [ca, env] of [
         [mtf, "mtf"],
@@ -155,9 +163,10 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
         const text = openssl(["x509", "-in", path, "-noout", "-text"]);
         expect(text).toMatch(/Basic Constraints: critical\s+CA:FALSE\n/);
         expect(text).toMatch(keyUsage);
-        if (eku) expect(text).toMatch(eku);
-        else expect(text).not.toContain("Extended Key Usage");
+        expect(text).toMatch(eku);
         expect(text).toContain(`URI:${ca.crlUrl}`);
+        expect(text).toContain(`OCSP - URI:${ca.urls.ocsp}`);
+        expect(text).toContain(`CA Issuers - URI:${ca.urls.issuingCertificate}`);
         expect(text).toContain(ca === mtf ? "ecdsa-with-SHA256" : "sha256WithRSAEncryption");
         // Nothing from the CSR but subject and key: its subjectAltName request is not honoured.
         expect(text).not.toContain("evil.example");
@@ -165,10 +174,11 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
         expect(cert.extensions.map((e) => e.type)).toEqual([
           "2.5.29.19",
           "2.5.29.15",
-          ...(eku ? ["2.5.29.37"] : []),
+          "2.5.29.37",
           "2.5.29.14",
           "2.5.29.35",
           "2.5.29.31",
+          "1.3.6.1.5.5.7.1.1",
         ]);
         expect(cert.serialNumber).toBe(serialHex);
         expect(Buffer.from(certificateSubjectDer(der)).equals(Buffer.from(csr.subjectDer))).toBe(true);
@@ -211,8 +221,8 @@ export function defineIssuanceSuite(label: string, makeKeyStore: (dir: string) =
       const p7 = writeFile(tmp.path, "bundle.p7b", pkcs7CertsOnly([der, new Uint8Array(prod.issuing.rawData), new Uint8Array(prod.root.rawData)]));
       const printed = openssl(["pkcs7", "-inform", "DER", "-in", p7, "-print_certs", "-noout"]);
       expect(printed).toContain("subject=C = GB, O = Acme Bank, OU = Payments, CN = Acme Client");
-      expect(printed).toContain("subject=O = KeyPortal, CN = KeyPortal PRODUCTION Issuing CA");
-      expect(printed).toContain("subject=O = KeyPortal, CN = KeyPortal PRODUCTION Root CA");
+      expect(printed).toContain("subject=C = US, O = KeyPortal, CN = KeyPortal PRODUCTION Issuing CA");
+      expect(printed).toContain("subject=C = US, O = KeyPortal, CN = KeyPortal PRODUCTION Root CA");
     });
 
     it("lets a SIGNING certificate's key sign CMS that openssl cms -verify accepts against the chain", async () => {

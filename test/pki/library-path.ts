@@ -12,6 +12,7 @@
  */
 import "reflect-metadata";
 import {
+  AuthorityInfoAccessExtension,
   AuthorityKeyIdentifierExtension,
   BasicConstraintsExtension,
   CRLDistributionPointsExtension,
@@ -47,6 +48,7 @@ const EKU_OIDS: Record<string, string> = {
   emailProtection: "1.3.6.1.5.5.7.3.4",
   timeStamping: "1.3.6.1.5.5.7.3.8",
   OCSPSigning: "1.3.6.1.5.5.7.3.9",
+  documentSigning: "1.3.6.1.5.5.7.3.36",
 };
 
 function keyUsageFlags(names: readonly string[]): KeyUsageFlags {
@@ -94,6 +96,10 @@ export async function buildCertificateWithLibrary(spec: LibrarySpec): Promise<Ui
   extensions.push(new SubjectKeyIdentifierExtension(hex(subjectKeyIdentifier(spec.spki)), false));
   if (spec.authorityKeyId) extensions.push(new AuthorityKeyIdentifierExtension(spec.authorityKeyId, false));
   if (spec.crlUrl) extensions.push(new CRLDistributionPointsExtension([spec.crlUrl], false));
+  if (spec.authorityInfoAccess) {
+    const { ocsp, caIssuers } = spec.authorityInfoAccess;
+    extensions.push(new AuthorityInfoAccessExtension({ ...(ocsp ? { ocsp: [ocsp] } : {}), ...(caIssuers ? { caIssuers: [caIssuers] } : {}) }, false));
+  }
 
   const certificate = await X509CertificateGenerator.create(
     {
@@ -126,6 +132,7 @@ export function issueCertificateWithLibrary(spec: CertificateSpec): Promise<Uint
     extendedKeyUsage: spec.extendedKeyUsage,
     subjectAltNames: spec.subjectAltNames,
     crlUrl: spec.crlUrl,
+    authorityInfoAccess: spec.authorityInfoAccess,
     authorityKeyId: keyIdentifierOf(issuer),
     signingKey: spec.issuer.keys.privateKey,
     crypto: spec.issuer.crypto,

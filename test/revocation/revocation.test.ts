@@ -61,7 +61,7 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
       expect(crlEntries(crl.text).get(cert.serialNumber)).toBe("Key Compromise");
       expect(crl.crlNumber).toBeGreaterThan(before.crlNumber);
       expect(crl.text).toContain("X509v3 Authority Key Identifier");
-      expect(crl.text).toMatch(/Issuer: O ?= ?KeyPortal, CN ?= ?KeyPortal MTF Issuing CA/);
+      expect(crl.text).toMatch(/Issuer: C ?= ?US, O ?= ?KeyPortal, CN ?= ?KeyPortal MTF Issuing CA/);
       const thisUpdate = new Date(/Last Update: (.+)/.exec(crl.text)![1]!);
       const nextUpdate = new Date(/Next Update: (.+)/.exec(crl.text)![1]!);
       expect(thisUpdate.toISOString()).toBe(server.clock.now().toISOString());

@@ -5,6 +5,8 @@ import { Revocation1764300000300 } from "./1764300000300-revocation.js";
 import { KmsCertificates1764300000400 } from "./1764300000400-kms-certificates.js";
 import { Identity1764300001000 } from "./1764300001000-identity.js";
 import { CanonicalKeyFingerprints1764300001100 } from "./1764300001100-canonical-key-fingerprints.js";
+import { CsrIgnoredExtensions1764300001200 } from "./1764300001200-csr-ignored-extensions.js";
+import { RootCrls1764300001201 } from "./1764300001201-root-crls.js";
 
 /** In order. Each feature adds its own migration here; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -15,4 +17,6 @@ export const MIGRATIONS = [
   KmsCertificates1764300000400,
   Identity1764300001000,
   CanonicalKeyFingerprints1764300001100,
+  CsrIgnoredExtensions1764300001200,
+  RootCrls1764300001201,
 ];
