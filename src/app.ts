@@ -4,6 +4,7 @@
  * Used by src/main.ts and by the tests.
  */
 import "reflect-metadata";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
@@ -61,6 +62,8 @@ import { CertificateSigningRequest } from "./csrs/csr.entity.js";
 import { Certificate } from "./certificates/certificate.entity.js";
 import { Officer } from "./officers/officer.entity.js";
 import { Organization } from "./organizations/organization.entity.js";
+import { createQuotas, type Quotas } from "./quotas.js";
+import { Environment } from "./domain.js";
 
 /** Where the built GraphiQL page lives, relative to this file in src/ (tests) or dist/src/ (compiled). */
 function defaultWebDir(): string {
@@ -102,6 +105,7 @@ export interface App {
     expiryScanner: ExpiryScanner;
     emailWorker: EmailDeliveryWorker;
     mailer: Mailer;
+    quotas: Quotas;
   };
   /** Listens on config.host:config.port (0 picks a free port). */
   start(): Promise<{ url: string }>;
@@ -186,6 +190,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls)];
   routes.push(kmsCertificateRoutes(kms));
 
+  const quotas = createQuotas(config.quotas, { redisUrl: config.redisUrl, prefix: config.redisChannelPrefix, logger });
   const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount });
 
   let http: RunningHttpServer | null = null;
@@ -198,12 +203,18 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     db,
     bus,
     services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, revocations, delegations, kms,
-      notifications, dispatcher, expiryScanner, emailWorker, mailer },
+      notifications, dispatcher, expiryScanner, emailWorker, mailer, quotas },
     async start() {
       await dispatcher.start();
       emailWorker.start();
       expiryScanner.start(config.expiryScanIntervalMs);
       await bus.ready?.();
+      const tls =
+        config.tls?.kind === "files"
+          ? { certPem: readFileSync(config.tls.certFile, "utf8"), keyPem: readFileSync(config.tls.keyFile, "utf8") }
+          : config.tls?.kind === "kms"
+            ? await kms.tlsServerCredentials(config.tls.environment === "MTF" ? Environment.MTF : Environment.PRODUCTION)
+            : undefined;
       http = await startHttpServer(
         {
           schema,
@@ -222,6 +233,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
           },
           feeds: { notifications: dispatcher },
           metrics,
+          queryLimits: config.queryLimits,
+          quotas,
+          tls,
         },
         config.host,
         config.port,
@@ -236,6 +250,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         await expiryScanner.stop();
         await emailWorker.stop();
         mailer.close();
+        await quotas.close();
         await bus.close();
         await keyStore.close();
         await db.close();

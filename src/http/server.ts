@@ -4,9 +4,10 @@ import { expressMiddleware } from "@as-integrations/express5";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { existsSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { type ExecutionArgs, type GraphQLError, type GraphQLSchema, parse } from "graphql";
+import { type DocumentNode, type ExecutionArgs, GraphQLError, type GraphQLSchema, parse, validate } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
@@ -15,8 +16,9 @@ import type { Database } from "../db/data-source.js";
 import { DomainError, HTTP_STATUS } from "../errors.js";
 import type { EventBus } from "../events.js";
 import { type Context, createLoaders, type LoaderSources } from "../graphql/context.js";
-import { createErrorFormatter } from "../graphql/errors.js";
-import { enforceQueryLimits } from "../graphql/limits.js";
+import { asRequestError, createErrorFormatter, requestError } from "../graphql/errors.js";
+import { enforceNestingLimits, enforceQueryLimits, MAX_QUERY_TOKENS, type QueryLimits, selectedOperation } from "../graphql/limits.js";
+import type { Lease, Quotas } from "../quotas.js";
 import { bearerToken } from "../officers/tokens.js";
 import type { Metrics } from "../metrics.js";
 import type { Viewer } from "../viewer.js";
@@ -51,7 +53,14 @@ export interface HttpServerOptions {
   /** Directory of the built GraphiQL page (index.html and assets). */
   webDir: string;
   metrics: Metrics;
+  queryLimits: QueryLimits;
+  quotas: Quotas;
+  /** Serve HTTPS and WSS with this certificate (PEM, leaf first, then its chain) and key. */
+  tls?: { certPem: string; keyPem: string };
 }
+
+/** graphql-ws close code for a connection refused by a quota (HTTP 429's counterpart). */
+export const CLOSE_RATE_LIMITED = 4429;
 
 export interface RunningHttpServer {
   server: http.Server;
@@ -63,6 +72,18 @@ interface SocketExtra extends Record<PropertyKey, unknown> {
   socket: WebSocket;
   request: http.IncomingMessage;
   viewer?: Viewer;
+  socketLease?: Lease;
+  /** This connection's live subscriptions, by operation id, each holding its share of the token's quota. */
+  subscriptionLeases?: Map<string, Lease>;
+}
+
+const parseLimited = (source: string): DocumentNode => parse(source, { maxTokens: MAX_QUERY_TOKENS });
+
+/** Errors thrown by our checks become the errors of that request (a DomainError keeps its code and reason). */
+function asGraphQLErrors(error: unknown): GraphQLError[] {
+  if (error instanceof DomainError) return [asRequestError(error)];
+  if (error instanceof GraphQLError) return [error];
+  throw error;
 }
 
 export async function startHttpServer(opts: HttpServerOptions, host: string, port: number): Promise<RunningHttpServer> {
@@ -70,7 +91,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   const formatError = createErrorFormatter(logger);
   const app = express();
   app.disable("x-powered-by");
-  const server = http.createServer(app);
+  const server = opts.tls ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, app) : http.createServer(app);
 
   const viewerOf = async (req: Request): Promise<Viewer | null> => {
     const token = bearerToken(req.headers.authorization);
@@ -87,6 +108,8 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
 
   // --- WebSocket subscriptions (graphql-ws) on the same port and path.
   const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: 1024 * 1024 });
+  // ws re-emits the HTTP server's errors (EADDRINUSE...); listen() below reports them, once.
+  wsServer.on("error", () => undefined);
   const sockets = new Set<SocketExtra>();
   const wsCleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
@@ -100,26 +123,50 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
         }
         const viewer = await auth.authenticate(token);
         if (!viewer) return false; // 4403 Forbidden: unknown, revoked or deactivated
+        try {
+          ctx.extra.socketLease = await opts.quotas.openSocket(viewer.tokenId);
+        } catch (error) {
+          if (!(error instanceof DomainError)) throw error;
+          ctx.extra.socket.close(CLOSE_RATE_LIMITED, `Rate limited: ${error.message}; retry after ${error.retryAfterSeconds} s`);
+          return false;
+        }
         ctx.extra.viewer = viewer;
+        ctx.extra.subscriptionLeases = new Map();
         sockets.add(ctx.extra);
         return true;
       },
       onClose: (ctx) => {
         sockets.delete(ctx.extra);
+        ctx.extra.socketLease?.release();
+        for (const lease of ctx.extra.subscriptionLeases?.values() ?? []) lease.release();
+        ctx.extra.subscriptionLeases?.clear();
+      },
+      onComplete: (ctx, id) => {
+        ctx.extra.subscriptionLeases?.get(id)?.release();
+        ctx.extra.subscriptionLeases?.delete(id);
       },
       context: (ctx): Context => ({ viewer: ctx.extra.viewer ?? null, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds }),
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const viewer = ctx.extra.viewer;
         if (!viewer || !(await auth.stillValid(viewer))) {
           ctx.extra.socket.close(CloseCode.Forbidden, "Forbidden");
           return [];
         }
         try {
-          const document = parse(payload.query);
-          enforceQueryLimits(schema, document, payload.operationName, payload.variables);
+          enforceNestingLimits(payload.query, payload.variables);
+          const document = parseLimited(payload.query);
+          const invalid = validate(schema, document);
+          if (invalid.length > 0) return invalid;
+          await opts.quotas.request({ tokenId: viewer.tokenId });
+          const cost = enforceQueryLimits(schema, document, payload.operationName, payload.variables, { limits: opts.queryLimits });
+          if (selectedOperation(document, payload.operationName)?.operation === "subscription") {
+            const leases = ctx.extra.subscriptionLeases!;
+            const lease = await opts.quotas.subscribe(viewer.tokenId, cost, leases.size);
+            leases.get(id)?.release();
+            leases.set(id, lease);
+          }
         } catch (error) {
-          const e = error as GraphQLError;
-          return [e];
+          return asGraphQLErrors(error);
         }
         return undefined;
       },
@@ -146,6 +193,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   const apollo = new ApolloServer<Context>({
     schema,
     introspection: true,
+    parseOptions: { maxTokens: MAX_QUERY_TOKENS },
     formatError,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
@@ -154,8 +202,27 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
       {
         async requestDidStart() {
           return {
-            async didResolveOperation({ document, operationName, request }) {
-              enforceQueryLimits(schema, document, operationName, request.variables);
+            async didResolveOperation({ document, operationName, operation, request, contextValue }) {
+              if (operation?.operation === "subscription") {
+                throw requestError(
+                  "BAD_USER_INPUT",
+                  "SUBSCRIPTION_OVER_HTTP",
+                  "subscriptions run over WebSocket (graphql-ws) at /graphql, not over HTTP",
+                );
+              }
+              enforceQueryLimits(schema, document, operationName, request.variables, {
+                limits: opts.queryLimits,
+                anonymous: !contextValue.viewer,
+              });
+            },
+            // A RATE_LIMITED raised while executing (a resolver's throttle) answers 429 with Retry-After too.
+            async willSendResponse({ response }) {
+              if (response.body.kind !== "single" || response.http.status !== undefined) return;
+              const limited = response.body.singleResult.errors?.find((e) => e.extensions?.code === "RATE_LIMITED");
+              const retryAfter = limited?.extensions?.retryAfterSeconds;
+              if (!limited) return;
+              response.http.status = HTTP_STATUS.RATE_LIMITED;
+              if (typeof retryAfter === "number") response.http.headers.set("retry-after", String(retryAfter));
             },
           };
         },
@@ -204,10 +271,29 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   app.use(
     "/graphql",
     express.json({ limit: BODY_LIMIT }),
+    // Before Apollo parses anything: a document or variables too deeply nested for the recursive parts.
+    (req: Request, res: Response, next: NextFunction) => {
+      const body = (req.body ?? {}) as { query?: unknown; variables?: unknown };
+      const fromUrl = req.query as { query?: unknown; variables?: unknown };
+      try {
+        enforceNestingLimits(body.query ?? fromUrl.query, body.variables ?? fromUrl.variables);
+      } catch (error) {
+        const e = error as GraphQLError;
+        logger.info({ code: e.extensions.code, reason: e.extensions.reason }, "request refused");
+        res.status(400).json({ errors: [{ message: e.message, extensions: { code: e.extensions.code, reason: e.extensions.reason } }] });
+        return;
+      }
+      next();
+    },
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const token = bearerToken(req.headers.authorization);
         const viewer = token ? await auth.authenticate(token) : null;
+        try {
+          await opts.quotas.request(viewer ? { tokenId: viewer.tokenId } : { address: req.socket.remoteAddress ?? "unknown" });
+        } catch (error) {
+          throw asGraphQLErrors(error)[0];
+        }
         return { viewer, loaders: createLoaders(opts.loaderSources) };
       },
     }),
@@ -243,7 +329,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   });
   const address = server.address() as AddressInfo;
   const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${urlHost}:${address.port}`;
+  const url = `${opts.tls ? "https" : "http"}://${urlHost}:${address.port}`;
 
   let stopping: Promise<void> | null = null;
   return {
