@@ -274,11 +274,8 @@ export class Quotas {
     return lease;
   }
 
-  /**
-   * A subscription of this token, weighing by its cost; `onSocket` is how many
-   * the connection already has. Throws RATE_LIMITED when over either limit.
-   */
-  async subscribe(tokenId: string, cost: number, onSocket: number): Promise<Lease> {
+  /** Throws RATE_LIMITED when a connection that has `onSocket` subscriptions may not open another. */
+  checkSocketSubscriptions(onSocket: number): void {
     if (onSocket >= this.config.subscriptionsPerSocket) {
       throw rateLimited(
         "TOO_MANY_SUBSCRIPTIONS",
@@ -286,6 +283,10 @@ export class Quotas {
         HELD_RETRY_AFTER_SECONDS,
       );
     }
+  }
+
+  /** A subscription of this token, weighing by its cost; throws RATE_LIMITED when the token is over its units. */
+  async subscribe(tokenId: string, cost: number): Promise<Lease> {
     const lease = await this.store.acquire(`subscriptions:${tokenId}`, subscriptionWeight(cost), this.config.subscriptionUnitsPerToken);
     if (!lease) {
       throw rateLimited(

@@ -160,10 +160,19 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
           await opts.quotas.request({ tokenId: viewer.tokenId });
           const cost = enforceQueryLimits(schema, document, payload.operationName, payload.variables, { limits: opts.queryLimits });
           if (selectedOperation(document, payload.operationName)?.operation === "subscription") {
+            // The connection's slot is taken before waiting for the token's quota, so concurrent subscribes count too.
             const leases = ctx.extra.subscriptionLeases!;
-            const lease = await opts.quotas.subscribe(viewer.tokenId, cost, leases.size);
-            leases.get(id)?.release();
-            leases.set(id, lease);
+            opts.quotas.checkSocketSubscriptions(leases.size);
+            leases.set(id, { release: () => undefined });
+            let lease: Lease;
+            try {
+              lease = await opts.quotas.subscribe(viewer.tokenId, cost);
+            } catch (error) {
+              leases.delete(id);
+              throw error;
+            }
+            if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) lease.release(); // closed meanwhile
+            else leases.set(id, lease);
           }
         } catch (error) {
           return asGraphQLErrors(error);
