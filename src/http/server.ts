@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import path from "node:path";
 import { type DocumentNode, type ExecutionArgs, GraphQLError, type GraphQLSchema, parse, validate } from "graphql";
 import { CloseCode } from "graphql-ws";
@@ -107,9 +108,16 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   };
 
   // --- WebSocket subscriptions (graphql-ws) on the same port and path.
-  const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: 1024 * 1024 });
-  // ws re-emits the HTTP server's errors (EADDRINUSE...); listen() below reports them, once.
-  wsServer.on("error", () => undefined);
+  // noServer: upgrades are handed over below. Attached to the HTTP server, ws would re-emit its errors
+  // (EADDRINUSE...) and graphql-ws print them with a stack; listen() below reports them, once.
+  const wsServer = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (new URL(req.url ?? "/", "http://localhost").pathname !== "/graphql") {
+      socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit("connection", ws, req));
+  });
   const sockets = new Set<SocketExtra>();
   const wsCleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
@@ -203,6 +211,9 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     schema,
     introspection: true,
     parseOptions: { maxTokens: MAX_QUERY_TOKENS },
+    // main.ts owns SIGTERM/SIGINT. Apollo's own handler would race it, and a second stop() waiting on Apollo's
+    // barrier never returns once the first has finished (the shutdown then hung until the forced exit).
+    stopOnTerminationSignals: false,
     formatError,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
