@@ -50,8 +50,8 @@ export interface RawSocket {
 }
 
 /** A graphql-transport-ws socket driven message by message; connection_init is sent with the token. */
-export async function rawSocket(server: TestServer, token: string): Promise<RawSocket> {
-  const ws = new WebSocket(server.wsUrl, "graphql-transport-ws");
+export async function rawSocket(server: TestServer, token: string, opts: { ca?: string } = {}): Promise<RawSocket> {
+  const ws = new WebSocket(server.wsUrl, "graphql-transport-ws", opts.ca ? { ca: opts.ca } : {});
   const inbox: Array<{ type: string; id?: string; payload?: unknown }> = [];
   const waiters: Array<() => void> = [];
   ws.on("message", (data) => {
