@@ -1,17 +1,22 @@
 import {
   type DocumentNode,
+  type FieldNode,
   type FragmentDefinitionNode,
   getNamedType,
   getNullableType,
   getVariableValues,
-  GraphQLError,
+  type GraphQLField,
+  type GraphQLNamedType,
   type GraphQLSchema,
+  isInterfaceType,
   isListType,
+  isObjectType,
   Kind,
   type OperationDefinitionNode,
+  SchemaMetaFieldDef,
   type SelectionSetNode,
+  TypeMetaFieldDef,
 } from "graphql";
-import { type ComplexityEstimator, getComplexity } from "graphql-query-complexity";
 import { requestError } from "./errors.js";
 
 export interface QueryLimits {
@@ -67,6 +72,17 @@ const FIELD_COSTS: Record<string, number> = {
   "KmsCertificate.chainPem": 10,
 };
 
+/** `first` of a field: a literal, a variable's value, or the argument's default. */
+function firstOf(field: GraphQLField<unknown, unknown>, node: FieldNode, variables: Record<string, unknown>): number | undefined {
+  const arg = node.arguments?.find((a) => a.name.value === "first");
+  let value: unknown;
+  if (arg?.value.kind === Kind.INT) value = Number(arg.value.value);
+  else if (arg?.value.kind === Kind.VARIABLE) value = variables[arg.value.name.value];
+  else if (!arg) value = field.args.find((a) => a.name === "first")?.defaultValue;
+  // Not an Int (2^40...): variable coercion refuses it as INVALID_VARIABLES; the cost counts the default page.
+  return Number.isInteger(value) && Math.abs(value as number) <= 2 ** 31 - 1 ? Math.max(0, value as number) : undefined;
+}
+
 /**
  * Cost follows the size of the answer: a field costs 1 (or its FIELD_COSTS
  * weight) plus its children, times the number of items for a list: `first`
@@ -74,23 +90,88 @@ const FIELD_COSTS: Record<string, number> = {
  * `nodes`/`edges` of a connection count once: the connection field already
  * multiplied by its page size.
  */
-const sizeEstimator: ComplexityEstimator = ({ type, field, args, childComplexity }) => {
-  const key = `${type.name}.${field.name}`;
+function fieldCost(parent: GraphQLNamedType, field: GraphQLField<unknown, unknown>, first: number | undefined, childCost: number): number {
+  const key = `${parent.name}.${field.name}`;
   const own = FIELD_COSTS[key] ?? 1;
   // A type reference's ofType chain is nested 8 deep by GraphiQL but is null after at most 3 links (T!, [T], [T!]!):
   // each link counts half of the one before, so the chain weighs what it returns, not what it asks.
-  if (key === "__Type.ofType") return own + childComplexity / 2;
-  const first = typeof args.first === "number" ? Math.max(0, args.first) : undefined;
-  if (first !== undefined) return own + first * childComplexity;
-  const returns = getNullableType(field.type);
-  if (!isListType(returns)) {
-    const named = getNamedType(field.type);
-    return named.name.endsWith("Connection") ? own + DEFAULT_PAGE_SIZE * childComplexity : own + childComplexity;
+  if (key === "__Type.ofType") return own + childCost / 2;
+  if (first !== undefined) return own + first * childCost;
+  if (!isListType(getNullableType(field.type))) {
+    return getNamedType(field.type).name.endsWith("Connection") ? own + DEFAULT_PAGE_SIZE * childCost : own + childCost;
   }
-  if (type.name.endsWith("Connection")) return own + childComplexity;
-  const size = INTROSPECTION_LIST_SIZE[key] ?? UNBOUNDED_LIST_SIZE;
-  return own + size * Math.max(1, childComplexity);
-};
+  if (parent.name.endsWith("Connection")) return own + childCost;
+  return own + (INTROSPECTION_LIST_SIZE[key] ?? UNBOUNDED_LIST_SIZE) * Math.max(1, childCost);
+}
+
+/**
+ * The cost of an operation, in one pass over its selections (fragments
+ * counted once each, then reused), so that refusing a costly document is
+ * cheap: this runs before GraphQL's validation, whose work grows with the
+ * document. Unknown fields and fragment cycles cost nothing here; validation
+ * reports them. Inline fragments add up (an over-estimate for unions).
+ */
+export function operationCost(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown>,
+  stopAbove = Infinity,
+): number {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const def of document.definitions) if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def);
+  const fragmentCosts = new Map<string, number>();
+  const inProgress = new Set<string>();
+  let visited = 0;
+  const walk = (selectionSet: SelectionSetNode, parent: GraphQLNamedType, root = false): number => {
+    let total = 0;
+    for (const selection of selectionSet.selections) {
+      if (root && total > stopAbove) return total; // over the budget already: the rest of a 500-alias document is not read
+      if (++visited > MAX_QUERY_NODES) {
+        throw requestError("BAD_USER_INPUT", "QUERY_TOO_COMPLEX", `query has more than ${MAX_QUERY_NODES} selections`);
+      }
+      if (selection.kind === Kind.FIELD) {
+        const name = selection.name.value;
+        if (name === "__typename") {
+          total += 1;
+          continue;
+        }
+        const field =
+          name === SchemaMetaFieldDef.name
+            ? SchemaMetaFieldDef
+            : name === TypeMetaFieldDef.name
+              ? TypeMetaFieldDef
+              : isObjectType(parent) || isInterfaceType(parent)
+                ? parent.getFields()[name]
+                : undefined;
+        if (!field) continue;
+        const child = selection.selectionSet ? walk(selection.selectionSet, getNamedType(field.type)) : 0;
+        total += fieldCost(parent, field, firstOf(field, selection, variables), child);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        const type = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : parent;
+        if (type) total += walk(selection.selectionSet, type);
+      } else {
+        const name = selection.name.value;
+        const known = fragmentCosts.get(name);
+        if (known !== undefined) {
+          total += known;
+          continue;
+        }
+        const fragment = fragments.get(name);
+        const type = fragment && schema.getType(fragment.typeCondition.name.value);
+        if (!fragment || !type || inProgress.has(name)) continue;
+        inProgress.add(name);
+        const cost = walk(fragment.selectionSet, type);
+        inProgress.delete(name);
+        fragmentCosts.set(name, cost);
+        total += cost;
+      }
+    }
+    return total;
+  };
+  const root = operation.operation === "query" ? schema.getQueryType() : operation.operation === "mutation" ? schema.getMutationType() : schema.getSubscriptionType();
+  return root ? Math.ceil(walk(operation.selectionSet, root, true)) : 0;
+}
 
 function depthOf(selectionSet: SelectionSetNode | undefined, fragments: Map<string, FragmentDefinitionNode>, seen: Set<string>): number {
   if (!selectionSet) return 0;
@@ -175,10 +256,9 @@ export function selectedOperation(document: DocumentNode, operationName: string 
 
 /**
  * Refuses an operation deeper or costlier than the limits (BAD_USER_INPUT /
- * QUERY_TOO_COMPLEX), or whose variables do not fit their types
- * (BAD_USER_INPUT / INVALID_VARIABLES). Returns the operation's cost.
+ * QUERY_TOO_COMPLEX). Cheap enough to run before validation; returns the cost.
  */
-export function enforceQueryLimits(
+export function enforceQueryCost(
   schema: GraphQLSchema,
   document: DocumentNode,
   operationName: string | null | undefined,
@@ -194,35 +274,40 @@ export function enforceQueryLimits(
   if (depth > limits.maxDepth) {
     throw requestError("BAD_USER_INPUT", "QUERY_TOO_COMPLEX", `query depth ${depth} exceeds the limit of ${limits.maxDepth}`);
   }
-  const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {}, { maxErrors: 1 });
-  if (coerced.errors) {
-    throw requestError("BAD_USER_INPUT", "INVALID_VARIABLES", coerced.errors[0]!.message);
-  }
-  let complexity: number;
-  try {
-    complexity = getComplexity({
-      schema,
-      query: document,
-      operationName: operationName ?? undefined,
-      variables: variables ?? {},
-      maxQueryNodes: MAX_QUERY_NODES,
-      estimators: [sizeEstimator],
-    });
-  } catch (error) {
-    if (error instanceof GraphQLError && /maximum allowed number of nodes/.test(error.message)) {
-      throw requestError("BAD_USER_INPUT", "QUERY_TOO_COMPLEX", `query has more than ${MAX_QUERY_NODES} selections`);
-    }
-    if (error instanceof GraphQLError) throw requestError("BAD_USER_INPUT", "INVALID_VARIABLES", error.message);
-    throw error;
-  }
-  complexity = Math.ceil(complexity);
   const budget = opts.anonymous ? limits.anonymousMaxComplexity : limits.maxComplexity;
-  if (complexity > budget) {
+  const cost = operationCost(schema, document, operation, variables ?? {}, budget);
+  if (cost > budget) {
     throw requestError(
       "BAD_USER_INPUT",
       "QUERY_TOO_COMPLEX",
-      `query complexity ${complexity} exceeds the limit of ${budget}${opts.anonymous ? " for requests without a token" : ""}`,
+      `query complexity ${cost} exceeds the limit of ${budget}${opts.anonymous ? " for requests without a token" : ""}`,
     );
   }
-  return complexity;
+  return cost;
+}
+
+/** Refuses variables that do not fit their declared types (BAD_USER_INPUT / INVALID_VARIABLES), before execution. */
+export function enforceVariableTypes(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName: string | null | undefined,
+  variables: Record<string, unknown> | null | undefined,
+): void {
+  const operation = selectedOperation(document, operationName);
+  if (!operation) return;
+  const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {}, { maxErrors: 1 });
+  if (coerced.errors) throw requestError("BAD_USER_INPUT", "INVALID_VARIABLES", coerced.errors[0]!.message);
+}
+
+/** Both checks, for a validated document: its cost and depth, then its variables. */
+export function enforceQueryLimits(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName: string | null | undefined,
+  variables: Record<string, unknown> | null | undefined,
+  opts: { limits?: QueryLimits; anonymous?: boolean } = {},
+): number {
+  const cost = enforceQueryCost(schema, document, operationName, variables, opts);
+  enforceVariableTypes(schema, document, operationName, variables);
+  return cost;
 }

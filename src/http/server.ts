@@ -18,7 +18,15 @@ import { DomainError, HTTP_STATUS } from "../errors.js";
 import type { EventBus } from "../events.js";
 import { type Context, createLoaders, type LoaderSources } from "../graphql/context.js";
 import { asRequestError, createErrorFormatter, requestError } from "../graphql/errors.js";
-import { enforceNestingLimits, enforceQueryLimits, MAX_QUERY_TOKENS, type QueryLimits, selectedOperation } from "../graphql/limits.js";
+import {
+  enforceNestingLimits,
+  enforceQueryCost,
+  enforceQueryLimits,
+  enforceVariableTypes,
+  MAX_QUERY_TOKENS,
+  type QueryLimits,
+  selectedOperation,
+} from "../graphql/limits.js";
 import type { Lease, Quotas } from "../quotas.js";
 import { bearerToken } from "../officers/tokens.js";
 import type { Metrics } from "../metrics.js";
@@ -76,6 +84,22 @@ interface SocketExtra extends Record<PropertyKey, unknown> {
   socketLease?: Lease;
   /** This connection's live subscriptions, by operation id, each holding its share of the token's quota. */
   subscriptionLeases?: Map<string, Lease>;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** query, variables and operationName of a POST body or a GET query string (variables as JSON there). */
+function graphqlParams(req: Request): { query: unknown; variables: unknown; operationName: string | undefined } {
+  const source = (req.method === "GET" ? req.query : req.body ?? {}) as Record<string, unknown>;
+  let variables = source.variables;
+  if (typeof variables === "string") {
+    try {
+      variables = JSON.parse(variables) as unknown;
+    } catch {
+      variables = undefined; // Apollo reports it
+    }
+  }
+  return { query: source.query, variables, operationName: typeof source.operationName === "string" ? source.operationName : undefined };
 }
 
 const parseLimited = (source: string): DocumentNode => parse(source, { maxTokens: MAX_QUERY_TOKENS });
@@ -162,11 +186,13 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
         }
         try {
           enforceNestingLimits(payload.query, payload.variables);
+          await opts.quotas.request({ tokenId: viewer.tokenId });
           const document = parseLimited(payload.query);
+          // Cost before validation: validating a huge document is itself the expensive part.
+          const cost = enforceQueryCost(schema, document, payload.operationName, payload.variables, { limits: opts.queryLimits });
           const invalid = validate(schema, document);
           if (invalid.length > 0) return invalid;
-          await opts.quotas.request({ tokenId: viewer.tokenId });
-          const cost = enforceQueryLimits(schema, document, payload.operationName, payload.variables, { limits: opts.queryLimits });
+          enforceVariableTypes(schema, document, payload.operationName, payload.variables);
           if (selectedOperation(document, payload.operationName)?.operation === "subscription") {
             // The connection's slot is taken before waiting for the token's quota, so concurrent subscribes count too.
             const leases = ctx.extra.subscriptionLeases!;
@@ -222,6 +248,8 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
       {
         async requestDidStart() {
           return {
+            // After validation, for every request (admission below saw the text, Apollo may have a cached document):
+            // cost with these variables, then their types.
             async didResolveOperation({ document, operationName, operation, request, contextValue }) {
               if (operation?.operation === "subscription") {
                 throw requestError(
@@ -291,31 +319,38 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   app.use(
     "/graphql",
     express.json({ limit: BODY_LIMIT }),
-    // Before Apollo parses anything: a document or variables too deeply nested for the recursive parts.
-    (req: Request, res: Response, next: NextFunction) => {
-      const body = (req.body ?? {}) as { query?: unknown; variables?: unknown };
-      const fromUrl = req.query as { query?: unknown; variables?: unknown };
+    // Admission, before Apollo parses and validates (work that grows with the document): the caller's quota, then
+    // nesting too deep for anything recursive, then the operation's cost. Refusals answer here, cheaply.
+    async (req: Request, res: Response, next: NextFunction) => {
       try {
-        enforceNestingLimits(body.query ?? fromUrl.query, body.variables ?? fromUrl.variables);
+        const viewer = await viewerOf(req);
+        res.locals.viewer = viewer;
+        await opts.quotas.request(viewer ? { tokenId: viewer.tokenId } : { address: req.socket.remoteAddress ?? "unknown" });
+        const { query, variables, operationName } = graphqlParams(req);
+        enforceNestingLimits(query, variables);
+        let document: DocumentNode | undefined;
+        try {
+          document = typeof query === "string" ? parseLimited(query) : undefined;
+        } catch {
+          document = undefined; // Apollo reports the syntax error itself
+        }
+        if (document) {
+          enforceQueryCost(schema, document, operationName, isRecord(variables) ? variables : undefined, {
+            limits: opts.queryLimits,
+            anonymous: !viewer,
+          });
+        }
       } catch (error) {
-        const e = error as GraphQLError;
-        logger.info({ code: e.extensions.code, reason: e.extensions.reason }, "request refused");
-        res.status(400).json({ errors: [{ message: e.message, extensions: { code: e.extensions.code, reason: e.extensions.reason } }] });
+        const [refusal] = asGraphQLErrors(error);
+        const http = refusal!.extensions.http as { status?: number; headers?: Map<string, string> } | undefined;
+        for (const [name, value] of http?.headers ?? []) res.setHeader(name, value);
+        res.status(http?.status ?? 400).json({ errors: [formatError(refusal!.toJSON(), refusal)] });
         return;
       }
       next();
     },
     expressMiddleware(apollo, {
-      context: async ({ req }) => {
-        const token = bearerToken(req.headers.authorization);
-        const viewer = token ? await auth.authenticate(token) : null;
-        try {
-          await opts.quotas.request(viewer ? { tokenId: viewer.tokenId } : { address: req.socket.remoteAddress ?? "unknown" });
-        } catch (error) {
-          throw asGraphQLErrors(error)[0];
-        }
-        return { viewer, loaders: createLoaders(opts.loaderSources) };
-      },
+      context: async ({ res }) => ({ viewer: (res.locals.viewer as Viewer | null) ?? null, loaders: createLoaders(opts.loaderSources) }),
     }),
   );
 

@@ -75,7 +75,7 @@ export async function rawSocket(server: TestServer, token: string, opts: { ca?: 
       const index = inbox.findIndex((m) => m.type === type && (id === undefined || m.id === id));
       if (index >= 0) return inbox.splice(index, 1)[0]!;
       if (ws.readyState === WebSocket.CLOSED) throw new Error(`socket closed before a ${type} message`);
-      if (Date.now() > deadline) throw new Error(`no ${type} message within 10 s`);
+      if (Date.now() > deadline) throw new Error(`no ${type} message within 10 s; have ${JSON.stringify(inbox).slice(0, 500)}`);
       await new Promise<void>((resolve) => {
         waiters.push(resolve);
         setTimeout(resolve, 200);

@@ -111,6 +111,7 @@ describe("quotas in one instance", () => {
     const socket = await rawSocket(server, token(3));
     await socket.next("connection_ack");
     for (const id of ["s1", "s2", "s3"]) socket.send({ id, type: "subscribe", payload: { query: LIGHT } });
+    await new Promise((r) => setTimeout(r, 300)); // sent at once, they are admitted in any order
     socket.send({ id: "s4", type: "subscribe", payload: { query: LIGHT } });
     const errors = (await socket.next("error", "s4")).payload as Array<{ message: string; extensions?: unknown }>;
     expect(errors[0]?.extensions).toEqual(RATE_LIMITED("TOO_MANY_SUBSCRIPTIONS"));
