@@ -180,7 +180,8 @@ export class RedisQuotaStore implements QuotaStore {
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {
-    this.redis = new Redis(url, { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    // Commands wait for the connection (the first requests after start-up count too), but never long.
+    this.redis = new Redis(url, { maxRetriesPerRequest: 1, commandTimeout: 500 });
     this.redis.on("error", () => undefined); // reported by the event bus's connection; here a failed call lets the request through
     this.refresher = setInterval(() => void this.refresh(), LEASE_TTL_MS / 3);
     this.refresher.unref();
@@ -251,6 +252,15 @@ export class Quotas {
     readonly config: QuotaConfig,
     readonly store: QuotaStore,
   ) {}
+
+  /**
+   * A bucket of the caller's own (a throttle): `take(key, 1, rate)` per event,
+   * or `take(key, 0, rate)` to ask whether one more would be allowed. Keys
+   * share one namespace with the quotas below: prefix them ("enroll:...").
+   */
+  take(key: string, cost: number, rate: Rate): Promise<Decision> {
+    return this.store.take(key, cost, rate);
+  }
 
   /** One request (an HTTP GraphQL operation or a graphql-ws operation); throws RATE_LIMITED when over. */
   async request(caller: Caller): Promise<void> {
