@@ -43,7 +43,7 @@ export interface Authenticator {
 export type RouteInstaller = (router: express.Router, helpers: RouteHelpers) => void;
 
 export interface RouteHelpers {
-  /** The viewer of a request with `Authorization: Bearer`, or null. */
+  /** The viewer of a request with `Authorization: Bearer`, or null; throws RATE_LIMITED when over its quota. */
   viewerOf(req: Request): Promise<Viewer | null>;
   /** Sends a DomainError as JSON with its HTTP status; anything else as a bare 500. */
   sendError(res: Response, error: unknown): void;
@@ -122,9 +122,19 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     const token = bearerToken(req.headers.authorization);
     return token ? auth.authenticate(token) : null;
   };
+  // The caller's viewer, counted against its request quota (its token's, or its address's without one).
+  const admit = async (req: Request): Promise<Viewer | null> => {
+    const viewer = await viewerOf(req);
+    await opts.quotas.request(viewer ? { tokenId: viewer.tokenId } : { address: req.socket.remoteAddress ?? "unknown" });
+    return viewer;
+  };
   const sendError = (res: Response, error: unknown) => {
     if (error instanceof DomainError) {
-      res.status(HTTP_STATUS[error.code]).json({ error: { code: error.code, reason: error.reason, message: error.message } });
+      const retryAfterSeconds = error.retryAfterSeconds;
+      if (retryAfterSeconds !== undefined) res.setHeader("retry-after", String(retryAfterSeconds));
+      res
+        .status(HTTP_STATUS[error.code])
+        .json({ error: { code: error.code, reason: error.reason, message: error.message, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) } });
       return;
     }
     logger.error({ err: error }, "unexpected error in a REST route");
@@ -323,9 +333,8 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     // nesting too deep for anything recursive, then the operation's cost. Refusals answer here, cheaply.
     async (req: Request, res: Response, next: NextFunction) => {
       try {
-        const viewer = await viewerOf(req);
+        const viewer = await admit(req);
         res.locals.viewer = viewer;
-        await opts.quotas.request(viewer ? { tokenId: viewer.tokenId } : { address: req.socket.remoteAddress ?? "unknown" });
         const { query, variables, operationName } = graphqlParams(req);
         enforceNestingLimits(query, variables);
         let document: DocumentNode | undefined;
@@ -355,7 +364,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   );
 
   const router = express.Router();
-  for (const install of opts.routes) install(router, { viewerOf, sendError });
+  for (const install of opts.routes) install(router, { viewerOf: admit, sendError });
   app.use(router);
 
   // Body too large, malformed JSON: a JSON error, never an HTML page or a stack trace.

@@ -54,6 +54,13 @@ describe("quotas in one instance", () => {
     expect((await post(server, "{ me { role } }", undefined, token(1))).status).toBe(200);
   });
 
+  it("should count downloads against the same token quota (429, Retry-After, RATE_LIMITED)", async () => {
+    const res = await fetch(`${server.url}/certificates/00000000-0000-0000-0000-000000000000.pem`, { headers: { authorization: `Bearer ${token(0)}` } });
+    expect(res.status).toBe(429);
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(((await res.json()) as { error: unknown }).error).toMatchObject({ code: "RATE_LIMITED", reason: "TOO_MANY_REQUESTS" });
+  });
+
   it("should count graphql-ws operations against the same token quota, refusing that operation only", async () => {
     const socket = await rawSocket(server, token(0)); // token 0 is out of requests since the test above
     await socket.next("connection_ack");
