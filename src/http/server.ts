@@ -371,6 +371,9 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     const e = error as { type?: string; status?: number };
+    if (e.type === "entity.too.large" || e.type === "entity.parse.failed") {
+      logger.info({ code: "BAD_USER_INPUT", reason: e.type === "entity.too.large" ? "PAYLOAD_TOO_LARGE" : "INVALID_JSON" }, "request refused");
+    }
     if (e.type === "entity.too.large") {
       res.status(413).json({
         errors: [{ message: `request body exceeds ${BODY_LIMIT}`, extensions: { code: "BAD_USER_INPUT", reason: "PAYLOAD_TOO_LARGE" } }],
