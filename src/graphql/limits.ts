@@ -173,20 +173,31 @@ export function operationCost(
   return root ? Math.ceil(walk(operation.selectionSet, root, true)) : 0;
 }
 
-function depthOf(selectionSet: SelectionSetNode | undefined, fragments: Map<string, FragmentDefinitionNode>, seen: Set<string>): number {
+/** Depth in fields; each fragment's depth is computed once (a chain of fragments spread twice each stays linear). */
+function depthOf(
+  selectionSet: SelectionSetNode | undefined,
+  fragments: Map<string, FragmentDefinitionNode>,
+  seen: Set<string>,
+  memo = new Map<string, number>(),
+): number {
   if (!selectionSet) return 0;
   let max = 0;
   for (const selection of selectionSet.selections) {
     if (selection.kind === Kind.FIELD) {
       if (selection.name.value.startsWith("__")) continue; // introspection is bounded by its cost, not its depth
-      max = Math.max(max, 1 + depthOf(selection.selectionSet, fragments, seen));
+      max = Math.max(max, 1 + depthOf(selection.selectionSet, fragments, seen, memo));
     } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-      max = Math.max(max, depthOf(selection.selectionSet, fragments, seen));
+      max = Math.max(max, depthOf(selection.selectionSet, fragments, seen, memo));
     } else {
       const name = selection.name.value;
       const fragment = fragments.get(name);
       if (!fragment || seen.has(name)) continue;
-      max = Math.max(max, depthOf(fragment.selectionSet, fragments, new Set([...seen, name])));
+      if (!memo.has(name)) {
+        seen.add(name);
+        memo.set(name, depthOf(fragment.selectionSet, fragments, seen, memo));
+        seen.delete(name);
+      }
+      max = Math.max(max, memo.get(name)!);
     }
   }
   return max;

@@ -65,3 +65,24 @@ describe("query cost that follows result size", () => {
     expect(shallow.json.errors).toBeUndefined();
   });
 });
+
+describe("fragments spread many times", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("should price a chain of 40 fragments, each spreading the next twice, at once and refuse it", async () => {
+    const defs = Array.from({ length: 40 }, (_, i) =>
+      i === 39 ? `fragment F${i} on Query { __typename }` : `fragment F${i} on Query { a${i}: __typename ...F${i + 1} b${i}: __typename ...F${i + 1} }`,
+    );
+    const started = performance.now();
+    const res = await post(server, `{ ...F0 } ${defs.join(" ")}`, undefined, server.operatorToken);
+    expect(res.status).toBe(400);
+    expect(res.json.errors?.[0]?.extensions).toEqual({ code: "BAD_USER_INPUT", reason: "QUERY_TOO_COMPLEX" });
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+});
