@@ -53,3 +53,9 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   RATE_LIMITED: 429,
   INTERNAL_SERVER_ERROR: 500,
 };
+
+/**
+ * Codes that decide a GraphQL response's HTTP status even when raised while
+ * executing (the rest answer 200 with the error in `errors`).
+ */
+export const RESPONSE_STATUS_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["RATE_LIMITED"]);

@@ -14,7 +14,7 @@ import { useServer } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Database } from "../db/data-source.js";
-import { DomainError, HTTP_STATUS } from "../errors.js";
+import { DomainError, type ErrorCode, HTTP_STATUS, RESPONSE_STATUS_CODES } from "../errors.js";
 import type { EventBus } from "../events.js";
 import { type Context, createLoaders, type LoaderSources } from "../graphql/context.js";
 import { asRequestError, createErrorFormatter, requestError } from "../graphql/errors.js";
@@ -273,13 +273,14 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
                 anonymous: !contextValue.viewer,
               });
             },
-            // A RATE_LIMITED raised while executing (a resolver's throttle) answers 429 with Retry-After too.
+            // An error raised while executing whose code sets the response's status (RATE_LIMITED from a resolver's
+            // throttle: 429 with Retry-After) answers with it, as it would outside GraphQL.
             async willSendResponse({ response }) {
               if (response.body.kind !== "single" || response.http.status !== undefined) return;
-              const limited = response.body.singleResult.errors?.find((e) => e.extensions?.code === "RATE_LIMITED");
-              const retryAfter = limited?.extensions?.retryAfterSeconds;
-              if (!limited) return;
-              response.http.status = HTTP_STATUS.RATE_LIMITED;
+              const decisive = response.body.singleResult.errors?.find((e) => RESPONSE_STATUS_CODES.has(e.extensions?.code as ErrorCode));
+              if (!decisive) return;
+              response.http.status = HTTP_STATUS[decisive.extensions!.code as ErrorCode];
+              const retryAfter = decisive.extensions?.retryAfterSeconds;
               if (typeof retryAfter === "number") response.http.headers.set("retry-after", String(retryAfter));
             },
           };
