@@ -27,7 +27,7 @@ export interface QueryLimits {
   anonymousMaxComplexity: number;
 }
 
-export const DEFAULT_QUERY_LIMITS: QueryLimits = { maxDepth: 12, maxComplexity: 20_000, anonymousMaxComplexity: 2_000 };
+export const DEFAULT_QUERY_LIMITS: QueryLimits = { maxDepth: 12, maxComplexity: 20_000, anonymousMaxComplexity: 5_000 };
 
 /**
  * Checked on the raw text and JSON before anything recursive (parser,

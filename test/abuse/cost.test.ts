@@ -53,7 +53,7 @@ describe("query cost that follows result size", () => {
     const res = await post(server, fullIntrospection);
     expect(res.status).toBe(400);
     expect(res.json.errors?.[0]?.extensions).toEqual({ code: "BAD_USER_INPUT", reason: "QUERY_TOO_COMPLEX" });
-    expect(res.json.errors?.[0]?.message).toMatch(/exceeds the limit of 2000 for requests without a token/);
+    expect(res.json.errors?.[0]?.message).toMatch(/exceeds the limit of 5000 for requests without a token/);
   });
 
   it("should weigh unbounded lists by a fixed size, so nesting lists multiplies their cost", async () => {
