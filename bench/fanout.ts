@@ -27,7 +27,7 @@ export interface FanoutResult {
   serverRssMb: number;
 }
 
-async function waitReady(url: string, child: ChildProcess): Promise<void> {
+export async function waitReady(url: string, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error("the server exited while starting");
     try {
@@ -40,7 +40,7 @@ async function waitReady(url: string, child: ChildProcess): Promise<void> {
   throw new Error("the server did not become ready in 30 s");
 }
 
-function rssMb(pid: number): number {
+export function rssMb(pid: number): number {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;

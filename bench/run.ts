@@ -8,6 +8,7 @@ import { expiryBench } from "./expiry.js";
 import { fanoutBench } from "./fanout.js";
 import { issuanceBench } from "./issuance.js";
 import { workflowBench } from "./workflow.js";
+import { amplificationBench } from "./amplification.js";
 import { report } from "./measure.js";
 
 const scale = Number(process.env.BENCH_SCALE ?? "1");
@@ -40,3 +41,7 @@ for (const r of fanout.results) {
     `${r.subscribers} subscribers: mutation ${r.mutationMs.toFixed(1)} ms; receipt after mutation start p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, max ${r.maxMs.toFixed(1)} ms; server RSS ${r.serverRssMb.toFixed(0)} MB`,
   );
 }
+
+const amplification = await amplificationBench(Math.round(300 * scale));
+report("Query amplification (compiled server, SQLite, default limits)", amplification.results, amplification.results[0]);
+for (const note of amplification.notes) console.log(`  ${note}`);

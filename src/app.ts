@@ -4,6 +4,7 @@
  * Used by src/main.ts and by the tests.
  */
 import "reflect-metadata";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
@@ -66,6 +67,8 @@ import { CertificateSigningRequest } from "./csrs/csr.entity.js";
 import { Certificate } from "./certificates/certificate.entity.js";
 import { Officer } from "./officers/officer.entity.js";
 import { Organization } from "./organizations/organization.entity.js";
+import { createQuotas, type Quotas } from "./quotas.js";
+import { Environment } from "./domain.js";
 
 /** Where the built GraphiQL page lives, relative to this file in src/ (tests) or dist/src/ (compiled). */
 function defaultWebDir(): string {
@@ -112,6 +115,7 @@ export interface App {
     expiryScanner: ExpiryScanner;
     emailWorker: EmailDeliveryWorker;
     mailer: Mailer;
+    quotas: Quotas;
   };
   /** Listens on config.host:config.port (0 picks a free port). */
   start(): Promise<{ url: string }>;
@@ -205,6 +209,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls), caRoutes(authorities), ocspRoutes(ocsp)];
   routes.push(kmsCertificateRoutes(kms));
 
+  const quotas = createQuotas(config.quotas, { redisUrl: config.redisUrl, prefix: config.redisChannelPrefix, logger });
   const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount });
 
   let http: RunningHttpServer | null = null;
@@ -217,12 +222,18 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     db,
     bus,
     services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, ocsp, revocations, delegations, kms,
-      notifications, dispatcher, expiryScanner, emailWorker, mailer },
+      notifications, dispatcher, expiryScanner, emailWorker, mailer, quotas },
     async start() {
       await dispatcher.start();
       emailWorker.start();
       expiryScanner.start(config.expiryScanIntervalMs);
       await bus.ready?.();
+      const tls =
+        config.tls?.kind === "files"
+          ? { certPem: readFileSync(config.tls.certFile, "utf8"), keyPem: readFileSync(config.tls.keyFile, "utf8") }
+          : config.tls?.kind === "kms"
+            ? await kms.tlsServerCredentials(config.tls.environment === "MTF" ? Environment.MTF : Environment.PRODUCTION)
+            : undefined;
       http = await startHttpServer(
         {
           schema,
@@ -241,6 +252,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
           },
           feeds: { notifications: dispatcher },
           metrics,
+          queryLimits: config.queryLimits,
+          quotas,
+          tls,
         },
         config.host,
         config.port,
@@ -256,6 +270,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         await emailWorker.stop();
         enrollmentMailer.close();
         mailer.close();
+        await quotas.close();
         await bus.close();
         await keyStore.close();
         await db.close();

@@ -1,4 +1,6 @@
 import path from "node:path";
+import { DEFAULT_QUERY_LIMITS, type QueryLimits } from "./graphql/limits.js";
+import { DEFAULT_QUOTAS, type QuotaConfig } from "./quotas.js";
 
 /** Everything the server reads from its environment, validated once. */
 export interface Config {
@@ -25,6 +27,12 @@ export interface Config {
   enrollmentTtlMs: number;
   /** Environments where signing needs a second operator (KEYPORTAL_DUAL_CONTROL, default PRODUCTION; empty: none). */
   dualControl: Array<"MTF" | "PRODUCTION">;
+  /** Per-operation cost budgets (KEYPORTAL_MAX_QUERY_COST, KEYPORTAL_ANONYMOUS_MAX_QUERY_COST). */
+  queryLimits: QueryLimits;
+  /** Rates and concurrency limits per token and per client address (src/quotas.ts). */
+  quotas: QuotaConfig;
+  /** HTTPS and WSS: PEM files, or the KMS's own TLS_SERVER certificate of an environment. */
+  tls?: { kind: "files"; certFile: string; keyFile: string } | { kind: "kms"; environment: "MTF" | "PRODUCTION" };
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -102,6 +110,44 @@ function environments(env: Env, name: string, fallback: Array<"MTF" | "PRODUCTIO
   return [...new Set(parts as Array<"MTF" | "PRODUCTION">)];
 }
 
+function rate(env: Env, name: string, fallback: number): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) <= 0) throw new ConfigError(name, `expected a positive number per second, got "${raw}"`);
+  return Number(raw);
+}
+
+function quotas(env: Env): QuotaConfig {
+  const d = DEFAULT_QUOTAS;
+  return {
+    perToken: { perSecond: rate(env, "KEYPORTAL_TOKEN_RATE", d.perToken.perSecond), burst: integer(env, "KEYPORTAL_TOKEN_BURST", d.perToken.burst, 1, 1e9) },
+    perAddress: {
+      perSecond: rate(env, "KEYPORTAL_ADDRESS_RATE", d.perAddress.perSecond),
+      burst: integer(env, "KEYPORTAL_ADDRESS_BURST", d.perAddress.burst, 1, 1e9),
+    },
+    socketsPerToken: integer(env, "KEYPORTAL_MAX_SOCKETS_PER_TOKEN", d.socketsPerToken, 1, 1e6),
+    subscriptionsPerSocket: integer(env, "KEYPORTAL_MAX_SUBSCRIPTIONS_PER_SOCKET", d.subscriptionsPerSocket, 1, 1e6),
+    subscriptionUnitsPerToken: integer(env, "KEYPORTAL_MAX_SUBSCRIPTION_UNITS_PER_TOKEN", d.subscriptionUnitsPerToken, 1, 1e6),
+  };
+}
+
+function tls(env: Env, cwd: string): Config["tls"] {
+  const mode = optional(env, "KEYPORTAL_TLS");
+  const certFile = optional(env, "KEYPORTAL_TLS_CERT");
+  const keyFile = optional(env, "KEYPORTAL_TLS_KEY");
+  if (mode !== undefined && mode !== "kms") throw new ConfigError("KEYPORTAL_TLS", `must be "kms" (or unset and KEYPORTAL_TLS_CERT/KEYPORTAL_TLS_KEY set), got "${mode}"`);
+  if (mode === "kms") {
+    if (certFile || keyFile) throw new ConfigError("KEYPORTAL_TLS", "kms and KEYPORTAL_TLS_CERT/KEYPORTAL_TLS_KEY exclude each other");
+    const environment = optional(env, "KEYPORTAL_TLS_ENVIRONMENT") ?? "PRODUCTION";
+    if (environment !== "MTF" && environment !== "PRODUCTION") throw new ConfigError("KEYPORTAL_TLS_ENVIRONMENT", "must be MTF or PRODUCTION");
+    return { kind: "kms", environment };
+  }
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile) throw new ConfigError("KEYPORTAL_TLS_CERT", "is required when KEYPORTAL_TLS_KEY is set");
+  if (!keyFile) throw new ConfigError("KEYPORTAL_TLS_KEY", "is required when KEYPORTAL_TLS_CERT is set");
+  return { kind: "files", certFile: path.resolve(cwd, certFile), keyFile: path.resolve(cwd, keyFile) };
+}
+
 export function loadConfig(env: Env, cwd = process.cwd()): Config {
   const host = optional(env, "HOST") ?? "127.0.0.1";
   const port = integer(env, "PORT", 4000, 0, 65535);
@@ -123,8 +169,9 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     throw new ConfigError("KEYPORTAL_REDIS_PREFIX", "must be 1 to 64 letters, digits or : _ . -");
   }
   const defaultPublicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  const tlsConfig = tls(env, cwd);
   const publicUrl = (
-    url(env, "KEYPORTAL_PUBLIC_URL", ["http:", "https:"]) ?? `http://${defaultPublicHost}:${port === 0 ? 4000 : port}`
+    url(env, "KEYPORTAL_PUBLIC_URL", ["http:", "https:"]) ?? `${tlsConfig ? "https" : "http"}://${defaultPublicHost}:${port === 0 ? 4000 : port}`
   ).replace(/\/+$/, "");
   const caKeyAlgorithm = optional(env, "KEYPORTAL_CA_KEY_ALGORITHM") ?? "EC-P256";
   if (caKeyAlgorithm !== "EC-P256" && caKeyAlgorithm !== "RSA-3072") {
@@ -156,5 +203,12 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     expiryReminderDays: reminderDays(env, "KEYPORTAL_EXPIRY_REMINDER_DAYS"),
     enrollmentTtlMs: duration(env, "KEYPORTAL_ENROLLMENT_TTL", 72 * 3_600_000),
     dualControl: environments(env, "KEYPORTAL_DUAL_CONTROL", ["PRODUCTION"]),
+    queryLimits: {
+      ...DEFAULT_QUERY_LIMITS,
+      maxComplexity: integer(env, "KEYPORTAL_MAX_QUERY_COST", DEFAULT_QUERY_LIMITS.maxComplexity, 100, 1e9),
+      anonymousMaxComplexity: integer(env, "KEYPORTAL_ANONYMOUS_MAX_QUERY_COST", DEFAULT_QUERY_LIMITS.anonymousMaxComplexity, 10, 1e9),
+    },
+    quotas: quotas(env),
+    tls: tlsConfig,
   };
 }

@@ -20,8 +20,8 @@ export class DomainError extends Error {
     /** Stable machine-readable reason, SCREAMING_CASE. */
     readonly reason: string,
     message: string,
-    /** Further machine-readable facts for the client, e.g. retryAfterSeconds; never internals. */
-    readonly extensions: Record<string, string | number> = {},
+    /** RATE_LIMITED: when to try again (extensions.retryAfterSeconds, HTTP Retry-After). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -33,13 +33,16 @@ export const forbidden = (message = "not allowed for this viewer") => new Domain
 export const conflict = (reason: string, message: string) => new DomainError("CONFLICT", reason, message);
 export const unauthenticated = (message = "a valid bearer token is required") =>
   new DomainError("UNAUTHENTICATED", "UNAUTHENTICATED", message);
+export const rateLimited = (reason: string, message: string, retryAfterSeconds: number) =>
+  new DomainError("RATE_LIMITED", reason, message, Math.max(1, Math.ceil(retryAfterSeconds)));
 export const preconditionFailed = (reason: string, message: string) =>
   new DomainError("PRECONDITION_FAILED", reason, message);
 
-export const rateLimited = (reason: string, message: string, retryAfterSeconds: number) =>
-  new DomainError("RATE_LIMITED", reason, message, { retryAfterSeconds });
-
-/** HTTP status used for a DomainError outside GraphQL (downloads, CRL). */
+/**
+ * The one error-to-HTTP mapping: the status of a DomainError outside GraphQL
+ * (downloads, CRL), and of a GraphQL response whose request was refused as a
+ * whole (limits, quotas) or that carries one of these codes.
+ */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
@@ -50,3 +53,9 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   RATE_LIMITED: 429,
   INTERNAL_SERVER_ERROR: 500,
 };
+
+/**
+ * Codes that decide a GraphQL response's HTTP status even when raised while
+ * executing (the rest answer 200 with the error in `errors`).
+ */
+export const RESPONSE_STATUS_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["RATE_LIMITED"]);

@@ -4,19 +4,30 @@ import { expressMiddleware } from "@as-integrations/express5";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { existsSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import path from "node:path";
-import { type ExecutionArgs, type GraphQLError, type GraphQLSchema, parse } from "graphql";
+import { type DocumentNode, type ExecutionArgs, GraphQLError, type GraphQLSchema, parse, validate } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Database } from "../db/data-source.js";
-import { DomainError, HTTP_STATUS } from "../errors.js";
+import { DomainError, type ErrorCode, HTTP_STATUS, RESPONSE_STATUS_CODES } from "../errors.js";
 import type { EventBus } from "../events.js";
 import { type Context, createLoaders, type LoaderSources } from "../graphql/context.js";
-import { createErrorFormatter } from "../graphql/errors.js";
-import { enforceQueryLimits } from "../graphql/limits.js";
+import { asRequestError, createErrorFormatter, requestError } from "../graphql/errors.js";
+import {
+  enforceNestingLimits,
+  enforceQueryCost,
+  enforceQueryLimits,
+  enforceVariableTypes,
+  MAX_QUERY_TOKENS,
+  type QueryLimits,
+  selectedOperation,
+} from "../graphql/limits.js";
+import type { Lease, Quotas } from "../quotas.js";
 import { bearerToken } from "../officers/tokens.js";
 import type { Metrics } from "../metrics.js";
 import type { Viewer } from "../viewer.js";
@@ -34,7 +45,7 @@ export interface Authenticator {
 export type RouteInstaller = (router: express.Router, helpers: RouteHelpers) => void;
 
 export interface RouteHelpers {
-  /** The viewer of a request with `Authorization: Bearer`, or null. */
+  /** The viewer of a request with `Authorization: Bearer`, or null; throws RATE_LIMITED when over its quota. */
   viewerOf(req: Request): Promise<Viewer | null>;
   /** Sends a DomainError as JSON with its HTTP status; anything else as a bare 500. */
   sendError(res: Response, error: unknown): void;
@@ -53,7 +64,14 @@ export interface HttpServerOptions {
   /** Directory of the built GraphiQL page (index.html and assets). */
   webDir: string;
   metrics: Metrics;
+  queryLimits: QueryLimits;
+  quotas: Quotas;
+  /** Serve HTTPS and WSS with this certificate (PEM, leaf first, then its chain) and key. */
+  tls?: { certPem: string; keyPem: string };
 }
+
+/** graphql-ws close code for a connection refused by a quota (HTTP 429's counterpart). */
+export const CLOSE_RATE_LIMITED = 4429;
 
 export interface RunningHttpServer {
   server: http.Server;
@@ -65,6 +83,34 @@ interface SocketExtra extends Record<PropertyKey, unknown> {
   socket: WebSocket;
   request: http.IncomingMessage;
   viewer?: Viewer;
+  socketLease?: Lease;
+  /** This connection's live subscriptions, by operation id, each holding its share of the token's quota. */
+  subscriptionLeases?: Map<string, Lease>;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** query, variables and operationName of a POST body or a GET query string (variables as JSON there). */
+function graphqlParams(req: Request): { query: unknown; variables: unknown; operationName: string | undefined } {
+  const source = (req.method === "GET" ? req.query : req.body ?? {}) as Record<string, unknown>;
+  let variables = source.variables;
+  if (typeof variables === "string") {
+    try {
+      variables = JSON.parse(variables) as unknown;
+    } catch {
+      variables = undefined; // Apollo reports it
+    }
+  }
+  return { query: source.query, variables, operationName: typeof source.operationName === "string" ? source.operationName : undefined };
+}
+
+const parseLimited = (source: string): DocumentNode => parse(source, { maxTokens: MAX_QUERY_TOKENS });
+
+/** Errors thrown by our checks become the errors of that request (a DomainError keeps its code and reason). */
+function asGraphQLErrors(error: unknown): GraphQLError[] {
+  if (error instanceof DomainError) return [asRequestError(error)];
+  if (error instanceof GraphQLError) return [error];
+  throw error;
 }
 
 export async function startHttpServer(opts: HttpServerOptions, host: string, port: number): Promise<RunningHttpServer> {
@@ -72,15 +118,25 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   const formatError = createErrorFormatter(logger);
   const app = express();
   app.disable("x-powered-by");
-  const server = http.createServer(app);
+  const server = opts.tls ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, app) : http.createServer(app);
 
   const viewerOf = async (req: Request): Promise<Viewer | null> => {
     const token = bearerToken(req.headers.authorization);
     return token ? auth.authenticate(token) : null;
   };
+  // The caller's viewer, counted against its request quota (its token's, or its address's without one).
+  const admit = async (req: Request): Promise<Viewer | null> => {
+    const viewer = await viewerOf(req);
+    await opts.quotas.request(viewer ? { tokenId: viewer.tokenId } : { address: req.socket.remoteAddress ?? "unknown" });
+    return viewer;
+  };
   const sendError = (res: Response, error: unknown) => {
     if (error instanceof DomainError) {
-      res.status(HTTP_STATUS[error.code]).json({ error: { code: error.code, reason: error.reason, message: error.message } });
+      const retryAfterSeconds = error.retryAfterSeconds;
+      if (retryAfterSeconds !== undefined) res.setHeader("retry-after", String(retryAfterSeconds));
+      res
+        .status(HTTP_STATUS[error.code])
+        .json({ error: { code: error.code, reason: error.reason, message: error.message, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) } });
       return;
     }
     logger.error({ err: error }, "unexpected error in a REST route");
@@ -88,7 +144,16 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   };
 
   // --- WebSocket subscriptions (graphql-ws) on the same port and path.
-  const wsServer = new WebSocketServer({ server, path: "/graphql", maxPayload: 1024 * 1024 });
+  // noServer: upgrades are handed over below. Attached to the HTTP server, ws would re-emit its errors
+  // (EADDRINUSE...) and graphql-ws print them with a stack; listen() below reports them, once.
+  const wsServer = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (new URL(req.url ?? "/", "http://localhost").pathname !== "/graphql") {
+      socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit("connection", ws, req));
+  });
   const sockets = new Set<SocketExtra>();
   const wsCleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
@@ -102,26 +167,61 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
         }
         const viewer = await auth.authenticate(token);
         if (!viewer) return false; // 4403 Forbidden: unknown, revoked or deactivated
+        try {
+          ctx.extra.socketLease = await opts.quotas.openSocket(viewer.tokenId);
+        } catch (error) {
+          if (!(error instanceof DomainError)) throw error;
+          ctx.extra.socket.close(CLOSE_RATE_LIMITED, `Rate limited: ${error.message}; retry after ${error.retryAfterSeconds} s`);
+          return false;
+        }
         ctx.extra.viewer = viewer;
+        ctx.extra.subscriptionLeases = new Map();
         sockets.add(ctx.extra);
         return true;
       },
       onClose: (ctx) => {
         sockets.delete(ctx.extra);
+        ctx.extra.socketLease?.release();
+        for (const lease of ctx.extra.subscriptionLeases?.values() ?? []) lease.release();
+        ctx.extra.subscriptionLeases?.clear();
+      },
+      onComplete: (ctx, id) => {
+        ctx.extra.subscriptionLeases?.get(id)?.release();
+        ctx.extra.subscriptionLeases?.delete(id);
       },
       context: (ctx): Context => ({ viewer: ctx.extra.viewer ?? null, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds }),
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const viewer = ctx.extra.viewer;
         if (!viewer || !(await auth.stillValid(viewer))) {
           ctx.extra.socket.close(CloseCode.Forbidden, "Forbidden");
           return [];
         }
         try {
-          const document = parse(payload.query);
-          enforceQueryLimits(schema, document, payload.operationName, payload.variables);
+          enforceNestingLimits(payload.query, payload.variables);
+          await opts.quotas.request({ tokenId: viewer.tokenId });
+          const document = parseLimited(payload.query);
+          // Cost before validation: validating a huge document is itself the expensive part.
+          const cost = enforceQueryCost(schema, document, payload.operationName, payload.variables, { limits: opts.queryLimits });
+          const invalid = validate(schema, document);
+          if (invalid.length > 0) return invalid;
+          enforceVariableTypes(schema, document, payload.operationName, payload.variables);
+          if (selectedOperation(document, payload.operationName)?.operation === "subscription") {
+            // The connection's slot is taken before waiting for the token's quota, so concurrent subscribes count too.
+            const leases = ctx.extra.subscriptionLeases!;
+            opts.quotas.checkSocketSubscriptions(leases.size);
+            leases.set(id, { release: () => undefined });
+            let lease: Lease;
+            try {
+              lease = await opts.quotas.subscribe(viewer.tokenId, cost);
+            } catch (error) {
+              leases.delete(id);
+              throw error;
+            }
+            if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) lease.release(); // closed meanwhile
+            else leases.set(id, lease);
+          }
         } catch (error) {
-          const e = error as GraphQLError;
-          return [e];
+          return asGraphQLErrors(error);
         }
         return undefined;
       },
@@ -156,6 +256,10 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   const apollo = new ApolloServer<Context>({
     schema,
     introspection: true,
+    parseOptions: { maxTokens: MAX_QUERY_TOKENS },
+    // main.ts owns SIGTERM/SIGINT. Apollo's own handler would race it, and a second stop() waiting on Apollo's
+    // barrier never returns once the first has finished (the shutdown then hung until the forced exit).
+    stopOnTerminationSignals: false,
     formatError,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
@@ -164,8 +268,30 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
       {
         async requestDidStart() {
           return {
-            async didResolveOperation({ document, operationName, request }) {
-              enforceQueryLimits(schema, document, operationName, request.variables);
+            // After validation, for every request (admission below saw the text, Apollo may have a cached document):
+            // cost with these variables, then their types.
+            async didResolveOperation({ document, operationName, operation, request, contextValue }) {
+              if (operation?.operation === "subscription") {
+                throw requestError(
+                  "BAD_USER_INPUT",
+                  "SUBSCRIPTION_OVER_HTTP",
+                  "subscriptions run over WebSocket (graphql-ws) at /graphql, not over HTTP",
+                );
+              }
+              enforceQueryLimits(schema, document, operationName, request.variables, {
+                limits: opts.queryLimits,
+                anonymous: !contextValue.viewer,
+              });
+            },
+            // An error raised while executing whose code sets the response's status (RATE_LIMITED from a resolver's
+            // throttle: 429 with Retry-After) answers with it, as it would outside GraphQL.
+            async willSendResponse({ response }) {
+              if (response.body.kind !== "single" || response.http.status !== undefined) return;
+              const decisive = response.body.singleResult.errors?.find((e) => RESPONSE_STATUS_CODES.has(e.extensions?.code as ErrorCode));
+              if (!decisive) return;
+              response.http.status = HTTP_STATUS[decisive.extensions!.code as ErrorCode];
+              const retryAfter = decisive.extensions?.retryAfterSeconds;
+              if (typeof retryAfter === "number") response.http.headers.set("retry-after", String(retryAfter));
             },
           };
         },
@@ -214,23 +340,55 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   app.use(
     "/graphql",
     express.json({ limit: BODY_LIMIT }),
+    // Admission, before Apollo parses and validates (work that grows with the document): the caller's quota, then
+    // nesting too deep for anything recursive, then the operation's cost. Refusals answer here, cheaply.
+    async (req: Request, res: Response, next: NextFunction) => {
+      try {
+        const viewer = await admit(req);
+        res.locals.viewer = viewer;
+        const { query, variables, operationName } = graphqlParams(req);
+        enforceNestingLimits(query, variables);
+        let document: DocumentNode | undefined;
+        try {
+          document = typeof query === "string" ? parseLimited(query) : undefined;
+        } catch {
+          document = undefined; // Apollo reports the syntax error itself
+        }
+        if (document) {
+          enforceQueryCost(schema, document, operationName, isRecord(variables) ? variables : undefined, {
+            limits: opts.queryLimits,
+            anonymous: !viewer,
+          });
+        }
+      } catch (error) {
+        const [refusal] = asGraphQLErrors(error);
+        const http = refusal!.extensions.http as { status?: number; headers?: Map<string, string> } | undefined;
+        for (const [name, value] of http?.headers ?? []) res.setHeader(name, value);
+        res.status(http?.status ?? 400).json({ errors: [formatError(refusal!.toJSON(), refusal)] });
+        return;
+      }
+      next();
+    },
     expressMiddleware(apollo, {
-      context: async ({ req }) => {
-        const token = bearerToken(req.headers.authorization);
-        const viewer = token ? await auth.authenticate(token) : null;
-        return { viewer, loaders: createLoaders(opts.loaderSources), clientAddress: req.socket.remoteAddress ?? "unknown" };
-      },
+      context: async ({ req, res }) => ({
+        viewer: (res.locals.viewer as Viewer | null) ?? null,
+        loaders: createLoaders(opts.loaderSources),
+        clientAddress: req.socket.remoteAddress ?? "unknown",
+      }),
     }),
   );
 
   const router = express.Router();
-  for (const install of opts.routes) install(router, { viewerOf, sendError });
+  for (const install of opts.routes) install(router, { viewerOf: admit, sendError });
   app.use(router);
 
   // Body too large, malformed JSON: a JSON error, never an HTML page or a stack trace.
   app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     const e = error as { type?: string; status?: number };
+    if (e.type === "entity.too.large" || e.type === "entity.parse.failed") {
+      logger.info({ code: "BAD_USER_INPUT", reason: e.type === "entity.too.large" ? "PAYLOAD_TOO_LARGE" : "INVALID_JSON" }, "request refused");
+    }
     if (e.type === "entity.too.large") {
       res.status(413).json({
         errors: [{ message: `request body exceeds ${BODY_LIMIT}`, extensions: { code: "BAD_USER_INPUT", reason: "PAYLOAD_TOO_LARGE" } }],
@@ -253,7 +411,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   });
   const address = server.address() as AddressInfo;
   const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${urlHost}:${address.port}`;
+  const url = `${opts.tls ? "https" : "http"}://${urlHost}:${address.port}`;
 
   let stopping: Promise<void> | null = null;
   return {

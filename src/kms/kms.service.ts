@@ -174,6 +174,20 @@ export class KmsService {
     return certificate;
   }
 
+  /**
+   * The current TLS_SERVER certificate of an environment, with its chain, and
+   * its private key, for serving HTTPS with the certificate participants pin.
+   */
+  async tlsServerCredentials(environment: Environment): Promise<{ certPem: string; keyPem: string }> {
+    const certificate = await this.current(environment, KmsCertificatePurpose.TLS_SERVER);
+    if (!this.keyStore.tlsPrivateKeyPem) {
+      throw new Error("KEYPORTAL_TLS=kms needs the file key store: a PKCS#11 token's TLS key cannot be handed to Node's TLS (use KEYPORTAL_TLS_CERT/KEYPORTAL_TLS_KEY)");
+    }
+    const keyPem = await this.keyStore.tlsPrivateKeyPem(certificate.keyLabel);
+    if (!keyPem) throw new Error(`the key of the ${environment} KMS TLS server certificate is missing from the key store`);
+    return { certPem: this.chainPem(certificate), keyPem };
+  }
+
   /** For batched nested fields (Notification.kmsCertificate); callers have decided visibility. */
 
   /** ACTIVE, EXPIRED, or REVOKED once retired: retirement takes a certificate out of the valid set before its notAfter. */

@@ -63,6 +63,12 @@ export interface KeyStore {
   findKeyPair(label: string, options?: FindKeyOptions): Promise<CryptoKeyPair | null>;
   /** Signs with a private key of this store (serialized per session for tokens). */
   sign(privateKey: CryptoKey, algorithm: SignAlgorithm, data: Uint8Array): Promise<Uint8Array>;
+  /**
+   * The private key under `label` as unencrypted PKCS#8 PEM, for Node's TLS
+   * (which signs handshakes itself and cannot call a WebCrypto key). Only a
+   * store whose keys are files can; a token's keys never leave it.
+   */
+  tlsPrivateKeyPem?(label: string): Promise<string | null>;
   close(): Promise<void>;
 }
 
@@ -165,6 +171,13 @@ export class FileKeyStore implements KeyStore {
       if (!spki.equals(options.publicKeySpki)) return null;
     }
     return this.toCryptoKeyPair(keyObject, algorithm, purpose);
+  }
+
+  async tlsPrivateKeyPem(label: string): Promise<string | null> {
+    this.assertOpen();
+    checkLabel(label);
+    const key = await this.readKeyFile(label);
+    return key ? String(key.export({ type: "pkcs8", format: "pem" })) : null;
   }
 
   async sign(privateKey: CryptoKey, algorithm: SignAlgorithm, data: Uint8Array): Promise<Uint8Array> {

@@ -28,6 +28,12 @@ const REFUSED: Array<[variable: string, value: string, why: string]> = [
   ["KEYPORTAL_BOOTSTRAP_TOKEN", "short-token-31-characters-long!", "shorter than 32 characters"],
   ["KEYPORTAL_ENROLLMENT_TTL", "3 days", "not a duration"],
   ["KEYPORTAL_DUAL_CONTROL", "PRODUCTION,STAGING", "an unknown environment"],
+  ["KEYPORTAL_TOKEN_RATE", "fast", "not a number"],
+  ["KEYPORTAL_TOKEN_RATE", "0", "zero"],
+  ["KEYPORTAL_ADDRESS_BURST", "0", "an empty bucket"],
+  ["KEYPORTAL_MAX_SOCKETS_PER_TOKEN", "many", "not a number"],
+  ["KEYPORTAL_MAX_QUERY_COST", "5", "below 100"],
+  ["KEYPORTAL_TLS", "on", "not kms"],
 ];
 
 function refusal(env: Record<string, string>): ConfigError {
@@ -41,6 +47,21 @@ function refusal(env: Record<string, string>): ConfigError {
 }
 
 describe("loadConfig", () => {
+  it("should refuse a TLS certificate without its key, naming KEYPORTAL_TLS_KEY", () => {
+    expect(refusal({ KEYPORTAL_TLS_CERT: "cert.pem" }).variable).toBe("KEYPORTAL_TLS_KEY");
+  });
+
+  it("should read quotas, cost budgets and TLS, with https as the default public URL under TLS", () => {
+    const config = loadConfig(
+      { KEYPORTAL_TOKEN_RATE: "2.5", KEYPORTAL_TOKEN_BURST: "7", KEYPORTAL_MAX_QUERY_COST: "5000", KEYPORTAL_TLS: "kms", KEYPORTAL_TLS_ENVIRONMENT: "MTF" },
+      "/srv/keyportal",
+    );
+    expect(config.quotas.perToken).toEqual({ perSecond: 2.5, burst: 7 });
+    expect(config.queryLimits.maxComplexity).toBe(5000);
+    expect(config.tls).toEqual({ kind: "kms", environment: "MTF" });
+    expect(config.publicUrl).toBe("https://127.0.0.1:4000");
+  });
+
   it.each(REFUSED)("should refuse %s=%j (%s) with a ConfigError naming the variable", (variable, value) => {
     const error = refusal({ [variable]: value });
     expect(error).toBeInstanceOf(ConfigError);

@@ -46,6 +46,17 @@ export async function freshPostgresSchema(): Promise<{ url: string; drop(): Prom
   };
 }
 
+/** Quotas no functional test reaches (test/abuse/ sets real ones). */
+export const UNLIMITED_QUOTAS: Record<string, string> = {
+  KEYPORTAL_TOKEN_RATE: "1000000",
+  KEYPORTAL_TOKEN_BURST: "1000000",
+  KEYPORTAL_ADDRESS_RATE: "1000000",
+  KEYPORTAL_ADDRESS_BURST: "1000000",
+  KEYPORTAL_MAX_SOCKETS_PER_TOKEN: "100000",
+  KEYPORTAL_MAX_SUBSCRIPTIONS_PER_SOCKET: "100000",
+  KEYPORTAL_MAX_SUBSCRIPTION_UNITS_PER_TOKEN: "1000000",
+};
+
 export interface TestServerOptions {
   db?: DbKind;
   /** Reuse a database (two instances on one PostgreSQL schema, or a restart on one SQLite dir). */
@@ -111,6 +122,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     ...(opts.bootstrapToken === false ? {} : { KEYPORTAL_BOOTSTRAP_TOKEN: operatorToken }),
     LOG_LEVEL: process.env.KEYPORTAL_TEST_LOG_LEVEL ?? "silent",
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    // Functional tests send bursts far above a real client's rate; quota tests set their own limits.
+    ...UNLIMITED_QUOTAS,
     ...opts.env,
   });
   const clock = opts.clock ?? new ManualClock(new Date("2026-11-28T08:00:00.000Z"));
