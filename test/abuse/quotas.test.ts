@@ -5,6 +5,7 @@
  * with Redis, one quota across two instances.
  */
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rateLimited } from "../../src/errors.js";
 import { makeTempDir } from "../pki/helpers.js";
@@ -21,10 +22,19 @@ const HEAVY = "subscription { notifications { id certificate { pem chainPem pkcs
 describe("quotas in one instance", () => {
   let server: TestServer;
   let org: TestOrganization;
+  let dataDir: string | undefined;
   const token = (i: number) => org.officers[i]!.token;
 
   beforeAll(async () => {
+    // Enrolling officers is anonymous and counts against this address's quota: set them up first, then
+    // restart on the same data with the tight quotas under test.
+    const setup = await startTestServer();
+    org = await createOrganization(setup, { officerCount: 5 });
+    await setup.close({ keepData: true });
+    dataDir = setup.dataDir;
     server = await startTestServer({
+      dataDir,
+      operatorToken: setup.operatorToken,
       env: {
         KEYPORTAL_TOKEN_RATE: "0.2",
         KEYPORTAL_TOKEN_BURST: "20",
@@ -35,10 +45,10 @@ describe("quotas in one instance", () => {
         KEYPORTAL_MAX_SUBSCRIPTION_UNITS_PER_TOKEN: "10",
       },
     });
-    org = await createOrganization(server, { officerCount: 5 });
   });
   afterAll(async () => {
     await server?.close();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it("should answer a token over its burst with 429, Retry-After and RATE_LIMITED, and leave other tokens alone", async () => {
