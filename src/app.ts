@@ -116,7 +116,12 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     overrides.bus ??
     (config.redisUrl ? new RedisEventBus(config.redisUrl, { channelPrefix: config.redisChannelPrefix, logger }) : new InProcessEventBus());
 
-  const dataSource = createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const { resilience } = config;
+  const dataSource = createDataSource({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    timeouts: { connectMs: resilience.dbConnectTimeoutMs, queryMs: resilience.dbQueryTimeoutMs },
+  });
   await dataSource.initialize();
   await dataSource.runMigrations({ transaction: "each" });
   const db = new Database(dataSource, createSqliteReader({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
@@ -125,7 +130,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const policy = new AccessPolicy(new DatabaseDelegationGrants(db));
   const audit = new AuditLog(db, clock);
   const outbox = new Outbox(clock, bus);
-  const mutations = new Mutations(db, audit, outbox, logger);
+  const mutations = new Mutations(db, audit, outbox, logger, { deadlineMs: resilience.mutationDeadlineMs });
   // Every notification gets its email deliveries in its own transaction.
   outbox.onInsert(new NotificationEmails(clock, config.publicUrl).onNotification);
   const organizations = new OrganizationService(db, clock, policy, mutations);

@@ -31,6 +31,9 @@ export const forbidden = (message = "not allowed for this viewer") => new Domain
 export const conflict = (reason: string, message: string) => new DomainError("CONFLICT", reason, message);
 export const unauthenticated = (message = "a valid bearer token is required") =>
   new DomainError("UNAUTHENTICATED", "UNAUTHENTICATED", message);
+/** The database or Redis is unreachable or not answering: safe to retry (HTTP 503 with Retry-After). */
+export const unavailable = (message = "the service is briefly unavailable; retry shortly") =>
+  new DomainError("INTERNAL_SERVER_ERROR", "UNAVAILABLE", message);
 export const preconditionFailed = (reason: string, message: string) =>
   new DomainError("PRECONDITION_FAILED", reason, message);
 
@@ -44,4 +47,9 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   PRECONDITION_FAILED: 412,
   RATE_LIMITED: 429,
   INTERNAL_SERVER_ERROR: 500,
+};
+
+/** Reasons whose HTTP status differs from their code's (one row per reason). */
+export const REASON_HTTP_STATUS: Record<string, number> = {
+  UNAVAILABLE: 503,
 };

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Database, Tx } from "../db/data-source.js";
-import { DomainError } from "../errors.js";
+import { DomainError, unavailable } from "../errors.js";
 import type { NewNotification, Outbox } from "../notifications/outbox.js";
 import type { Notification } from "../notifications/notification.entity.js";
 import type { Viewer } from "../viewer.js";
@@ -41,23 +41,59 @@ export interface MutationScope extends Tx {
  */
 export class Mutations {
   private turn: Promise<unknown> = Promise.resolve();
+  /** When the mutation at the head of the queue started (monotonic ms), or null when none runs. */
+  private headSince: number | null = null;
+  private waiting = 0;
+  private readonly deadlineMs: number;
 
   constructor(
     private readonly db: Database,
     private readonly audit: AuditLog,
     private readonly outbox: Outbox,
     private readonly logger: Logger,
-  ) {}
+    /** A mutation that has not had its turn after deadlineMs fails as UNAVAILABLE, never having run. */
+    options: { deadlineMs?: number } = {},
+  ) {
+    this.deadlineMs = options.deadlineMs ?? 30_000;
+  }
+
+  /** Mutations waiting for their turn in this process. */
+  get queued(): number {
+    return this.waiting;
+  }
+
+  /** True while the mutation at the head of the queue has run longer than the deadline (readiness). */
+  get stuck(): boolean {
+    return this.headSince !== null && performance.now() - this.headSince > this.deadlineMs;
+  }
 
   run<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
     // SQLite: Database.transaction queues transactions on its one connection already.
     if (!this.db.isPostgres) return this.runNow(spec, work);
-    const mine = this.turn.then(
-      () => this.runNow(spec, work),
-      () => this.runNow(spec, work),
-    );
-    this.turn = mine.catch(() => undefined);
-    return mine;
+    return new Promise<T>((resolve, reject) => {
+      let expired = false;
+      this.waiting += 1;
+      const timer = setTimeout(() => {
+        expired = true;
+        this.waiting -= 1;
+        this.logger.warn({ action: spec.action, deadlineMs: this.deadlineMs }, "a mutation waited past its deadline; refused as UNAVAILABLE");
+        reject(unavailable("the database is not keeping up; the change was not made, retry shortly"));
+      }, this.deadlineMs);
+      timer.unref();
+      this.turn = this.turn.then(async () => {
+        clearTimeout(timer);
+        if (expired) return;
+        this.waiting -= 1;
+        this.headSince = performance.now();
+        try {
+          resolve(await this.runNow(spec, work));
+        } catch (error) {
+          reject(error);
+        } finally {
+          this.headSince = null;
+        }
+      });
+    });
   }
 
   private async runNow<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {

@@ -1,7 +1,8 @@
 import type { GraphQLFormattedError } from "graphql";
 import { GraphQLError } from "graphql";
 import type { Logger } from "pino";
-import { DomainError } from "../errors.js";
+import { isOutage, OUTAGE_RETRY_AFTER_SECONDS } from "../db/outage.js";
+import { DomainError, REASON_HTTP_STATUS } from "../errors.js";
 
 /** Codes that GraphQL itself and Apollo produce for malformed requests; they carry no internals. */
 const REQUEST_ERROR_CODES = new Set(["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "BAD_REQUEST", "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED", "OPERATION_RESOLUTION_FAILURE"]);
@@ -47,6 +48,15 @@ export function createErrorFormatter(logger: Logger) {
         };
       }
     }
+    if (isOutage(original)) {
+      // Not a bug: the database or Redis is away. Retryable, and logged without the driver's details reaching the client.
+      logger.warn({ err: { message: (original as Error).message }, path: formatted.path }, "request failed: database or redis unavailable");
+      return {
+        message: "The service is briefly unavailable; retry shortly.",
+        path: formatted.path,
+        extensions: { code: "INTERNAL_SERVER_ERROR", reason: "UNAVAILABLE" },
+      };
+    }
     logger.error({ err: original, message: formatted.message, path: formatted.path }, "unexpected error");
     return {
       message: "Internal server error",
@@ -65,4 +75,19 @@ const REQUEST_ERROR_STATUS = { BAD_USER_INPUT: 400, UNAUTHENTICATED: 401 } as co
  */
 export function requestError(code: "BAD_USER_INPUT" | "UNAUTHENTICATED", reason: string, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code, reason, http: { status: REQUEST_ERROR_STATUS[code] } } });
+}
+
+/**
+ * The HTTP status and headers a response with these (formatted) errors
+ * should have when a reason calls for one (REASON_HTTP_STATUS): an outage is
+ * 503 with Retry-After. Undefined: leave the status as it is.
+ */
+export function httpForErrorReasons(errors: readonly GraphQLFormattedError[] | undefined): { status: number; headers: Record<string, string> } | undefined {
+  for (const error of errors ?? []) {
+    const reason = error.extensions?.reason;
+    const status = typeof reason === "string" ? REASON_HTTP_STATUS[reason] : undefined;
+    if (status === 503) return { status, headers: { "retry-after": String(OUTAGE_RETRY_AFTER_SECONDS) } };
+    if (status !== undefined) return { status, headers: {} };
+  }
+  return undefined;
 }

@@ -6,16 +6,17 @@ import { existsSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { type ExecutionArgs, type GraphQLError, type GraphQLSchema, parse } from "graphql";
+import { type ExecutionArgs, GraphQLError, type GraphQLSchema, parse } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Database } from "../db/data-source.js";
-import { DomainError, HTTP_STATUS } from "../errors.js";
+import { isOutage } from "../db/outage.js";
+import { DomainError, HTTP_STATUS, unavailable } from "../errors.js";
 import type { EventBus } from "../events.js";
 import { type Context, createLoaders, type LoaderSources } from "../graphql/context.js";
-import { createErrorFormatter } from "../graphql/errors.js";
+import { createErrorFormatter, httpForErrorReasons } from "../graphql/errors.js";
 import { enforceQueryLimits } from "../graphql/limits.js";
 import { bearerToken } from "../officers/tokens.js";
 import type { Metrics } from "../metrics.js";
@@ -65,6 +66,19 @@ interface SocketExtra extends Record<PropertyKey, unknown> {
   viewer?: Viewer;
 }
 
+/**
+ * A failure before execution (authenticating in the context) that is an
+ * outage keeps its 503 and Retry-After: Apollo takes them from the error.
+ */
+function outageAsHttpError(error: unknown): never {
+  if (!isOutage(error)) throw error;
+  const http = httpForErrorReasons([{ message: "", extensions: { reason: "UNAVAILABLE" } }])!;
+  throw new GraphQLError("The service is briefly unavailable; retry shortly.", {
+    originalError: error as Error,
+    extensions: { http: { status: http.status, headers: new Map(Object.entries(http.headers)) } },
+  });
+}
+
 export async function startHttpServer(opts: HttpServerOptions, host: string, port: number): Promise<RunningHttpServer> {
   const { schema, logger, auth } = opts;
   const formatError = createErrorFormatter(logger);
@@ -77,8 +91,14 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     return token ? auth.authenticate(token) : null;
   };
   const sendError = (res: Response, error: unknown) => {
+    if (!(error instanceof DomainError) && isOutage(error)) {
+      logger.warn({ err: { message: (error as Error).message } }, "request failed: database or redis unavailable");
+      error = unavailable();
+    }
     if (error instanceof DomainError) {
-      res.status(HTTP_STATUS[error.code]).json({ error: { code: error.code, reason: error.reason, message: error.message } });
+      const http = httpForErrorReasons([{ message: error.message, extensions: { reason: error.reason } }]);
+      res.set(http?.headers ?? {});
+      res.status(http?.status ?? HTTP_STATUS[error.code]).json({ error: { code: error.code, reason: error.reason, message: error.message } });
       return;
     }
     logger.error({ err: error }, "unexpected error in a REST route");
@@ -157,6 +177,13 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
             async didResolveOperation({ document, operationName, request }) {
               enforceQueryLimits(schema, document, operationName, request.variables);
             },
+            async willSendResponse({ response }) {
+              const body = response.body;
+              const http = httpForErrorReasons(body.kind === "single" ? body.singleResult.errors : undefined);
+              if (!http) return;
+              response.http.status = http.status;
+              for (const [name, value] of Object.entries(http.headers)) response.http.headers.set(name, value);
+            },
           };
         },
       },
@@ -207,7 +234,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const token = bearerToken(req.headers.authorization);
-        const viewer = token ? await auth.authenticate(token) : null;
+        const viewer = token ? await auth.authenticate(token).catch(outageAsHttpError) : null;
         return { viewer, loaders: createLoaders(opts.loaderSources) };
       },
     }),
