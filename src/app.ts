@@ -166,9 +166,10 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const emailWorker = new EmailDeliveryWorker({ db, clock, mailer, bus, logger, from: config.mailFrom });
   const dispatcher = new NotificationDispatcher({ store: notificationStore, policy, refs: notificationRefs, bus, logger });
   const expiryScanner = new ExpiryScanner(
-    { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", 10 * 60_000), state: new AppState(db, clock), logger },
+    { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", resilience.leaseTtlMs), state: new AppState(db, clock), logger },
     // The KMS's own certificates are watched by the same scan (same lease, schedule and thresholds).
-    { thresholdsDays: config.expiryReminderDays, extraScans: [(actor) => kms.scanExpiry(actor)] },
+    // A scan may legitimately take longer than a dispatch or mail round: ten of their deadlines.
+    { thresholdsDays: config.expiryReminderDays, extraScans: [(actor) => kms.scanExpiry(actor)], deadlineMs: 10 * resilience.workerDeadlineMs },
   );
   const notifications = new NotificationService(notificationStore, policy, expiryScanner);
 
