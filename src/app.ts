@@ -163,7 +163,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const notificationStore = new NotificationStore(db);
   const notificationRefs = new NotificationRefs(db);
   const mailer = createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
-  const emailWorker = new EmailDeliveryWorker({ db, clock, mailer, bus, logger, from: config.mailFrom });
+  const emailWorker = new EmailDeliveryWorker({ db, clock, mailer, bus, logger, from: config.mailFrom }, { deadlineMs: resilience.workerDeadlineMs });
   const dispatcher = new NotificationDispatcher({ store: notificationStore, policy, refs: notificationRefs, bus, logger });
   const expiryScanner = new ExpiryScanner(
     { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", resilience.leaseTtlMs), state: new AppState(db, clock), logger },
