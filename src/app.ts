@@ -29,6 +29,7 @@ import { DelegationService } from "./delegations/delegation.service.js";
 import { type EventBus, InProcessEventBus } from "./events.js";
 import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
 import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./http/server.js";
+import type { RuntimeHealth } from "./health.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
@@ -164,7 +165,10 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const notificationRefs = new NotificationRefs(db);
   const mailer = createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
   const emailWorker = new EmailDeliveryWorker({ db, clock, mailer, bus, logger, from: config.mailFrom }, { deadlineMs: resilience.workerDeadlineMs });
-  const dispatcher = new NotificationDispatcher({ store: notificationStore, policy, refs: notificationRefs, bus, logger });
+  const dispatcher = new NotificationDispatcher(
+    { store: notificationStore, policy, refs: notificationRefs, bus, logger },
+    { deadlineMs: resilience.workerDeadlineMs },
+  );
   const expiryScanner = new ExpiryScanner(
     { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", resilience.leaseTtlMs), state: new AppState(db, clock), logger },
     // The KMS's own certificates are watched by the same scan (same lease, schedule and thresholds).
@@ -192,7 +196,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls)];
   routes.push(kmsCertificateRoutes(kms));
 
-  const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount });
+  const runtimeHealth = (): RuntimeHealth => ({
+    redis: bus.connected ? (bus.connected() ? "connected" : "unreachable") : "not configured",
+    mutationsQueued: mutations.queued,
+    mutationQueueStuck: mutations.stuck,
+    workers: { dispatcher: dispatcher.state, mail: emailWorker.state, expiryScan: expiryScanner.state },
+  });
+  const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount, runtime: runtimeHealth });
 
   let http: RunningHttpServer | null = null;
   let stopped: Promise<void> | null = null;
@@ -228,6 +238,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
           },
           feeds: { notifications: dispatcher },
           metrics,
+          runtimeHealth,
         },
         config.host,
         config.port,

@@ -87,3 +87,57 @@ export class WorkerHealth {
     }
   }
 }
+
+/** What this instance knows of itself without asking the database: for /readyz and /metrics. */
+export interface RuntimeHealth {
+  redis: "connected" | "unreachable" | "not configured";
+  mutationsQueued: number;
+  mutationQueueStuck: boolean;
+  workers: Record<string, WorkerState>;
+}
+
+export interface ReadinessReport {
+  ready: boolean;
+  body: {
+    status: "ready" | "degraded" | "not ready";
+    database: "ok" | "unreachable" | "migrations pending";
+    redis: RuntimeHealth["redis"];
+    mutationQueue: "ok" | "stuck";
+    workers: Record<string, WorkerState>;
+  };
+}
+
+/**
+ * GET /readyz, answered within timeoutMs whatever the database does. Not
+ * ready (503): the database unreachable, not answering in time, or missing
+ * migrations; the mutation queue or a background loop stuck past its
+ * deadline. Degraded (still 200, since every write and every notification
+ * goes on, through the database): Redis unreachable, so other instances'
+ * events arrive by polling; a loop whose rounds fail (the database flapping).
+ */
+export async function checkReadiness(
+  database: () => Promise<"ok" | "unreachable" | "migrations pending">,
+  runtime: RuntimeHealth,
+  timeoutMs: number,
+): Promise<ReadinessReport> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"unreachable">((resolve) => {
+    timer = setTimeout(() => resolve("unreachable"), timeoutMs);
+    timer.unref();
+  });
+  const db = await Promise.race([database().catch(() => "unreachable" as const), late]);
+  clearTimeout(timer);
+  const states = Object.values(runtime.workers);
+  const ready = db === "ok" && !runtime.mutationQueueStuck && !states.includes("stalled");
+  const degraded = runtime.redis === "unreachable" || states.includes("failing");
+  return {
+    ready,
+    body: {
+      status: !ready ? "not ready" : degraded ? "degraded" : "ready",
+      database: db,
+      redis: runtime.redis,
+      mutationQueue: runtime.mutationQueueStuck ? "stuck" : "ok",
+      workers: runtime.workers,
+    },
+  };
+}

@@ -170,13 +170,21 @@ export class Database {
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }
 
+  private migrated = false;
+
   async isReady(): Promise<boolean> {
-    if (!this.dataSource.isInitialized) return false;
+    return (await this.readiness()) === "ok";
+  }
+
+  /** Reachable and fully migrated; once migrated, only the reachability is asked again. */
+  async readiness(): Promise<"ok" | "unreachable" | "migrations pending"> {
+    if (!this.dataSource.isInitialized) return "unreachable";
     try {
       await this.dataSource.query("SELECT 1");
-      return !(await this.dataSource.showMigrations());
+      if (!this.migrated) this.migrated = !(await this.dataSource.showMigrations());
+      return this.migrated ? "ok" : "migrations pending";
     } catch {
-      return false;
+      return "unreachable";
     }
   }
 }

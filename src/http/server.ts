@@ -19,10 +19,13 @@ import { type Context, createLoaders, type LoaderSources } from "../graphql/cont
 import { createErrorFormatter, httpForErrorReasons } from "../graphql/errors.js";
 import { enforceQueryLimits } from "../graphql/limits.js";
 import { bearerToken } from "../officers/tokens.js";
+import { checkReadiness, type RuntimeHealth } from "../health.js";
 import type { Metrics } from "../metrics.js";
 import type { Viewer } from "../viewer.js";
 
 export const BODY_LIMIT = "1mb";
+/** /readyz answers within this, whatever the database does (a hung check means "unreachable"). */
+export const READINESS_TIMEOUT_MS = 2000;
 
 export interface Authenticator {
   authenticate(token: string): Promise<Viewer | null>;
@@ -52,6 +55,8 @@ export interface HttpServerOptions {
   /** Directory of the built GraphiQL page (index.html and assets). */
   webDir: string;
   metrics: Metrics;
+  /** Redis, mutation queue and background loops, for /readyz. */
+  runtimeHealth(): RuntimeHealth;
 }
 
 export interface RunningHttpServer {
@@ -212,8 +217,8 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     res.json({ status: "ok" });
   });
   app.get("/readyz", async (_req, res) => {
-    const ready = await opts.db.isReady();
-    res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready" });
+    const report = await checkReadiness(() => opts.db.readiness(), opts.runtimeHealth(), READINESS_TIMEOUT_MS);
+    res.status(report.ready ? 200 : 503).json(report.body);
   });
 
   // GraphiQL: a browser asking for /graphql gets the page; everything else goes to Apollo.

@@ -4,6 +4,7 @@
  * fault test stays within seconds.
  */
 import { randomBytes } from "node:crypto";
+import { pino, type Logger } from "pino";
 import { ManualClock } from "../../src/clock.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.js";
@@ -38,12 +39,21 @@ function throughProxy(url: string, proxy: FaultProxy): string {
   return parsed.toString();
 }
 
-export async function startFaultyCluster(opts: { env?: Record<string, string>; clock?: ManualClock } = {}): Promise<FaultyCluster> {
+/** A logger that keeps every line, for tests that count what an outage logs. */
+export function capturingLogger(): { logger: Logger; lines: Array<{ level: number; msg: string } & Record<string, unknown>> } {
+  const lines: Array<{ level: number; msg: string } & Record<string, unknown>> = [];
+  const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  return { logger, lines };
+}
+
+export async function startFaultyCluster(
+  opts: { env?: Record<string, string>; clock?: ManualClock; loggers?: { a?: Logger; b?: Logger } } = {},
+): Promise<FaultyCluster> {
   const schema = await freshPostgresSchema();
   const clock = opts.clock ?? new ManualClock("2027-05-01T10:00:00.000Z");
   const shared = makeTempDir("kp-faults-");
   const prefix = `kp-test-${randomBytes(6).toString("hex")}`;
-  const start = async (operatorToken?: string): Promise<FaultyInstance> => {
+  const start = async (operatorToken?: string, logger?: Logger): Promise<FaultyInstance> => {
     const pg = await startFaultProxy({ port: 5432 });
     const redis = await startFaultProxy({ port: 6379 });
     const server = await startTestServer({
@@ -52,11 +62,12 @@ export async function startFaultyCluster(opts: { env?: Record<string, string>; c
       clock,
       operatorToken,
       env: { REDIS_URL: `redis://${redis.address}`, KEYPORTAL_REDIS_PREFIX: prefix, ...FAST_DEADLINES, ...opts.env },
+      overrides: logger ? { logger } : undefined,
     });
     return { server, pg, redis };
   };
-  const a = await start();
-  const b = await start(a.server.operatorToken);
+  const a = await start(undefined, opts.loggers?.a);
+  const b = await start(a.server.operatorToken, opts.loggers?.b);
   return {
     a,
     b,
