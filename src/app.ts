@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit.service.js";
+import { IdempotencyKeys } from "./audit/idempotency.js";
 import { Mutations } from "./audit/mutation.js";
 import { AuditResolver } from "./audit/audit.resolver.js";
 import { Authorities, createKeyStore, DatabaseCaMaterialStore } from "./certificates/authorities.js";
@@ -131,7 +132,10 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const policy = new AccessPolicy(new DatabaseDelegationGrants(db));
   const audit = new AuditLog(db, clock);
   const outbox = new Outbox(clock, bus);
-  const mutations = new Mutations(db, audit, outbox, logger, { deadlineMs: resilience.mutationDeadlineMs });
+  const mutations = new Mutations(db, audit, outbox, logger, {
+    deadlineMs: resilience.mutationDeadlineMs,
+    idempotency: new IdempotencyKeys(db, clock, resilience.idempotencyTtlMs),
+  });
   // Every notification gets its email deliveries in its own transaction.
   outbox.onInsert(new NotificationEmails(clock, config.publicUrl).onNotification);
   const organizations = new OrganizationService(db, clock, policy, mutations);

@@ -5,6 +5,7 @@ import type { NewNotification, Outbox } from "../notifications/outbox.js";
 import type { Notification } from "../notifications/notification.entity.js";
 import type { Viewer } from "../viewer.js";
 import type { AuditLog } from "./audit.service.js";
+import { currentIdempotentRequest, type IdempotencyKeys, type IdempotentRequest } from "./idempotency.js";
 
 export interface MutationSpec {
   /** e.g. csr.submit */
@@ -52,10 +53,13 @@ export class Mutations {
     private readonly outbox: Outbox,
     private readonly logger: Logger,
     /** A mutation that has not had its turn after deadlineMs fails as UNAVAILABLE, never having run. */
-    options: { deadlineMs?: number } = {},
+    options: { deadlineMs?: number; idempotency?: IdempotencyKeys } = {},
   ) {
     this.deadlineMs = options.deadlineMs ?? 30_000;
+    this.idempotency = options.idempotency ?? null;
   }
+
+  private readonly idempotency: IdempotencyKeys | null;
 
   /** Mutations waiting for their turn in this process. */
   get queued(): number {
@@ -68,8 +72,11 @@ export class Mutations {
   }
 
   run<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
+    // A request with an Idempotency-Key: this is its seq-th mutation (GraphQL runs a document's mutations in order).
+    const request = this.idempotency ? currentIdempotentRequest() : undefined;
+    const keyed = request ? { request, seq: request.seq++ } : null;
     // SQLite: Database.transaction queues transactions on its one connection already.
-    if (!this.db.isPostgres) return this.runNow(spec, work);
+    if (!this.db.isPostgres) return this.runNow(spec, work, keyed);
     return new Promise<T>((resolve, reject) => {
       let expired = false;
       this.waiting += 1;
@@ -86,7 +93,7 @@ export class Mutations {
         this.waiting -= 1;
         this.headSince = performance.now();
         try {
-          resolve(await this.runNow(spec, work));
+          resolve(await this.runNow(spec, work, keyed));
         } catch (error) {
           reject(error);
         } finally {
@@ -96,7 +103,11 @@ export class Mutations {
     });
   }
 
-  private async runNow<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
+  private async runNow<T>(
+    spec: MutationSpec,
+    work: (scope: MutationScope) => Promise<T>,
+    keyed: { request: IdempotentRequest; seq: number } | null,
+  ): Promise<T> {
     const record = {
       targetId: spec.targetId ?? null,
       organizationId: spec.organizationId ?? null,
@@ -106,6 +117,11 @@ export class Mutations {
       return await this.db.transaction(async (tx) => {
         if (this.db.isPostgres) {
           await tx.em.query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE");
+        }
+        // Serialized with every other mutation here, so two attempts under one key can never both run.
+        if (keyed && this.idempotency) {
+          const prior = await this.idempotency.find(tx.em, keyed.request, keyed.seq);
+          if (prior.found) return prior.result as T;
         }
         let lastNotification = 0;
         const scope: MutationScope = {
@@ -127,6 +143,11 @@ export class Mutations {
           targetId: record.targetId,
           details: record.details,
         });
+        if (keyed && this.idempotency) {
+          const keys = this.idempotency;
+          await keys.record(tx.em, keyed.request, keyed.seq, spec.action, result);
+          tx.afterCommit(() => keys.purgeSoon());
+        }
         if (lastNotification > 0) tx.afterCommit(() => this.outbox.announce(lastNotification));
         return result;
       });

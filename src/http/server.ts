@@ -6,11 +6,12 @@ import { existsSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { type ExecutionArgs, GraphQLError, type GraphQLSchema, parse } from "graphql";
+import { type DocumentNode, execute, type ExecutionArgs, GraphQLError, type GraphQLSchema, parse, validate } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
+import { bindIdempotencyKey, type IdempotencySlot, parseIdempotencyKey, requestFingerprint, withIdempotencySlot } from "../audit/idempotency.js";
 import type { Database } from "../db/data-source.js";
 import { isOutage } from "../db/outage.js";
 import { DomainError, HTTP_STATUS, unavailable } from "../errors.js";
@@ -133,20 +134,44 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
         sockets.delete(ctx.extra);
       },
       context: (ctx): Context => ({ viewer: ctx.extra.viewer ?? null, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds }),
+      // The same Idempotency-Key as over HTTP, in the subscribe message's extensions.idempotencyKey.
+      execute: (args) => {
+        const idempotency = (args as ExecutionArgs & { idempotency?: IdempotencySlot }).idempotency;
+        return idempotency ? withIdempotencySlot(idempotency, () => execute(args)) : execute(args);
+      },
       onSubscribe: async (ctx, _id, payload) => {
         const viewer = ctx.extra.viewer;
         if (!viewer || !(await auth.stillValid(viewer))) {
           ctx.extra.socket.close(CloseCode.Forbidden, "Forbidden");
           return [];
         }
+        let document: DocumentNode;
+        let key: string | undefined;
         try {
-          const document = parse(payload.query);
+          document = parse(payload.query);
           enforceQueryLimits(schema, document, payload.operationName, payload.variables);
+          key = parseIdempotencyKey(payload.extensions?.idempotencyKey);
         } catch (error) {
+          if (error instanceof DomainError) return [new GraphQLError(error.message, { originalError: error })];
           const e = error as GraphQLError;
           return [e];
         }
-        return undefined;
+        if (!key) return undefined;
+        // Arguments built here are executed as they are: validate as graphql-ws would have.
+        const invalid = validate(schema, document);
+        if (invalid.length > 0) return invalid;
+        const slot: IdempotencySlot = {
+          request: { scope: viewer.officer.id, key, fingerprint: requestFingerprint(payload.query, payload.operationName, payload.variables), seq: 0 },
+        };
+        const args: ExecutionArgs & { idempotency: IdempotencySlot } = {
+          schema,
+          document,
+          operationName: payload.operationName,
+          variableValues: payload.variables,
+          contextValue: { viewer, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds } satisfies Context,
+          idempotency: slot,
+        };
+        return args;
       },
       onNext: (_ctx, _id, _payload, _args: ExecutionArgs, result) => {
         if (!result.errors) return undefined;
@@ -236,10 +261,25 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   app.use(
     "/graphql",
     express.json({ limit: BODY_LIMIT }),
+    // Idempotency-Key: a retried mutation returns what the first attempt committed (audit/idempotency.ts).
+    (req: Request, res: Response, next: NextFunction) => {
+      let key: string | undefined;
+      try {
+        key = parseIdempotencyKey(req.get("idempotency-key"));
+      } catch (error) {
+        const e = error as DomainError;
+        res.status(HTTP_STATUS[e.code]).json({ errors: [{ message: e.message, extensions: { code: e.code, reason: e.reason } }] });
+        return;
+      }
+      if (!key) return next();
+      const body = (req.body ?? {}) as { query?: unknown; operationName?: unknown; variables?: unknown };
+      withIdempotencySlot({ pending: { key, fingerprint: requestFingerprint(body.query, body.operationName, body.variables) } }, () => next());
+    },
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const token = bearerToken(req.headers.authorization);
         const viewer = token ? await auth.authenticate(token).catch(outageAsHttpError) : null;
+        bindIdempotencyKey(viewer?.officer.id);
         return { viewer, loaders: createLoaders(opts.loaderSources) };
       },
     }),
