@@ -5,6 +5,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { pino, type Logger } from "pino";
+import { afterAll, afterEach, beforeAll, vi } from "vitest";
+import { createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { ManualClock } from "../../src/clock.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.js";
@@ -118,4 +120,31 @@ let counter = 0;
 export function officerInput(organizationId: string): Record<string, unknown> {
   counter += 1;
   return { input: { organizationId, name: `Officer ${counter}`, email: `fault-${counter}-${randomBytes(3).toString("hex")}@bank.example` } };
+}
+
+/**
+ * Inside a describe: a cluster with one organization of two officers and a
+ * temp dir for keys, started once; after each test injected faults (spies)
+ * are undone and every proxy healed.
+ */
+export function useFaultyCluster(tmpPrefix: string): { cluster: () => FaultyCluster; org: () => TestOrganization; tmp: string } {
+  let cluster: FaultyCluster | undefined;
+  let org: TestOrganization | undefined;
+  const tmp = makeTempDir(tmpPrefix);
+  beforeAll(async () => {
+    cluster = await startFaultyCluster();
+    org = await createOrganization(cluster.a.server, { officerCount: 2 });
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    for (const instance of cluster ? [cluster.a, cluster.b] : []) {
+      instance.pg.heal();
+      instance.redis.heal();
+    }
+  });
+  afterAll(async () => {
+    await cluster?.close();
+    tmp.cleanup();
+  });
+  return { cluster: () => cluster!, org: () => org!, tmp: tmp.path };
 }

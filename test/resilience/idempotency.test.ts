@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Outbox } from "../../src/notifications/outbox.js";
 import { generateKey, makeCsr, makeTempDir } from "../pki/helpers.js";
 import { SUBMIT } from "../notifications/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
-import { type FaultyCluster, post, startFaultyCluster } from "./helpers.js";
+import { post, useFaultyCluster } from "./helpers.js";
 
 const hasOpenssl = await available("openssl");
 const hasCluster = hasOpenssl && (await available("postgres", "redis"));
@@ -97,25 +97,11 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
 }
 
 describe.skipIf(!hasCluster)("Idempotency-Key across instances after an ambiguous failure", () => {
-  let cluster: FaultyCluster;
-  let org: TestOrganization;
-  const tmp = makeTempDir("kp-idem-cluster-");
-  beforeAll(async () => {
-    cluster = await startFaultyCluster();
-    org = await createOrganization(cluster.a.server, { officerCount: 2 });
-  });
-  afterEach(() => {
-    vi.restoreAllMocks();
-    cluster.a.pg.heal();
-  });
-  afterAll(async () => {
-    await cluster?.close();
-    tmp.cleanup();
-  });
+  const setup = useFaultyCluster("kp-idem-cluster-");
 
   it("should answer a signCsr retried on another instance, after its commit on the first was followed by an outage, with the issued certificate", async () => {
-    const { a, b } = cluster;
-    const csrId = await pendingCsr(a.server, org, tmp.path);
+    const { a, b } = setup.cluster();
+    const csrId = await pendingCsr(a.server, setup.org(), setup.tmp);
     const key = randomUUID();
     // The database goes away right after the commit, before the answer is complete.
     const announce = Outbox.prototype.announce;

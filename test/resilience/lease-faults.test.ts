@@ -1,39 +1,21 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { DatabaseLease } from "../../src/notifications/lease.js";
-import { makeTempDir } from "../pki/helpers.js";
 import { eventually, issueCertificate } from "../notifications/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
 import type { TestServer } from "../support/server.js";
-import { type FaultyCluster, type FaultyInstance, post, startFaultyCluster } from "./helpers.js";
+import { type FaultyInstance, post, useFaultyCluster } from "./helpers.js";
 
 const ready = (await available("postgres", "redis")) && (await available("openssl"));
 const CERTIFICATES = 6;
 
 describe.skipIf(!ready)("the expiry-scan lease under PostgreSQL faults", () => {
-  let cluster: FaultyCluster;
-  let org: TestOrganization;
-  const tmp = makeTempDir("kp-lease-");
-
-  beforeAll(async () => {
-    cluster = await startFaultyCluster();
-    org = await createOrganization(cluster.a.server, { officerCount: 2 });
-  });
-  afterEach(() => {
-    vi.restoreAllMocks();
-    cluster.a.pg.heal();
-    cluster.b.pg.heal();
-  });
-  afterAll(async () => {
-    await cluster?.close();
-    tmp.cleanup();
-  });
+  const setup = useFaultyCluster("kp-lease-");
 
   /** Certificates that are due a reminder at the next scan: 20 days left, inside the 30-day threshold. */
   async function dueCertificates(): Promise<string[]> {
     const ids: string[] = [];
-    for (let i = 0; i < CERTIFICATES; i++) ids.push((await issueCertificate(cluster.a.server, tmp.path, org, { validityDays: 20 })).id);
-    cluster.clock.advanceDays(1); // past any scan made during issuance
+    for (let i = 0; i < CERTIFICATES; i++) ids.push((await issueCertificate(setup.cluster().a.server, setup.tmp, setup.org(), { validityDays: 20 })).id);
+    setup.cluster().clock.advanceDays(1); // past any scan made during issuance
     return ids;
   }
 
@@ -62,7 +44,7 @@ describe.skipIf(!ready)("the expiry-scan lease under PostgreSQL faults", () => {
   const scanOn = (server: TestServer) => post<{ runExpiryScan: number }>(server, `mutation { runExpiryScan }`, {}, { timeoutMs: 15_000 });
 
   it("should free the lease as soon as the database returns after a cut during a scan, and never answer 0 while a scan holds it", async () => {
-    const { a, b } = cluster;
+    const { a, b } = setup.cluster();
     const ids = await dueCertificates();
     cutAfterAcquire(a, "refuse");
     await expect(a.server.app.services.expiryScanner.runOnce()).rejects.toThrow();
@@ -81,7 +63,7 @@ describe.skipIf(!ready)("the expiry-scan lease under PostgreSQL faults", () => {
   }, 60_000);
 
   it("should let another instance take over within one TTL when the holder dies mid-scan", async () => {
-    const { a, b, clock } = cluster;
+    const { a, b, clock } = setup.cluster();
     const ids = await dueCertificates();
     cutAfterAcquire(a, "silence"); // A holds the lease and can neither renew nor release it: dead, as far as the database knows
     const onA = a.server.app.services.expiryScanner.runOnce().catch(() => "failed");
