@@ -47,7 +47,8 @@ export class RedisEventBus implements EventBus {
     const common = { lazyConnect: false, enableReadyCheck: true, connectTimeout: 5000, keepAlive: 10_000 } as const;
     // Publishing is a signal, never worth waiting for: while Redis is away it fails at once instead of queueing.
     this.publisher = new Redis(url, { ...common, connectionName: "keyportal-publish", enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    this.subscriber = new Redis(url, { ...common, connectionName: "keyportal-subscribe" });
+    // SUBSCRIBE waits for Redis however long it is away (a failed one would never be re-subscribed on reconnect).
+    this.subscriber = new Redis(url, { ...common, connectionName: "keyportal-subscribe", maxRetriesPerRequest: null });
     for (const connection of [this.publisher, this.subscriber]) {
       // ioredis reconnects by itself (and re-subscribes); without a listener an error would crash the process.
       connection.on("error", (error: Error) => this.wentAway(error.message));
@@ -178,7 +179,8 @@ export class RedisEventBus implements EventBus {
     });
     const outcome = await Promise.race([Promise.all(this.subscribing.values()).then(() => "ready" as const), timedOut]);
     clearTimeout(timer);
-    if (outcome === "timeout") this.options.logger.warn({ timeoutMs }, "redis did not confirm the subscriptions in time; continuing");
+    // Already said when Redis is known to be away (one line per outage, not two).
+    if (outcome === "timeout" && this.downSince === null) this.options.logger.warn({ timeoutMs }, "redis did not confirm the subscriptions in time; continuing");
   }
 
   async close(): Promise<void> {

@@ -1,9 +1,12 @@
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkerHealth } from "../../src/health.js";
+import { RedisEventBus } from "../../src/notifications/redis-event-bus.js";
+import { startFaultProxy } from "../support/fault-proxy.js";
 import { collect, eventually, latestId, sleep } from "../notifications/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import type { TestServer } from "../support/server.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { capturingLogger, type FaultyCluster, officerInput, post, REGISTER_OFFICER, startFaultyCluster } from "./helpers.js";
 
 const ready = await available("postgres", "redis");
@@ -119,4 +122,36 @@ describe.skipIf(!ready)("readiness and Redis state under faults", () => {
     await stuck.catch(() => undefined);
     await eventually(async () => ((await readyz(a.server)).status === 200 ? true : undefined), "the queue to move again");
   }, 30_000);
+});
+
+describe.skipIf(!ready)("starting while Redis is unreachable", () => {
+  it("should log one line, not one per reconnect attempt, and hear other instances through Redis once it is back", async () => {
+    const proxy = await startFaultProxy({ port: 6379 });
+    proxy.refuse();
+    const { logger, lines } = capturingLogger();
+    const prefix = `kp-test-${randomBytes(6).toString("hex")}`;
+    const server = await startTestServer({ env: { REDIS_URL: `redis://${proxy.address}`, KEYPORTAL_REDIS_PREFIX: prefix }, overrides: { logger } });
+    const other = new RedisEventBus("redis://127.0.0.1:6379", { channelPrefix: prefix, logger });
+    try {
+      await sleep(3000);
+      expect((await readyz(server)).body).toMatchObject({ status: "degraded", redis: "unreachable" });
+      const warnings = lines.filter((l) => l.level >= 40 && /redis/i.test(l.msg));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.msg).toMatch(/unreachable.*poll/);
+      proxy.heal();
+      await eventually(async () => ((await readyz(server)).body.redis === "connected" ? true : undefined), "the instance to reach Redis", 10_000);
+      expect(lines.filter((l) => l.msg.startsWith("redis is reachable again"))).toHaveLength(1);
+      // Subscribed after all: a signal published by another instance arrives through Redis.
+      const heard: number[] = [];
+      server.app.bus.subscribe("notifications.committed", (event) => heard.push(event.upTo ?? 0));
+      await eventually(async () => {
+        await other.publish("notifications.committed", { upTo: 424242 });
+        return heard.includes(424242) ? true : undefined;
+      }, "a signal from another instance");
+    } finally {
+      await other.close();
+      await server.close();
+      await proxy.close();
+    }
+  }, 40_000);
 });
