@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EntityManager } from "typeorm";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { Database } from "../../src/db/data-source.js";
 import { eventually, type SmtpSink, sleep, startSmtpSink } from "../notifications/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization } from "../support/fixtures.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { type FaultyCluster, officerInput, post, REGISTER_OFFICER, startFaultyCluster } from "./helpers.js";
 
 const ready = await available("postgres", "redis");
@@ -66,4 +69,55 @@ describe.skipIf(!ready)("email delivery when the database goes away mid-send", (
     expect(messageIds).toHaveLength(rows.length);
     expect(new Set(messageIds).size).toBe(rows.length);
   }, 40_000);
+});
+
+describe("email delivery when a SENT write-back fails on SQLite", () => {
+  let server: TestServer;
+  let smtp: SmtpSink;
+  let failWriteBacks = 0;
+  let injected = false;
+
+  beforeAll(async () => {
+    smtp = await startSmtpSink(0, {
+      beforeAccept: () => {
+        if (!armed || injected) return;
+        injected = true;
+        // The next two isolated writes fail as if the disk or database were away: the first is the SENT write-back.
+        failWriteBacks = 2;
+        const isolated = Database.prototype.isolated;
+        vi.spyOn(Database.prototype, "isolated").mockImplementation(function <T>(this: Database, work: (em: EntityManager) => Promise<T>) {
+          if (failWriteBacks > 0) {
+            failWriteBacks -= 1;
+            return Promise.reject(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
+          }
+          return isolated.call(this, work) as Promise<T>;
+        });
+      },
+    });
+    server = await startTestServer({ env: { SMTP_URL: `smtp://127.0.0.1:${smtp.port}` } });
+  });
+  afterAll(async () => {
+    vi.restoreAllMocks();
+    await server?.close();
+    await smtp?.close();
+  });
+  let armed = false;
+
+  it("should retry the write-back without sending again", async () => {
+    const org = await createOrganization(server, { officerCount: 2 });
+    await server.app.services.emailWorker.runOnce();
+    armed = true;
+    expect((await post(server, REGISTER_OFFICER, officerInput(org.id))).status).toBe(200);
+    const rows = await eventually(
+      async () => {
+        const all = (await server.app.db.dataSource.query(`SELECT id, status FROM email_deliveries`)) as Array<{ id: string; status: string }>;
+        return failWriteBacks === 0 && all.every((d) => d.status === "SENT") ? all : undefined;
+      },
+      "every delivery to be recorded SENT",
+    );
+    await server.app.services.emailWorker.runOnce();
+    const messageIds = smtp.messages.map((m) => m.messageId);
+    expect(messageIds).toHaveLength(rows.length);
+    expect(new Set(messageIds).size).toBe(rows.length);
+  }, 30_000);
 });
