@@ -124,8 +124,20 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     dataDir: config.dataDir,
     timeouts: { connectMs: resilience.dbConnectTimeoutMs, queryMs: resilience.dbQueryTimeoutMs },
   });
-  await dataSource.initialize();
-  await dataSource.runMigrations({ transaction: "each" });
+  if (config.databaseUrl) {
+    // Migrations (and waiting for another instance's) may take longer than any one request may: no statement deadline.
+    const migrator = createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, timeouts: null });
+    await migrator.initialize();
+    try {
+      await migrator.runMigrations({ transaction: "each" });
+    } finally {
+      await migrator.destroy();
+    }
+    await dataSource.initialize();
+  } else {
+    await dataSource.initialize();
+    await dataSource.runMigrations({ transaction: "each" });
+  }
   const db = new Database(dataSource, createSqliteReader({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
   await db.initialize();
 

@@ -9,8 +9,8 @@ export interface DatabaseOptions {
   /** postgres://host/db[?schema=name]; absent means SQLite under dataDir. */
   databaseUrl?: string;
   dataDir: string;
-  /** PostgreSQL only: connect and statement deadlines (defaults: 5 s and 15 s). */
-  timeouts?: DatabaseTimeouts;
+  /** PostgreSQL only: connect and statement deadlines (defaults: 5 s and 15 s); null: none (migrations). */
+  timeouts?: DatabaseTimeouts | null;
 }
 
 const DEFAULT_TIMEOUTS: DatabaseTimeouts = { connectMs: 5000, queryMs: 15_000 };
@@ -26,7 +26,11 @@ export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
       type: "postgres",
       url: url.toString(),
       // A schema per deployment (or per test run) through search_path, so raw SQL stays unqualified.
-      extra: { max: 10, ...boundedPoolOptions(opts.timeouts ?? DEFAULT_TIMEOUTS), ...(schema ? { options: `-c search_path=${schema}` } : {}) },
+      extra: {
+        max: 10,
+        ...(opts.timeouts === null ? {} : boundedPoolOptions(opts.timeouts ?? DEFAULT_TIMEOUTS)),
+        ...(schema ? { options: `-c search_path=${schema}` } : {}),
+      },
     };
   }
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
