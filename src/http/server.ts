@@ -6,12 +6,12 @@ import { existsSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { type DocumentNode, execute, type ExecutionArgs, GraphQLError, type GraphQLSchema, parse, validate } from "graphql";
+import { type ExecutionArgs, GraphQLError, type GraphQLSchema, parse } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
-import { bindIdempotencyKey, type IdempotencySlot, parseIdempotencyKey, requestFingerprint, withIdempotencySlot } from "../audit/idempotency.js";
+import { bindIdempotencyKey } from "../audit/idempotency.js";
 import type { Database } from "../db/data-source.js";
 import { isOutage } from "../db/outage.js";
 import { DomainError, HTTP_STATUS, unavailable } from "../errors.js";
@@ -22,6 +22,7 @@ import { enforceQueryLimits } from "../graphql/limits.js";
 import { bearerToken } from "../officers/tokens.js";
 import { checkReadiness, type RuntimeHealth } from "../health.js";
 import type { Metrics } from "../metrics.js";
+import { executeKeyed, idempotencyKeyMiddleware, keyedExecutionArgs } from "./idempotency.js";
 import type { Viewer } from "../viewer.js";
 
 export const BODY_LIMIT = "1mb";
@@ -135,43 +136,23 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
       },
       context: (ctx): Context => ({ viewer: ctx.extra.viewer ?? null, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds }),
       // The same Idempotency-Key as over HTTP, in the subscribe message's extensions.idempotencyKey.
-      execute: (args) => {
-        const idempotency = (args as ExecutionArgs & { idempotency?: IdempotencySlot }).idempotency;
-        return idempotency ? withIdempotencySlot(idempotency, () => execute(args)) : execute(args);
-      },
+      execute: executeKeyed,
       onSubscribe: async (ctx, _id, payload) => {
         const viewer = ctx.extra.viewer;
         if (!viewer || !(await auth.stillValid(viewer))) {
           ctx.extra.socket.close(CloseCode.Forbidden, "Forbidden");
           return [];
         }
-        let document: DocumentNode;
-        let key: string | undefined;
         try {
-          document = parse(payload.query);
+          const document = parse(payload.query);
           enforceQueryLimits(schema, document, payload.operationName, payload.variables);
-          key = parseIdempotencyKey(payload.extensions?.idempotencyKey);
+          const context: Context = { viewer, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds };
+          return keyedExecutionArgs(schema, document, payload, viewer.officer.id, context);
         } catch (error) {
           if (error instanceof DomainError) return [new GraphQLError(error.message, { originalError: error })];
           const e = error as GraphQLError;
           return [e];
         }
-        if (!key) return undefined;
-        // Arguments built here are executed as they are: validate as graphql-ws would have.
-        const invalid = validate(schema, document);
-        if (invalid.length > 0) return invalid;
-        const slot: IdempotencySlot = {
-          request: { scope: viewer.officer.id, key, fingerprint: requestFingerprint(payload.query, payload.operationName, payload.variables), seq: 0 },
-        };
-        const args: ExecutionArgs & { idempotency: IdempotencySlot } = {
-          schema,
-          document,
-          operationName: payload.operationName,
-          variableValues: payload.variables,
-          contextValue: { viewer, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds } satisfies Context,
-          idempotency: slot,
-        };
-        return args;
       },
       onNext: (_ctx, _id, _payload, _args: ExecutionArgs, result) => {
         if (!result.errors) return undefined;
@@ -262,19 +243,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     "/graphql",
     express.json({ limit: BODY_LIMIT }),
     // Idempotency-Key: a retried mutation returns what the first attempt committed (audit/idempotency.ts).
-    (req: Request, res: Response, next: NextFunction) => {
-      let key: string | undefined;
-      try {
-        key = parseIdempotencyKey(req.get("idempotency-key"));
-      } catch (error) {
-        const e = error as DomainError;
-        res.status(HTTP_STATUS[e.code]).json({ errors: [{ message: e.message, extensions: { code: e.code, reason: e.reason } }] });
-        return;
-      }
-      if (!key) return next();
-      const body = (req.body ?? {}) as { query?: unknown; operationName?: unknown; variables?: unknown };
-      withIdempotencySlot({ pending: { key, fingerprint: requestFingerprint(body.query, body.operationName, body.variables) } }, () => next());
-    },
+    idempotencyKeyMiddleware,
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const token = bearerToken(req.headers.authorization);
