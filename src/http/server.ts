@@ -32,6 +32,8 @@ export const READINESS_TIMEOUT_MS = 2000;
 export interface Authenticator {
   authenticate(token: string): Promise<Viewer | null>;
   stillValid(viewer: Viewer): Promise<boolean>;
+  /** The viewer's token has expired (a check in memory, for sweeping open WebSockets). */
+  expired(viewer: Viewer): boolean;
 }
 
 /** Extra REST routes (downloads, CRLs, KMS certificates), mounted by their features. */
@@ -173,6 +175,14 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     }
   });
 
+  // Tokens that expire while their WebSocket is open: close those sockets, checked every second.
+  const expirySweep = setInterval(() => {
+    for (const extra of sockets) {
+      if (extra.viewer && auth.expired(extra.viewer)) extra.socket.close(CloseCode.Forbidden, "Forbidden: token expired");
+    }
+  }, 1000);
+  expirySweep.unref();
+
   // --- Apollo Server over HTTP POST (and GET queries from scripts).
   const apollo = new ApolloServer<Context>({
     schema,
@@ -249,7 +259,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
         const token = bearerToken(req.headers.authorization);
         const viewer = token ? await auth.authenticate(token).catch(outageAsHttpError) : null;
         bindIdempotencyKey(viewer?.officer.id);
-        return { viewer, loaders: createLoaders(opts.loaderSources) };
+        return { viewer, loaders: createLoaders(opts.loaderSources), clientAddress: req.socket.remoteAddress ?? "unknown" };
       },
     }),
   );
@@ -293,6 +303,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     stop() {
       stopping ??= (async () => {
         unsubscribeRevocations();
+        clearInterval(expirySweep);
         // Tell subscribers we are going away, then stop accepting and drain HTTP.
         for (const client of wsServer.clients) client.close(1001, "Server shutting down");
         await wsCleanup.dispose();

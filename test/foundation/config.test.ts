@@ -32,6 +32,8 @@ const REFUSED: Array<[variable: string, value: string, why: string]> = [
   ["KEYPORTAL_LEASE_TTL", "0", "zero"],
   ["KEYPORTAL_WORKER_DEADLINE", "1.5m", "fractional"],
   ["KEYPORTAL_IDEMPOTENCY_TTL", "12h", "shorter than the promised 24 hours"],
+  ["KEYPORTAL_ENROLLMENT_TTL", "3 days", "not a duration"],
+  ["KEYPORTAL_DUAL_CONTROL", "PRODUCTION,STAGING", "an unknown environment"],
 ];
 
 function refusal(env: Record<string, string>): ConfigError {
@@ -136,5 +138,20 @@ describe("loadConfig", () => {
 
   it("should treat a blank variable as unset", () => {
     expect(loadConfig({ PORT: "  ", LOG_LEVEL: "" }, "/srv").port).toBe(4000);
+  });
+});
+
+describe("identity and dual control settings", () => {
+  it("should default to 72 h enrollment codes and dual control in PRODUCTION", () => {
+    const config = loadConfig({}, "/srv/keyportal");
+    expect(config.enrollmentTtlMs).toBe(72 * 3_600_000);
+    expect(config.dualControl).toEqual(["PRODUCTION"]);
+  });
+
+  it("should read KEYPORTAL_ENROLLMENT_TTL and KEYPORTAL_DUAL_CONTROL, an empty list turning dual control off", () => {
+    expect(loadConfig({ KEYPORTAL_ENROLLMENT_TTL: "90m" }, "/srv").enrollmentTtlMs).toBe(90 * 60_000);
+    expect(loadConfig({ KEYPORTAL_DUAL_CONTROL: "mtf, PRODUCTION" }, "/srv").dualControl).toEqual(["MTF", "PRODUCTION"]);
+    expect(loadConfig({ KEYPORTAL_DUAL_CONTROL: "" }, "/srv").dualControl).toEqual([]);
+    expect(loadConfig({ KEYPORTAL_DUAL_CONTROL: " " }, "/srv").dualControl).toEqual([]);
   });
 });
