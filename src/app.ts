@@ -9,6 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit.service.js";
+import { IdempotencyKeys } from "./audit/idempotency.js";
 import { Mutations } from "./audit/mutation.js";
 import { AuditResolver } from "./audit/audit.resolver.js";
 import { Authorities, createKeyStore, DatabaseCaMaterialStore } from "./certificates/authorities.js";
@@ -33,6 +34,7 @@ import { DelegationService } from "./delegations/delegation.service.js";
 import { type EventBus, InProcessEventBus } from "./events.js";
 import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
 import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./http/server.js";
+import type { RuntimeHealth } from "./health.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
@@ -130,16 +132,36 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     overrides.bus ??
     (config.redisUrl ? new RedisEventBus(config.redisUrl, { channelPrefix: config.redisChannelPrefix, logger }) : new InProcessEventBus());
 
-  const dataSource = createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
-  await dataSource.initialize();
-  await dataSource.runMigrations({ transaction: "each" });
+  const { resilience } = config;
+  const dataSource = createDataSource({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    timeouts: { connectMs: resilience.dbConnectTimeoutMs, queryMs: resilience.dbQueryTimeoutMs },
+  });
+  if (config.databaseUrl) {
+    // Migrations (and waiting for another instance's) may take longer than any one request may: no statement deadline.
+    const migrator = createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, timeouts: null });
+    await migrator.initialize();
+    try {
+      await migrator.runMigrations({ transaction: "each" });
+    } finally {
+      await migrator.destroy();
+    }
+    await dataSource.initialize();
+  } else {
+    await dataSource.initialize();
+    await dataSource.runMigrations({ transaction: "each" });
+  }
   const db = new Database(dataSource, createSqliteReader({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
   await db.initialize();
 
   const policy = new AccessPolicy(new DatabaseDelegationGrants(db));
   const audit = new AuditLog(db, clock);
   const outbox = new Outbox(clock, bus);
-  const mutations = new Mutations(db, audit, outbox, logger);
+  const mutations = new Mutations(db, audit, outbox, logger, {
+    deadlineMs: resilience.mutationDeadlineMs,
+    idempotency: new IdempotencyKeys(db, clock, resilience.idempotencyTtlMs),
+  });
   // Every notification gets its email deliveries in its own transaction.
   outbox.onInsert(new NotificationEmails(clock, config.publicUrl).onNotification);
   const organizations = new OrganizationService(db, clock, policy, mutations);
@@ -179,12 +201,16 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
 
   const notificationStore = new NotificationStore(db);
   const notificationRefs = new NotificationRefs(db);
-  const emailWorker = new EmailDeliveryWorker({ db, clock, mailer, bus, logger, from: config.mailFrom });
-  const dispatcher = new NotificationDispatcher({ store: notificationStore, policy, refs: notificationRefs, bus, logger });
+  const emailWorker = new EmailDeliveryWorker({ db, clock, mailer, bus, logger, from: config.mailFrom }, { deadlineMs: resilience.workerDeadlineMs });
+  const dispatcher = new NotificationDispatcher(
+    { store: notificationStore, policy, refs: notificationRefs, bus, logger },
+    { deadlineMs: resilience.workerDeadlineMs },
+  );
   const expiryScanner = new ExpiryScanner(
-    { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", 10 * 60_000), state: new AppState(db, clock), logger },
+    { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", resilience.leaseTtlMs), state: new AppState(db, clock), logger },
     // The KMS's own certificates are watched by the same scan (same lease, schedule and thresholds).
-    { thresholdsDays: config.expiryReminderDays, extraScans: [(actor) => kms.scanExpiry(actor)] },
+    // A scan may legitimately take longer than a dispatch or mail round: ten of their deadlines.
+    { thresholdsDays: config.expiryReminderDays, extraScans: [(actor) => kms.scanExpiry(actor)], deadlineMs: 10 * resilience.workerDeadlineMs },
   );
   const notifications = new NotificationService(notificationStore, policy, expiryScanner);
 
@@ -210,7 +236,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   routes.push(kmsCertificateRoutes(kms));
 
   const quotas = createQuotas(config.quotas, { redisUrl: config.redisUrl, prefix: config.redisChannelPrefix, logger });
-  const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount });
+  const runtimeHealth = (): RuntimeHealth => ({
+    redis: bus.connected ? (bus.connected() ? "connected" : "unreachable") : "not configured",
+    mutationsQueued: mutations.queued,
+    mutationQueueStuck: mutations.stuck,
+    workers: { dispatcher: dispatcher.state, mail: emailWorker.state, expiryScan: expiryScanner.state },
+  });
+  const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount, runtime: runtimeHealth });
 
   let http: RunningHttpServer | null = null;
   let stopped: Promise<void> | null = null;
@@ -255,6 +287,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
           queryLimits: config.queryLimits,
           quotas,
           tls,
+          runtimeHealth,
         },
         config.host,
         config.port,

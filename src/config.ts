@@ -33,6 +33,23 @@ export interface Config {
   quotas: QuotaConfig;
   /** HTTPS and WSS: PEM files, or the KMS's own TLS_SERVER certificate of an environment. */
   tls?: { kind: "files"; certFile: string; keyFile: string } | { kind: "kms"; environment: "MTF" | "PRODUCTION" };
+  resilience: ResilienceConfig;
+}
+
+/** Bounded waits, leases and retries: what keeps a database or Redis outage from wedging the server. */
+export interface ResilienceConfig {
+  /** Opening a PostgreSQL connection (KEYPORTAL_DB_CONNECT_TIMEOUT). */
+  dbConnectTimeoutMs: number;
+  /** One statement: server-side statement_timeout; the client gives up on the connection a second later (KEYPORTAL_DB_QUERY_TIMEOUT). */
+  dbQueryTimeoutMs: number;
+  /** How long a mutation may wait for its turn and run before it fails as UNAVAILABLE (KEYPORTAL_MUTATION_DEADLINE). */
+  mutationDeadlineMs: number;
+  /** Time to live of the expiry-scan lease; renewed while the holder works (KEYPORTAL_LEASE_TTL). */
+  leaseTtlMs: number;
+  /** A background round (dispatch, mail, scan) longer than this is reported stalled and its loop restarted (KEYPORTAL_WORKER_DEADLINE). */
+  workerDeadlineMs: number;
+  /** How long an Idempotency-Key keeps its first outcome (KEYPORTAL_IDEMPOTENCY_TTL). */
+  idempotencyTtlMs: number;
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -99,6 +116,19 @@ function reminderDays(env: Env, name: string): number[] {
     throw new ConfigError(name, `expected comma-separated whole days between 1 and 3650, got "${raw}"`);
   }
   return [...new Set(parts.map(Number))].sort((a, b) => b - a);
+}
+
+function resilience(env: Env): ResilienceConfig {
+  const idempotencyTtlMs = duration(env, "KEYPORTAL_IDEMPOTENCY_TTL", 86_400_000);
+  if (idempotencyTtlMs < 86_400_000) throw new ConfigError("KEYPORTAL_IDEMPOTENCY_TTL", "must be at least 24h");
+  return {
+    dbConnectTimeoutMs: duration(env, "KEYPORTAL_DB_CONNECT_TIMEOUT", 5000),
+    dbQueryTimeoutMs: duration(env, "KEYPORTAL_DB_QUERY_TIMEOUT", 15_000),
+    mutationDeadlineMs: duration(env, "KEYPORTAL_MUTATION_DEADLINE", 30_000),
+    leaseTtlMs: duration(env, "KEYPORTAL_LEASE_TTL", 30_000),
+    workerDeadlineMs: duration(env, "KEYPORTAL_WORKER_DEADLINE", 60_000),
+    idempotencyTtlMs,
+  };
 }
 
 function environments(env: Env, name: string, fallback: Array<"MTF" | "PRODUCTION">): Array<"MTF" | "PRODUCTION"> {
@@ -201,6 +231,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     pkcs11,
     expiryScanIntervalMs: duration(env, "KEYPORTAL_EXPIRY_SCAN_INTERVAL", 3_600_000),
     expiryReminderDays: reminderDays(env, "KEYPORTAL_EXPIRY_REMINDER_DAYS"),
+    resilience: resilience(env),
     enrollmentTtlMs: duration(env, "KEYPORTAL_ENROLLMENT_TTL", 72 * 3_600_000),
     dualControl: environments(env, "KEYPORTAL_DUAL_CONTROL", ["PRODUCTION"]),
     queryLimits: {

@@ -35,6 +35,9 @@ export const unauthenticated = (message = "a valid bearer token is required") =>
   new DomainError("UNAUTHENTICATED", "UNAUTHENTICATED", message);
 export const rateLimited = (reason: string, message: string, retryAfterSeconds: number) =>
   new DomainError("RATE_LIMITED", reason, message, Math.max(1, Math.ceil(retryAfterSeconds)));
+/** The database or Redis is unreachable or not answering: safe to retry (HTTP 503 with Retry-After). */
+export const unavailable = (message = "the service is briefly unavailable; retry shortly") =>
+  new DomainError("INTERNAL_SERVER_ERROR", "UNAVAILABLE", message);
 export const preconditionFailed = (reason: string, message: string) =>
   new DomainError("PRECONDITION_FAILED", reason, message);
 
@@ -59,3 +62,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
  * executing (the rest answer 200 with the error in `errors`).
  */
 export const RESPONSE_STATUS_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["RATE_LIMITED"]);
+/** Reasons whose HTTP status differs from their code's (one row per reason). */
+export const REASON_HTTP_STATUS: Record<string, number> = {
+  UNAVAILABLE: 503,
+};

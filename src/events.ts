@@ -11,6 +11,8 @@ export interface EventBus {
   subscribe(topic: EventTopic, handler: (payload: EventPayload) => void): () => void;
   /** Resolves once subscriptions made so far receive events from other instances (Redis); absent when immediate. */
   ready?(): Promise<void>;
+  /** Redis: whether both connections are up right now; absent for the in-process bus. */
+  connected?(): boolean;
   close(): Promise<void>;
 }
 

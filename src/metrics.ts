@@ -1,5 +1,6 @@
 import type { Clock } from "./clock.js";
 import type { Database } from "./db/data-source.js";
+import type { RuntimeHealth, WorkerState } from "./health.js";
 
 /**
  * Prometheus text exposition (version 0.0.4) at GET /metrics: what an
@@ -11,6 +12,8 @@ export interface MetricsSources {
   clock: Clock;
   /** Live notification subscriptions on this instance. */
   subscribers(): number;
+  /** Redis, mutation queue and background loops of this instance. */
+  runtime?(): RuntimeHealth;
 }
 
 const DAY_MS = 86_400_000;
@@ -62,6 +65,17 @@ export class Metrics {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
       for (const [l, v] of rows) out.push(`${name}${Object.keys(l).length ? labels(l) : ""} ${v}`);
     };
+    // This instance's own state first: it renders while the database is away, which is when it matters.
+    const runtime = this.sources.runtime?.();
+    if (runtime) {
+      gauge("keyportal_redis_connected", "1 while both Redis connections are up; 0 while events between instances fall back to polling. Absent without REDIS_URL.",
+        runtime.redis === "not configured" ? [] : [[{}, runtime.redis === "connected" ? 1 : 0]]);
+      gauge("keyportal_mutations_queued", "Mutations waiting for their turn on this instance.", [[{}, runtime.mutationsQueued]]);
+      gauge("keyportal_mutation_queue_stuck", "1 while the running mutation has passed its deadline.", [[{}, runtime.mutationQueueStuck ? 1 : 0]]);
+      const states: WorkerState[] = ["ok", "failing", "stalled"];
+      gauge("keyportal_worker_state", "Background loops by state (1 for the current one): failing rounds retry; stalled ones passed their deadline.",
+        Object.entries(runtime.workers).flatMap(([worker, current]) => states.map((state): [Record<string, string>, number] => [{ worker, state }, current === state ? 1 : 0])));
+    }
     const { db, clock } = this.sources;
     const now = clock.now();
     const nowIso = now.toISOString();
@@ -69,29 +83,38 @@ export class Metrics {
       (await db.manager.query(sql, params)) as Array<Record<string, string | number>>;
     const p = (i: number) => (db.isPostgres ? `$${i}` : "?");
 
-    const csrs = await count(`SELECT status, COUNT(*) AS n FROM certificate_signing_requests GROUP BY status`);
-    gauge("keyportal_csrs", "Certificate signing requests by status (PENDING ones wait for a KMS operator).", csrs.map((r) => [{ status: String(r.status) }, Number(r.n)]));
+    let databaseUp = 1;
+    const fromDatabase = out.length;
+    try {
+      const csrs = await count(`SELECT status, COUNT(*) AS n FROM certificate_signing_requests GROUP BY status`);
+      gauge("keyportal_csrs", "Certificate signing requests by status (PENDING ones wait for a KMS operator).", csrs.map((r) => [{ status: String(r.status) }, Number(r.n)]));
 
-    const certificates = await count(
-      `SELECT environment,
-              CASE WHEN "revokedAt" IS NOT NULL THEN 'REVOKED' WHEN "notAfter" <= ${p(1)} THEN 'EXPIRED' ELSE 'ACTIVE' END AS status,
-              COUNT(*) AS n
-         FROM certificates GROUP BY 1, 2`,
-      [nowIso],
-    );
-    gauge("keyportal_certificates", "Participant certificates by environment and status.", certificates.map((r) => [{ environment: String(r.environment), status: String(r.status) }, Number(r.n)]));
+      const certificates = await count(
+        `SELECT environment,
+                CASE WHEN "revokedAt" IS NOT NULL THEN 'REVOKED' WHEN "notAfter" <= ${p(1)} THEN 'EXPIRED' ELSE 'ACTIVE' END AS status,
+                COUNT(*) AS n
+           FROM certificates GROUP BY 1, 2`,
+        [nowIso],
+      );
+      gauge("keyportal_certificates", "Participant certificates by environment and status.", certificates.map((r) => [{ environment: String(r.environment), status: String(r.status) }, Number(r.n)]));
 
-    const expiring = await count(
-      `SELECT COUNT(*) AS n FROM certificates WHERE "revokedAt" IS NULL AND "notAfter" > ${p(1)} AND "notAfter" <= ${p(2)}`,
-      [nowIso, new Date(now.getTime() + 30 * DAY_MS).toISOString()],
-    );
-    gauge("keyportal_certificates_expiring_30d", "Active certificates whose notAfter is within 30 days.", [[{}, Number(expiring[0]?.n ?? 0)]]);
+      const expiring = await count(
+        `SELECT COUNT(*) AS n FROM certificates WHERE "revokedAt" IS NULL AND "notAfter" > ${p(1)} AND "notAfter" <= ${p(2)}`,
+        [nowIso, new Date(now.getTime() + 30 * DAY_MS).toISOString()],
+      );
+      gauge("keyportal_certificates_expiring_30d", "Active certificates whose notAfter is within 30 days.", [[{}, Number(expiring[0]?.n ?? 0)]]);
 
-    const emails = await count(`SELECT status, COUNT(*) AS n FROM email_deliveries GROUP BY status`);
-    gauge("keyportal_email_deliveries", "Notification emails by delivery status (FAILED ones gave up after their retries).", emails.map((r) => [{ status: String(r.status) }, Number(r.n)]));
+      const emails = await count(`SELECT status, COUNT(*) AS n FROM email_deliveries GROUP BY status`);
+      gauge("keyportal_email_deliveries", "Notification emails by delivery status (FAILED ones gave up after their retries).", emails.map((r) => [{ status: String(r.status) }, Number(r.n)]));
 
-    const audit = await count(`SELECT seq FROM audit_head WHERE id = 1`);
-    gauge("keyportal_audit_events", "Events in the audit chain.", [[{}, Number(audit[0]?.seq ?? 0)]]);
+      const audit = await count(`SELECT seq FROM audit_head WHERE id = 1`);
+      gauge("keyportal_audit_events", "Events in the audit chain.", [[{}, Number(audit[0]?.seq ?? 0)]]);
+    } catch {
+      // The database is away: its aggregates are left out, this instance's own state is still reported.
+      out.length = fromDatabase;
+      databaseUp = 0;
+    }
+    gauge("keyportal_database_up", "1 when this instance's last /metrics queries reached the database.", [[{}, databaseUp]]);
 
     gauge("keyportal_notification_subscriptions", "Live notification subscriptions on this instance.", [[{}, this.sources.subscribers()]]);
 

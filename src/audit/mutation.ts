@@ -1,11 +1,12 @@
 import type { Logger } from "pino";
 import type { Database, Tx } from "../db/data-source.js";
-import { DomainError } from "../errors.js";
+import { DomainError, unavailable } from "../errors.js";
 import { LintError } from "../pki/lint.js";
 import type { NewNotification, Outbox } from "../notifications/outbox.js";
 import type { Notification } from "../notifications/notification.entity.js";
 import type { Viewer } from "../viewer.js";
 import type { AuditLog } from "./audit.service.js";
+import { currentIdempotentRequest, type IdempotencyKeys, type IdempotentRequest } from "./idempotency.js";
 
 export interface MutationSpec {
   /** e.g. csr.submit */
@@ -42,26 +43,72 @@ export interface MutationScope extends Tx {
  */
 export class Mutations {
   private turn: Promise<unknown> = Promise.resolve();
+  /** When the mutation at the head of the queue started (monotonic ms), or null when none runs. */
+  private headSince: number | null = null;
+  private waiting = 0;
+  private readonly deadlineMs: number;
 
   constructor(
     private readonly db: Database,
     private readonly audit: AuditLog,
     private readonly outbox: Outbox,
     private readonly logger: Logger,
-  ) {}
-
-  run<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
-    // SQLite: Database.transaction queues transactions on its one connection already.
-    if (!this.db.isPostgres) return this.runNow(spec, work);
-    const mine = this.turn.then(
-      () => this.runNow(spec, work),
-      () => this.runNow(spec, work),
-    );
-    this.turn = mine.catch(() => undefined);
-    return mine;
+    /** A mutation that has not had its turn after deadlineMs fails as UNAVAILABLE, never having run. */
+    options: { deadlineMs?: number; idempotency?: IdempotencyKeys } = {},
+  ) {
+    this.deadlineMs = options.deadlineMs ?? 30_000;
+    this.idempotency = options.idempotency ?? null;
   }
 
-  private async runNow<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
+  private readonly idempotency: IdempotencyKeys | null;
+
+  /** Mutations waiting for their turn in this process. */
+  get queued(): number {
+    return this.waiting;
+  }
+
+  /** True while the mutation at the head of the queue has run longer than the deadline (readiness). */
+  get stuck(): boolean {
+    return this.headSince !== null && performance.now() - this.headSince > this.deadlineMs;
+  }
+
+  run<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
+    // A request with an Idempotency-Key: this is its seq-th mutation (GraphQL runs a document's mutations in order).
+    const request = this.idempotency ? currentIdempotentRequest() : undefined;
+    const keyed = request ? { request, seq: request.seq++ } : null;
+    // SQLite: Database.transaction queues transactions on its one connection already.
+    if (!this.db.isPostgres) return this.runNow(spec, work, keyed);
+    return new Promise<T>((resolve, reject) => {
+      let expired = false;
+      this.waiting += 1;
+      const timer = setTimeout(() => {
+        expired = true;
+        this.waiting -= 1;
+        this.logger.warn({ action: spec.action, deadlineMs: this.deadlineMs }, "a mutation waited past its deadline; refused as UNAVAILABLE");
+        reject(unavailable("the database is not keeping up; the change was not made, retry shortly"));
+      }, this.deadlineMs);
+      timer.unref();
+      this.turn = this.turn.then(async () => {
+        clearTimeout(timer);
+        if (expired) return;
+        this.waiting -= 1;
+        this.headSince = performance.now();
+        try {
+          resolve(await this.runNow(spec, work, keyed));
+        } catch (error) {
+          reject(error);
+        } finally {
+          this.headSince = null;
+        }
+      });
+    });
+  }
+
+  private async runNow<T>(
+    spec: MutationSpec,
+    work: (scope: MutationScope) => Promise<T>,
+    keyed: { request: IdempotentRequest; seq: number } | null,
+  ): Promise<T> {
     const record = {
       targetId: spec.targetId ?? null,
       organizationId: spec.organizationId ?? null,
@@ -71,6 +118,11 @@ export class Mutations {
       return await this.db.transaction(async (tx) => {
         if (this.db.isPostgres) {
           await tx.em.query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE");
+        }
+        // Serialized with every other mutation here, so two attempts under one key can never both run.
+        if (keyed && this.idempotency) {
+          const prior = await this.idempotency.find(tx.em, keyed.request, keyed.seq);
+          if (prior.found) return prior.result as T;
         }
         let lastNotification = 0;
         const scope: MutationScope = {
@@ -92,6 +144,11 @@ export class Mutations {
           targetId: record.targetId,
           details: record.details,
         });
+        if (keyed && this.idempotency) {
+          const keys = this.idempotency;
+          await keys.record(tx.em, keyed.request, keyed.seq, spec.action, result);
+          tx.afterCommit(() => keys.purgeSoon());
+        }
         if (lastNotification > 0) tx.afterCommit(() => this.outbox.announce(lastNotification));
         return result;
       });

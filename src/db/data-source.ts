@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DataSource, type DataSourceOptions, type EntityManager, type EntityTarget, In, type ObjectLiteral } from "typeorm";
+import { boundedPoolOptions, type DatabaseTimeouts } from "./bounded-client.js";
 import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
 
@@ -8,7 +9,11 @@ export interface DatabaseOptions {
   /** postgres://host/db[?schema=name]; absent means SQLite under dataDir. */
   databaseUrl?: string;
   dataDir: string;
+  /** PostgreSQL only: connect and statement deadlines (defaults: 5 s and 15 s); null: none (migrations). */
+  timeouts?: DatabaseTimeouts | null;
 }
+
+const DEFAULT_TIMEOUTS: DatabaseTimeouts = { connectMs: 5000, queryMs: 15_000 };
 
 export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
   const common = { entities: ENTITIES, migrations: MIGRATIONS, synchronize: false, migrationsRun: false, logging: false } as const;
@@ -21,7 +26,11 @@ export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
       type: "postgres",
       url: url.toString(),
       // A schema per deployment (or per test run) through search_path, so raw SQL stays unqualified.
-      extra: { max: 10, ...(schema ? { options: `-c search_path=${schema}` } : {}) },
+      extra: {
+        max: 10,
+        ...(opts.timeouts === null ? {} : boundedPoolOptions(opts.timeouts ?? DEFAULT_TIMEOUTS)),
+        ...(schema ? { options: `-c search_path=${schema}` } : {}),
+      },
     };
   }
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -165,13 +174,21 @@ export class Database {
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }
 
+  private migrated = false;
+
   async isReady(): Promise<boolean> {
-    if (!this.dataSource.isInitialized) return false;
+    return (await this.readiness()) === "ok";
+  }
+
+  /** Reachable and fully migrated; once migrated, only the reachability is asked again. */
+  async readiness(): Promise<"ok" | "unreachable" | "migrations pending"> {
+    if (!this.dataSource.isInitialized) return "unreachable";
     try {
       await this.dataSource.query("SELECT 1");
-      return !(await this.dataSource.showMigrations());
+      if (!this.migrated) this.migrated = !(await this.dataSource.showMigrations());
+      return this.migrated ? "ok" : "migrations pending";
     } catch {
-      return false;
+      return "unreachable";
     }
   }
 }

@@ -1,7 +1,8 @@
 import type { GraphQLFormattedError } from "graphql";
 import { GraphQLError } from "graphql";
 import type { Logger } from "pino";
-import { DomainError, type ErrorCode, HTTP_STATUS } from "../errors.js";
+import { isOutage, OUTAGE_RETRY_AFTER_SECONDS } from "../db/outage.js";
+import { DomainError, type ErrorCode, HTTP_STATUS, REASON_HTTP_STATUS } from "../errors.js";
 
 /** Codes that GraphQL itself and Apollo produce for malformed requests; they carry no internals. */
 const REQUEST_ERROR_CODES = new Set(["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "BAD_REQUEST", "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED", "OPERATION_RESOLUTION_FAILURE"]);
@@ -56,6 +57,15 @@ export function createErrorFormatter(logger: Logger) {
         });
       }
     }
+    if (isOutage(original)) {
+      // Not a bug: the database or Redis is away. Retryable, and logged without the driver's details reaching the client.
+      logger.warn({ err: { message: (original as Error).message }, path: formatted.path }, "request failed: database or redis unavailable");
+      return {
+        message: "The service is briefly unavailable; retry shortly.",
+        path: formatted.path,
+        extensions: { code: "INTERNAL_SERVER_ERROR", reason: "UNAVAILABLE" },
+      };
+    }
     logger.error({ err: original, message: formatted.message, path: formatted.path }, "unexpected error");
     return {
       message: "Internal server error",
@@ -83,13 +93,15 @@ function requestErrorReason(code: unknown, message: string): string {
  * RATE_LIMITED refusal says when to come back.
  */
 export function requestError(code: ErrorCode, reason: string, message: string, retryAfterSeconds?: number): GraphQLError {
-  const headers = retryAfterSeconds !== undefined ? new Map([["retry-after", String(retryAfterSeconds)]]) : undefined;
+  const byReason = httpForErrorReasons([{ message, extensions: { reason } }]);
+  const headers = new Map(Object.entries(byReason?.headers ?? {}));
+  if (retryAfterSeconds !== undefined) headers.set("retry-after", String(retryAfterSeconds));
   return new GraphQLError(message, {
     extensions: {
       code,
       reason,
       ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
-      http: { status: HTTP_STATUS[code], ...(headers ? { headers } : {}) },
+      http: { status: byReason?.status ?? HTTP_STATUS[code], ...(headers.size > 0 ? { headers } : {}) },
     },
   });
 }
@@ -97,4 +109,19 @@ export function requestError(code: ErrorCode, reason: string, message: string, r
 /** A DomainError as a request error (refused before execution, with its HTTP status). */
 export function asRequestError(error: DomainError): GraphQLError {
   return requestError(error.code, error.reason, error.message, error.retryAfterSeconds);
+}
+
+/**
+ * The HTTP status and headers a response with these (formatted) errors
+ * should have when a reason calls for one (REASON_HTTP_STATUS): an outage is
+ * 503 with Retry-After. Undefined: leave the status as it is.
+ */
+export function httpForErrorReasons(errors: readonly GraphQLFormattedError[] | undefined): { status: number; headers: Record<string, string> } | undefined {
+  for (const error of errors ?? []) {
+    const reason = error.extensions?.reason;
+    const status = typeof reason === "string" ? REASON_HTTP_STATUS[reason] : undefined;
+    if (status === 503) return { status, headers: { "retry-after": String(OUTAGE_RETRY_AFTER_SECONDS) } };
+    if (status !== undefined) return { status, headers: {} };
+  }
+  return undefined;
 }

@@ -13,11 +13,13 @@ import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
+import { bindIdempotencyKey } from "../audit/idempotency.js";
 import type { Database } from "../db/data-source.js";
-import { DomainError, type ErrorCode, HTTP_STATUS, RESPONSE_STATUS_CODES } from "../errors.js";
+import { isOutage } from "../db/outage.js";
+import { DomainError, type ErrorCode, HTTP_STATUS, RESPONSE_STATUS_CODES, unavailable } from "../errors.js";
 import type { EventBus } from "../events.js";
 import { type Context, createLoaders, type LoaderSources } from "../graphql/context.js";
-import { asRequestError, createErrorFormatter, requestError } from "../graphql/errors.js";
+import { asRequestError, createErrorFormatter, httpForErrorReasons, requestError } from "../graphql/errors.js";
 import {
   enforceNestingLimits,
   enforceQueryCost,
@@ -29,10 +31,14 @@ import {
 } from "../graphql/limits.js";
 import type { Lease, Quotas } from "../quotas.js";
 import { bearerToken } from "../officers/tokens.js";
+import { checkReadiness, type RuntimeHealth } from "../health.js";
 import type { Metrics } from "../metrics.js";
+import { executeKeyed, idempotencyKeyMiddleware, keyedExecutionArgs } from "./idempotency.js";
 import type { Viewer } from "../viewer.js";
 
 export const BODY_LIMIT = "1mb";
+/** /readyz answers within this, whatever the database does (a hung check means "unreachable"). */
+export const READINESS_TIMEOUT_MS = 2000;
 
 export interface Authenticator {
   authenticate(token: string): Promise<Viewer | null>;
@@ -68,6 +74,8 @@ export interface HttpServerOptions {
   quotas: Quotas;
   /** Serve HTTPS and WSS with this certificate (PEM, leaf first, then its chain) and key. */
   tls?: { certPem: string; keyPem: string };
+  /** Redis, mutation queue and background loops, for /readyz. */
+  runtimeHealth(): RuntimeHealth;
 }
 
 /** graphql-ws close code for a connection refused by a quota (HTTP 429's counterpart). */
@@ -113,6 +121,19 @@ function asGraphQLErrors(error: unknown): GraphQLError[] {
   throw error;
 }
 
+/**
+ * A failure before execution (authenticating in the context) that is an
+ * outage keeps its 503 and Retry-After: Apollo takes them from the error.
+ */
+function outageAsHttpError(error: unknown): never {
+  if (!isOutage(error)) throw error;
+  const http = httpForErrorReasons([{ message: "", extensions: { reason: "UNAVAILABLE" } }])!;
+  throw new GraphQLError("The service is briefly unavailable; retry shortly.", {
+    originalError: error as Error,
+    extensions: { http: { status: http.status, headers: new Map(Object.entries(http.headers)) } },
+  });
+}
+
 export async function startHttpServer(opts: HttpServerOptions, host: string, port: number): Promise<RunningHttpServer> {
   const { schema, logger, auth } = opts;
   const formatError = createErrorFormatter(logger);
@@ -131,11 +152,17 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     return viewer;
   };
   const sendError = (res: Response, error: unknown) => {
+    if (!(error instanceof DomainError) && isOutage(error)) {
+      logger.warn({ err: { message: (error as Error).message } }, "request failed: database or redis unavailable");
+      error = unavailable();
+    }
     if (error instanceof DomainError) {
+      const http = httpForErrorReasons([{ message: error.message, extensions: { reason: error.reason } }]);
       const retryAfterSeconds = error.retryAfterSeconds;
+      res.set(http?.headers ?? {});
       if (retryAfterSeconds !== undefined) res.setHeader("retry-after", String(retryAfterSeconds));
       res
-        .status(HTTP_STATUS[error.code])
+        .status(http?.status ?? HTTP_STATUS[error.code])
         .json({ error: { code: error.code, reason: error.reason, message: error.message, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) } });
       return;
     }
@@ -190,6 +217,8 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
         ctx.extra.subscriptionLeases?.delete(id);
       },
       context: (ctx): Context => ({ viewer: ctx.extra.viewer ?? null, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds }),
+      // The same Idempotency-Key as over HTTP, in the subscribe message's extensions.idempotencyKey.
+      execute: executeKeyed,
       onSubscribe: async (ctx, id, payload) => {
         const viewer = ctx.extra.viewer;
         if (!viewer || !(await auth.stillValid(viewer))) {
@@ -220,10 +249,11 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
             if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) lease.release(); // closed meanwhile
             else leases.set(id, lease);
           }
+          const context: Context = { viewer, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds };
+          return keyedExecutionArgs(schema, document, payload, viewer.officer.id, context);
         } catch (error) {
           return asGraphQLErrors(error);
         }
-        return undefined;
       },
       onNext: (_ctx, _id, _payload, _args: ExecutionArgs, result) => {
         if (!result.errors) return undefined;
@@ -285,9 +315,19 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
             },
             // An error raised while executing whose code sets the response's status (RATE_LIMITED from a resolver's
             // throttle: 429 with Retry-After) answers with it, as it would outside GraphQL.
+            // An outage (reason UNAVAILABLE) is 503 with Retry-After; an error raised while executing whose code sets the
+            // response's status (RATE_LIMITED from a resolver's throttle: 429 with Retry-After) answers with it, as it
+            // would outside GraphQL.
             async willSendResponse({ response }) {
               if (response.body.kind !== "single" || response.http.status !== undefined) return;
-              const decisive = response.body.singleResult.errors?.find((e) => RESPONSE_STATUS_CODES.has(e.extensions?.code as ErrorCode));
+              const errors = response.body.singleResult.errors;
+              const outage = httpForErrorReasons(errors);
+              if (outage) {
+                response.http.status = outage.status;
+                for (const [name, value] of Object.entries(outage.headers)) response.http.headers.set(name, value);
+                return;
+              }
+              const decisive = errors?.find((e) => RESPONSE_STATUS_CODES.has(e.extensions?.code as ErrorCode));
               if (!decisive) return;
               response.http.status = HTTP_STATUS[decisive.extensions!.code as ErrorCode];
               const retryAfter = decisive.extensions?.retryAfterSeconds;
@@ -321,8 +361,8 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     res.json({ status: "ok" });
   });
   app.get("/readyz", async (_req, res) => {
-    const ready = await opts.db.isReady();
-    res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready" });
+    const report = await checkReadiness(() => opts.db.readiness(), opts.runtimeHealth(), READINESS_TIMEOUT_MS);
+    res.status(report.ready ? 200 : 503).json(report.body);
   });
 
   // GraphiQL: a browser asking for /graphql gets the page; everything else goes to Apollo.
@@ -361,7 +401,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
           });
         }
       } catch (error) {
-        const [refusal] = asGraphQLErrors(error);
+        const [refusal] = asGraphQLErrors(!(error instanceof DomainError) && isOutage(error) ? unavailable() : error);
         const http = refusal!.extensions.http as { status?: number; headers?: Map<string, string> } | undefined;
         for (const [name, value] of http?.headers ?? []) res.setHeader(name, value);
         res.status(http?.status ?? 400).json({ errors: [formatError(refusal!.toJSON(), refusal)] });
@@ -369,12 +409,14 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
       }
       next();
     },
+    // Idempotency-Key: a retried mutation returns what the first attempt committed (audit/idempotency.ts).
+    idempotencyKeyMiddleware,
     expressMiddleware(apollo, {
-      context: async ({ req, res }) => ({
-        viewer: (res.locals.viewer as Viewer | null) ?? null,
-        loaders: createLoaders(opts.loaderSources),
-        clientAddress: req.socket.remoteAddress ?? "unknown",
-      }),
+      context: async ({ req, res }) => {
+        const viewer = (res.locals.viewer as Viewer | null) ?? null;
+        bindIdempotencyKey(viewer?.officer.id);
+        return { viewer, loaders: createLoaders(opts.loaderSources), clientAddress: req.socket.remoteAddress ?? "unknown" };
+      },
     }),
   );
 

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { EventBus, EventPayload } from "../events.js";
+import { WorkerHealth, type WorkerState } from "../health.js";
 import { integerCursor } from "../graphql/pagination.js";
 import type { AccessPolicy, DelegationGrant } from "../policy.js";
 import type { Viewer } from "../viewer.js";
@@ -15,6 +16,8 @@ export interface DispatcherOptions {
   /** Safety net if a "committed" signal is lost (Redis restarting): look for new rows this often. */
   pollIntervalMs?: number;
   limits?: Partial<StreamLimits>;
+  /** A pump running longer than this is reported stalled, and the next signal starts a fresh one. */
+  deadlineMs?: number;
 }
 
 /**
@@ -39,6 +42,8 @@ export class NotificationDispatcher implements NotificationFeed {
   private readonly pollIntervalMs: number;
   private readonly limits: StreamLimits;
   private readonly host: StreamHost;
+  private readonly health: WorkerHealth;
+  private pumpRun = 0;
 
   constructor(
     private readonly deps: {
@@ -53,6 +58,7 @@ export class NotificationDispatcher implements NotificationFeed {
     this.batchSize = options.batchSize ?? 500;
     this.pollIntervalMs = options.pollIntervalMs ?? 5000;
     this.limits = { ...DEFAULT_STREAM_LIMITS, ...options.limits };
+    this.health = new WorkerHealth("notification dispatcher", deps.logger, options.deadlineMs ?? 60_000);
     this.host = {
       history: async (viewer, afterId, types, limit) =>
         this.deps.store.visibleAfter(await this.deps.policy.notificationScope(viewer), afterId, types, limit),
@@ -112,7 +118,8 @@ export class NotificationDispatcher implements NotificationFeed {
       return;
     }
     if (upTo !== undefined && upTo <= this.highWater) return;
-    this.pumping = this.pump().finally(() => {
+    // Failures and stalls are logged by the worker health (once, then at most once a minute); the next signal or poll retries.
+    this.pumping = this.health.round(() => this.pump()).catch(() => undefined).finally(() => {
       this.pumping = null;
       if (this.pumpAgain) {
         this.pumpAgain = false;
@@ -127,22 +134,25 @@ export class NotificationDispatcher implements NotificationFeed {
     while (this.pumping) await this.pumping;
   }
 
+  /** Offers the rows after the high-water mark; a pump abandoned as stalled stops at its next step, so two never interleave. */
   private async pump(): Promise<void> {
-    try {
-      for (;;) {
-        const rows = await this.deps.store.after(this.highWater, this.batchSize);
-        if (rows.length === 0) return;
-        await this.fanOut(rows);
-        this.highWater = rows[rows.length - 1]!.id;
-        if (rows.length < this.batchSize) return;
-      }
-    } catch (error) {
-      // The next signal or poll tries again from the same high-water mark.
-      this.deps.logger.error({ err: error }, "notification dispatch failed");
+    const run = ++this.pumpRun;
+    for (;;) {
+      const rows = await this.deps.store.after(this.highWater, this.batchSize);
+      if (run !== this.pumpRun || rows.length === 0) return;
+      await this.fanOut(rows, () => run === this.pumpRun);
+      if (run !== this.pumpRun) return;
+      this.highWater = rows[rows.length - 1]!.id;
+      if (rows.length < this.batchSize) return;
     }
   }
 
-  private async fanOut(rows: readonly Notification[]): Promise<void> {
+  /** Health of the pump (readiness, metrics). */
+  get state(): WorkerState {
+    return this.health.state;
+  }
+
+  private async fanOut(rows: readonly Notification[], current: () => boolean = () => true): Promise<void> {
     const { policy } = this.deps;
     for (;;) {
       if (this.streams.size === 0) return;
@@ -171,6 +181,7 @@ export class NotificationDispatcher implements NotificationFeed {
       }
       if (deliveries.size === 0) return;
       const valid = await this.deps.refs.validTokenIds([...deliveries.keys()].map((s) => s.viewer));
+      if (!current()) return; // this pump was abandoned as stalled; a newer one delivers
       if (epoch !== this.epoch) continue; // a delegation was revoked while deciding: decide again
       for (const [stream, picked] of deliveries) {
         if (!valid.has(stream.viewer.tokenId)) stream.end();

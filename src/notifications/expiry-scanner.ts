@@ -6,6 +6,8 @@ import { Certificate } from "../certificates/certificate.entity.js";
 import type { Clock } from "../clock.js";
 import { type Database, inListChunks } from "../db/data-source.js";
 import { NotificationType } from "../domain.js";
+import { conflict } from "../errors.js";
+import { WorkerHealth, type WorkerState } from "../health.js";
 import type { Viewer } from "../viewer.js";
 import type { AppState, DatabaseLease } from "./lease.js";
 import { Notification } from "./notification.entity.js";
@@ -54,7 +56,11 @@ export interface ExpiryScannerOptions {
    * notifications it emitted.
    */
   extraScans?: ReadonlyArray<(actor: Viewer | null) => Promise<number>>;
+  /** A scan running longer than this is reported stalled (default 10 minutes). */
+  deadlineMs?: number;
 }
+
+const scanInProgress = () => conflict("SCAN_IN_PROGRESS", "an expiry scan is already running; its notifications will be emitted by it");
 
 type Due = Pick<Certificate, "id" | "organizationId" | "kind" | "environment" | "commonName" | "serialNumber" | "notAfter" | "csrId">;
 
@@ -79,13 +85,23 @@ export class ExpiryScanner {
   private readonly batchSize: number;
   private readonly extraScans: ReadonlyArray<(actor: Viewer | null) => Promise<number>>;
   private timer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private watchTimer: NodeJS.Timeout | null = null;
+  private releaseTimer: NodeJS.Timeout | null = null;
   private inFlight: Promise<unknown> = Promise.resolve();
+  /** The scan running in this process, if any: one at a time here, and the lease keeps it one at a time everywhere. */
+  private current: Promise<number> | null = null;
+  /** A holder whose release could not reach the database yet. */
+  private unreleased: string | null = null;
+  private stopping = false;
   private readonly instance = randomUUID();
+  private readonly health: WorkerHealth;
 
   constructor(
     private readonly deps: { db: Database; clock: Clock; mutations: Mutations; lease: DatabaseLease; state: AppState; logger: Logger },
     options: ExpiryScannerOptions,
   ) {
+    this.health = new WorkerHealth("expiry scanner", deps.logger, options.deadlineMs ?? 10 * 60_000);
     this.thresholds = [...new Set(options.thresholdsDays)].sort((a, b) => b - a);
     this.batchSize = options.batchSize ?? 500;
     this.extraScans = options.extraScans ?? [];
@@ -93,46 +109,134 @@ export class ExpiryScanner {
 
   /**
    * Scans once now and then every intervalMs until stop(): an instance that
-   * restarts more often than the interval still scans.
+   * restarts more often than the interval still scans. A scan that finds
+   * the lease taken, or fails (the database away), is tried again one lease
+   * TTL later rather than one interval later: if the holder died, this
+   * instance takes over within one TTL.
    */
   start(intervalMs: number): void {
     if (this.timer) return;
+    this.stopping = false;
     const scan = () => {
-      this.inFlight = this.runOnce().catch((error: unknown) => this.deps.logger.error({ err: error }, "expiry scan failed"));
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      // Failures are logged by the worker health (once, then at most once a minute); a busy lease is no failure.
+      this.inFlight = this.runOnce().catch(() => {
+        if (this.stopping) return;
+        this.retryTimer = setTimeout(scan, this.deps.lease.ttlMs);
+        this.retryTimer.unref();
+      });
     };
     this.timer = setInterval(scan, intervalMs);
     this.timer.unref();
+    // Every TTL: a lease left by a holder that died mid-scan (on any instance) means a scan is owed now.
+    this.watchTimer = setInterval(() => {
+      if (this.current || this.retryTimer) return;
+      this.deps.lease.abandoned().then(
+        (abandoned) => {
+          if (abandoned && !this.current && !this.stopping) {
+            this.deps.logger.warn({ lease: this.deps.lease.key }, "the expiry-scan lease was abandoned mid-scan; taking over");
+            scan();
+          }
+        },
+        () => undefined, // the database is away: the next tick looks again
+      );
+    }, this.deps.lease.ttlMs);
+    this.watchTimer.unref();
     scan();
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.watchTimer) clearInterval(this.watchTimer);
     this.timer = null;
+    this.retryTimer = null;
+    this.watchTimer = null;
     await this.inFlight;
+    await this.current?.catch(() => undefined);
   }
 
   /**
-   * One scan; resolves with the number of notifications emitted. When another
-   * scan holds the lease it waits up to waitMs (real time) for it, then gives
-   * up and answers 0: the other scan emits what is due.
+   * One scan; resolves with the number of notifications emitted. While
+   * another scan runs (here or on another instance) it waits up to waitMs
+   * (real time) for it to end, then refuses with CONFLICT /
+   * SCAN_IN_PROGRESS: never a 0 that would read as "nothing due".
    */
   async runOnce(opts: { actor?: Viewer | null; waitMs?: number } = {}): Promise<number> {
-    const holder = `${this.instance}:${randomUUID()}`;
-    const deadline = Date.now() + (opts.waitMs ?? 0);
-    while (!(await this.deps.lease.tryAcquire(holder))) {
-      if (Date.now() >= deadline) return 0;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    const deadline = performance.now() + (opts.waitMs ?? 0);
+    while (this.current) {
+      const left = deadline - performance.now();
+      if (left <= 0) throw scanInProgress();
+      await Promise.race([this.current.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, left))]);
     }
+    const run = this.health.round(() => this.scanUnderLease(opts.actor ?? null, deadline));
+    this.current = run;
     try {
-      let emitted = await this.scan(holder, opts.actor ?? null);
-      for (const extra of this.extraScans) emitted += await extra(opts.actor ?? null);
-      return emitted;
+      return await run;
     } finally {
-      await this.deps.lease.release(holder);
+      if (this.current === run) this.current = null;
     }
   }
 
-  private async scan(holder: string, actor: Viewer | null): Promise<number> {
+  /** Health of the scan loop (readiness, metrics). */
+  get state(): WorkerState {
+    return this.health.state;
+  }
+
+  private async scanUnderLease(actor: Viewer | null, deadline: number): Promise<number> {
+    const { lease } = this.deps;
+    if (this.unreleased) await this.releaseNow(this.unreleased);
+    const holder = `${this.instance}:${randomUUID()}`;
+    while (!(await lease.tryAcquire(holder))) {
+      if (performance.now() >= deadline) throw scanInProgress();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Renewed while the scan works, so a short TTL is enough; a lost renewal stops the scan at its next batch.
+    let lost = false;
+    const renewal = setInterval(() => {
+      lease.tryAcquire(holder).then(
+        (held) => {
+          if (!held) lost = true;
+        },
+        () => undefined, // the database is away; the scan's own queries fail too
+      );
+    }, Math.max(100, Math.floor(lease.ttlMs / 3)));
+    renewal.unref();
+    try {
+      let emitted = await this.scan(holder, actor, () => lost);
+      for (const extra of this.extraScans) emitted += await extra(actor);
+      return emitted;
+    } finally {
+      clearInterval(renewal);
+      await this.releaseNow(holder);
+    }
+  }
+
+  /**
+   * Releases the lease; when the database cannot be reached, keeps trying
+   * every second in the background (and before the next scan here), so the
+   * lease is free as soon as the database is back instead of after its TTL.
+   */
+  private async releaseNow(holder: string): Promise<void> {
+    try {
+      await this.deps.lease.release(holder);
+      if (this.unreleased === holder) this.unreleased = null;
+      if (this.releaseTimer) clearTimeout(this.releaseTimer);
+      this.releaseTimer = null;
+    } catch {
+      this.unreleased = holder;
+      if (this.stopping || this.releaseTimer) return;
+      this.releaseTimer = setTimeout(() => {
+        this.releaseTimer = null;
+        if (this.unreleased) void this.releaseNow(this.unreleased);
+      }, 1000);
+      this.releaseTimer.unref();
+    }
+  }
+
+  private async scan(holder: string, actor: Viewer | null, leaseLost: () => boolean): Promise<number> {
     const now = this.deps.clock.now();
     if (this.thresholds.length === 0) return 0;
     const horizon = new Date(now.getTime() + this.thresholds[0]! * DAY_MS).toISOString();
@@ -145,7 +249,7 @@ export class ExpiryScanner {
       const last = batch[batch.length - 1]!;
       cursor = { notAfter: last.notAfter.toISOString(), id: last.id };
       if (batch.length < this.batchSize) break;
-      if (!(await this.deps.lease.tryAcquire(holder))) throw new Error("lost the expiry-scan lease during a scan");
+      if (leaseLost() || !(await this.deps.lease.tryAcquire(holder))) throw new Error("lost the expiry-scan lease during a scan");
     }
     // Every certificate with notAfter up to now has had its CERTIFICATE_EXPIRED (or needs none): later scans start here.
     await this.deps.state.set(EXPIRED_THROUGH, now.toISOString());

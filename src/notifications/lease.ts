@@ -9,14 +9,15 @@ const RELEASED = new Date(0);
  * works the same on SQLite and PostgreSQL: insert the row if absent, then
  * UPDATE it only if this holder already has it or the last renewal is older
  * than the time to live. One UPDATE succeeds, the others match no row. A
- * holder that dies lets the lease lapse after ttlMs.
+ * holder that dies lets the lease lapse after ttlMs; a live one renews it
+ * (tryAcquire again) well within ttlMs.
  */
 export class DatabaseLease {
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
     readonly key: string,
-    private readonly ttlMs: number,
+    readonly ttlMs: number,
   ) {}
 
   /** Takes or renews the lease for `holder`; false while someone else holds it. */
@@ -43,6 +44,20 @@ export class DatabaseLease {
         .execute();
       return result.affected === 1;
     });
+  }
+
+  /** True when a holder took the lease and neither released nor renewed it within the TTL: it died at work. */
+  async abandoned(): Promise<boolean> {
+    const row = await this.db.isolated((em) =>
+      em
+        .createQueryBuilder()
+        .select(`s."updatedAt"`, "updatedAt")
+        .from("app_state", "s")
+        .where("s.key = :key", { key: this.key })
+        .getRawOne<{ updatedAt: string }>(),
+    );
+    if (!row || row.updatedAt === RELEASED.toISOString()) return false;
+    return row.updatedAt < new Date(this.clock.now().getTime() - this.ttlMs).toISOString();
   }
 
   async release(holder: string): Promise<void> {

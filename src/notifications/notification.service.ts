@@ -7,8 +7,8 @@ import type { ExpiryScanner } from "./expiry-scanner.js";
 import type { Notification } from "./notification.entity.js";
 import type { NotificationStore } from "./notification.store.js";
 
-/** How long runExpiryScan waits for a scheduled scan in progress (on any instance) to finish. */
-const MANUAL_SCAN_WAIT_MS = 30_000;
+/** How long runExpiryScan waits for a scan in progress (on any instance) to finish before answering SCAN_IN_PROGRESS. */
+const MANUAL_SCAN_WAIT_MS = 5000;
 
 /** The notification verbs the API offers: the history page and the manual expiry scan. */
 export class NotificationService {

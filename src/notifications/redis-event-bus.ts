@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { EventBus, EventPayload, EventTopic } from "../events.js";
+import { REPEAT_LOG_MS } from "../health.js";
 
 type Handler = (payload: EventPayload) => void;
 
@@ -12,6 +13,9 @@ interface Envelope {
 }
 
 const TOPICS: readonly EventTopic[] = ["notifications.committed", "access.revoked"];
+/** How often each connection is PINGed, and how long an answer may take before the connection counts as dead. */
+const HEARTBEAT_MS = 5000;
+const HEARTBEAT_TIMEOUT_MS = 3000;
 
 /**
  * EventBus over Redis pub/sub, for several instances: channel
@@ -29,19 +33,99 @@ export class RedisEventBus implements EventBus {
   private readonly subscribing = new Map<EventTopic, Promise<void>>();
   private readonly origin = randomUUID();
   private closed = false;
+  private readonly heartbeat: NodeJS.Timeout;
+  /** Since when Redis has been unreachable (monotonic ms), or null while it is up. */
+  private downSince: number | null = null;
+  private lastDownLog = 0;
+  private readonly unanswered = new Set<Redis>();
+  private suppressed = 0;
 
   constructor(
     url: string,
     private readonly options: { channelPrefix?: string; logger: Logger },
   ) {
-    const common = { lazyConnect: false, enableReadyCheck: true } as const;
-    this.publisher = new Redis(url, { ...common, connectionName: "keyportal-publish" });
-    this.subscriber = new Redis(url, { ...common, connectionName: "keyportal-subscribe" });
+    const common = { lazyConnect: false, enableReadyCheck: true, connectTimeout: 5000, keepAlive: 10_000 } as const;
+    // Publishing is a signal, never worth waiting for: while Redis is away it fails at once instead of queueing.
+    this.publisher = new Redis(url, { ...common, connectionName: "keyportal-publish", enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    // SUBSCRIBE waits for Redis however long it is away (a failed one would never be re-subscribed on reconnect).
+    this.subscriber = new Redis(url, { ...common, connectionName: "keyportal-subscribe", maxRetriesPerRequest: null });
     for (const connection of [this.publisher, this.subscriber]) {
       // ioredis reconnects by itself (and re-subscribes); without a listener an error would crash the process.
-      connection.on("error", (error: Error) => this.options.logger.warn({ err: { message: error.message } }, "redis connection error"));
+      connection.on("error", (error: Error) => this.wentAway(error.message));
+      connection.on("close", () => this.wentAway("connection closed"));
+      connection.on("ready", () => this.cameBack());
     }
     this.subscriber.on("message", (channel: string, message: string) => this.receive(channel, message));
+    // A silent Redis (a partition) keeps its sockets open: a PING that gets no answer drops them, and ioredis reconnects.
+    this.heartbeat = setInterval(() => void this.probe(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /** Both connections up (for /readyz and /metrics). */
+  connected(): boolean {
+    return this.publisher.status === "ready" && this.subscriber.status === "ready";
+  }
+
+  private async probe(): Promise<void> {
+    for (const connection of [this.publisher, this.subscriber]) {
+      if (connection.status === "connect") {
+        // Connected but its ready check never answered (a silent peer): seen twice in a row, start over.
+        if (this.unanswered.has(connection)) {
+          this.unanswered.delete(connection);
+          connection.disconnect(true);
+        } else this.unanswered.add(connection);
+        continue;
+      }
+      this.unanswered.delete(connection);
+      if (connection.status !== "ready") continue;
+      let timer: NodeJS.Timeout | undefined;
+      const silent = new Promise<"silent">((resolve) => {
+        timer = setTimeout(() => resolve("silent"), HEARTBEAT_TIMEOUT_MS);
+        timer.unref();
+      });
+      const answer = await Promise.race([connection.ping().catch(() => "failed"), silent]);
+      clearTimeout(timer);
+      if (answer === "silent" && !this.closed) {
+        this.wentAway(`no answer to PING within ${HEARTBEAT_TIMEOUT_MS} ms`);
+        connection.disconnect(true);
+      }
+    }
+  }
+
+  /**
+   * One line when Redis goes (saying what that means), at most one a minute
+   * while it stays away, one when it is back: not one per reconnect attempt.
+   */
+  private wentAway(reason: string): void {
+    if (this.closed) return;
+    const now = performance.now();
+    if (this.downSince === null) {
+      this.downSince = now;
+      this.lastDownLog = now;
+      this.suppressed = 0;
+      this.options.logger.warn(
+        { reason },
+        "redis is unreachable: events between instances now arrive by each instance's poll of the database (every few seconds); retrying",
+      );
+      return;
+    }
+    if (now - this.lastDownLog >= REPEAT_LOG_MS) {
+      this.lastDownLog = now;
+      this.options.logger.warn(
+        { reason, downForSeconds: Math.round((now - this.downSince) / 1000), errorsSinceLastLine: this.suppressed },
+        "redis is still unreachable; delivery keeps polling",
+      );
+      this.suppressed = 0;
+      return;
+    }
+    this.suppressed += 1;
+  }
+
+  private cameBack(): void {
+    if (this.downSince === null || !this.connected()) return;
+    const downForMs = Math.round(performance.now() - this.downSince);
+    this.downSince = null;
+    this.options.logger.info({ downForMs }, "redis is reachable again: events between instances are live again");
   }
 
   channel(topic: EventTopic): string {
@@ -55,7 +139,8 @@ export class RedisEventBus implements EventBus {
     try {
       await this.publisher.publish(this.channel(topic), JSON.stringify(envelope));
     } catch (error) {
-      this.options.logger.warn({ err: { message: (error as Error).message }, topic }, "could not publish to redis");
+      // Other instances learn of it from their poll; logged with the outage, not per publish.
+      this.wentAway((error as Error).message);
     }
   }
 
@@ -94,20 +179,27 @@ export class RedisEventBus implements EventBus {
     });
     const outcome = await Promise.race([Promise.all(this.subscribing.values()).then(() => "ready" as const), timedOut]);
     clearTimeout(timer);
-    if (outcome === "timeout") this.options.logger.warn({ timeoutMs }, "redis did not confirm the subscriptions in time; continuing");
+    // Already said when Redis is known to be away (one line per outage, not two).
+    if (outcome === "timeout" && this.downSince === null) this.options.logger.warn({ timeoutMs }, "redis did not confirm the subscriptions in time; continuing");
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.heartbeat);
     this.handlers.clear();
+    // QUIT politely, but never wait on a Redis that does not answer.
     await Promise.all(
-      [this.subscriber, this.publisher].map((c) =>
-        c.quit().then(
-          () => undefined,
-          () => c.disconnect(),
-        ),
-      ),
+      [this.subscriber, this.publisher].map(async (c) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<"late">((resolve) => {
+          timer = setTimeout(() => resolve("late"), 1000);
+          timer.unref();
+        });
+        const outcome = await Promise.race([c.quit().catch(() => "failed"), late]);
+        clearTimeout(timer);
+        if (outcome !== "OK") c.disconnect();
+      }),
     );
   }
 

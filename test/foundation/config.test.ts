@@ -26,6 +26,12 @@ const REFUSED: Array<[variable: string, value: string, why: string]> = [
   ["KEYPORTAL_EXPIRY_REMINDER_DAYS", "120,,30", "an empty entry"],
   ["KEYPORTAL_EXPIRY_REMINDER_DAYS", "4000", "above ten years"],
   ["KEYPORTAL_BOOTSTRAP_TOKEN", "short-token-31-characters-long!", "shorter than 32 characters"],
+  ["KEYPORTAL_DB_QUERY_TIMEOUT", "forever", "not a duration"],
+  ["KEYPORTAL_DB_CONNECT_TIMEOUT", "500ms", "below one second"],
+  ["KEYPORTAL_MUTATION_DEADLINE", "-5s", "negative"],
+  ["KEYPORTAL_LEASE_TTL", "0", "zero"],
+  ["KEYPORTAL_WORKER_DEADLINE", "1.5m", "fractional"],
+  ["KEYPORTAL_IDEMPOTENCY_TTL", "12h", "shorter than the promised 24 hours"],
   ["KEYPORTAL_ENROLLMENT_TTL", "3 days", "not a duration"],
   ["KEYPORTAL_DUAL_CONTROL", "PRODUCTION,STAGING", "an unknown environment"],
   ["KEYPORTAL_TOKEN_RATE", "fast", "not a number"],
@@ -88,6 +94,36 @@ describe("loadConfig", () => {
       logLevel: "info",
       expiryScanIntervalMs: 3_600_000,
       expiryReminderDays: [120, 60, 30, 7, 1],
+      resilience: {
+        dbConnectTimeoutMs: 5000,
+        dbQueryTimeoutMs: 15_000,
+        mutationDeadlineMs: 30_000,
+        leaseTtlMs: 30_000,
+        workerDeadlineMs: 60_000,
+        idempotencyTtlMs: 86_400_000,
+      },
+    });
+  });
+
+  it("should read the outage deadlines, lease TTL and idempotency TTL", () => {
+    const config = loadConfig(
+      {
+        KEYPORTAL_DB_CONNECT_TIMEOUT: "2s",
+        KEYPORTAL_DB_QUERY_TIMEOUT: "30s",
+        KEYPORTAL_MUTATION_DEADLINE: "1m",
+        KEYPORTAL_LEASE_TTL: "10s",
+        KEYPORTAL_WORKER_DEADLINE: "2m",
+        KEYPORTAL_IDEMPOTENCY_TTL: "48h",
+      },
+      "/srv",
+    );
+    expect(config.resilience).toEqual({
+      dbConnectTimeoutMs: 2000,
+      dbQueryTimeoutMs: 30_000,
+      mutationDeadlineMs: 60_000,
+      leaseTtlMs: 10_000,
+      workerDeadlineMs: 120_000,
+      idempotencyTtlMs: 172_800_000,
     });
   });
 

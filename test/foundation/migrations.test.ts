@@ -27,7 +27,7 @@ describe.each<DbKind>(["sqlite", "postgres"])("migrations on %s", (db) => {
     it("should answer /readyz with 200", async () => {
       const res = await fetch(`${server.url}/readyz`);
       expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ status: "ready" });
+      expect(await res.json()).toMatchObject({ status: "ready", database: "ok" });
     });
 
     it("should have recorded the bootstrap as audit event 1", async () => {

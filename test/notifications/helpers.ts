@@ -109,7 +109,7 @@ function header(raw: string, name: string): string {
 }
 
 /** A real SMTP server on 127.0.0.1 (port 0: any free port) that keeps every message. */
-export async function startSmtpSink(port = 0): Promise<SmtpSink> {
+export async function startSmtpSink(port = 0, opts: { beforeAccept?: (email: ReceivedEmail) => Promise<void> | void } = {}): Promise<SmtpSink> {
   const messages: ReceivedEmail[] = [];
   const server = new SMTPServer({
     authOptional: true,
@@ -121,13 +121,15 @@ export async function startSmtpSink(port = 0): Promise<SmtpSink> {
       stream.on("data", (chunk: Buffer) => chunks.push(chunk));
       stream.on("end", () => {
         const raw = Buffer.concat(chunks).toString("utf8");
-        messages.push({
+        const email = {
           to: session.envelope.rcptTo.map((r) => r.address),
           subject: header(raw, "Subject"),
           messageId: header(raw, "Message-ID"),
           raw,
-        });
-        callback();
+        };
+        messages.push(email);
+        // A fault injected between receiving a message and accepting it (the sender sees the accept after it).
+        void Promise.resolve(opts.beforeAccept?.(email)).then(() => callback());
       });
     },
   });
