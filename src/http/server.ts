@@ -175,7 +175,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   });
   app.get("/metrics", async (_req, res) => {
     try {
-      res.type("text/plain; version=0.0.4").send(await opts.metrics.render());
+      res.type(opts.metrics.contentType).send(await opts.metrics.render());
     } catch (error) {
       sendError(res, error);
     }
