@@ -12,6 +12,7 @@ import { Mutations } from "./audit/mutation.js";
 import { AuditResolver } from "./audit/audit.resolver.js";
 import { Authorities, createKeyStore, DatabaseCaMaterialStore } from "./certificates/authorities.js";
 import { CertificateResolver, OrganizationKeyMaterialResolver } from "./certificates/certificate.resolver.js";
+import { caRoutes } from "./certificates/ca.routes.js";
 import { certificateDownloadRoutes } from "./certificates/certificate.routes.js";
 import { CertificateService } from "./certificates/certificate.service.js";
 import { crlRoutes } from "./certificates/crl.routes.js";
@@ -185,6 +186,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const schema = await buildKeyPortalSchema(instances);
   const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls)];
   routes.push(kmsCertificateRoutes(kms));
+  routes.push(caRoutes(authorities));
 
   const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount });
 

@@ -181,6 +181,11 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     }
   });
 
+  // The URL the server logs at start is its root: send a browser on to GraphiQL.
+  app.get("/", (_req, res) => {
+    res.redirect(302, "/graphql");
+  });
+
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
   });
