@@ -16,7 +16,6 @@ import { registerEnums } from "./enums.js";
 import { DateTimeScalar } from "./scalars.js";
 
 /** Every resolver class; each feature adds its own here. */
-// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
 export const RESOLVERS: NonEmptyArray<Function> = [
   OrganizationResolver,
   OfficerResolver,
