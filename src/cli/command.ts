@@ -157,13 +157,3 @@ export function baseUrl(values: Values, env: NodeJS.ProcessEnv): string {
 export function shellCommand(...args: string[]): string {
   return ["keyportal", ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(" ");
 }
-
-/** A safe local file name from a certificate's common name. */
-export function fileStem(commonName: string, fallback: string): string {
-  const stem = commonName
-    .toLowerCase()
-    .replace(/[^a-z0-9._-]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 48);
-  return stem || fallback;
-}

@@ -5,6 +5,7 @@ import type { Clock } from "../clock.js";
 import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Delegation } from "../delegations/delegation.entity.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
+import { certificateFileStem, downloadCommand } from "../next-steps.js";
 import { DelegationStatus, NotificationType, OfficerStatus, OrganizationKind } from "../domain.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";
@@ -74,13 +75,6 @@ const TEMPLATES: Record<NotificationType, Template> = {
 
 const MAX_SUBJECT = 300;
 
-/** A safe local file name for a certificate, from its common name. */
-const fileStem = (commonName: string) =>
-  commonName
-    .toLowerCase()
-    .replace(/[^a-z0-9._-]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 48) || "certificate";
 
 /** What a notification is about, as loaded for its email. */
 interface Subjects {
@@ -101,8 +95,8 @@ function nextCommands(n: Notification, s: Subjects, url: string): string[] {
     case NotificationType.CSR_SIGNED:
       if (!c) return [];
       return [
-        `  keyportal download --certificate ${c.id} --format pem --out ${fileStem(c.commonName)}.pem`,
-        `  or: curl -H "Authorization: Bearer $KEYPORTAL_TOKEN" -o ${fileStem(c.commonName)}.pem ${url}/certificates/${c.id}.pem`,
+        `  ${downloadCommand(c)}`,
+        `  or: curl -H "Authorization: Bearer $KEYPORTAL_TOKEN" -o ${certificateFileStem(c.commonName)}.pem ${url}/certificates/${c.id}.pem`,
         `  (other forms: ${url}/certificates/${c.id}.der, .p7b, .chain.pem; CA chain: ${url}/ca/${c.environment}/chain.pem)`,
       ];
     case NotificationType.CSR_SUBMITTED:

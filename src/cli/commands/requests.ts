@@ -1,15 +1,13 @@
 /** submit, status, cancel, whoami: an officer's CSRs and what state they are in. */
 import { CertificateKind, Environment } from "../../domain.js";
 import { CliError, EXIT } from "../client.js";
-import { type Command, fileStem, idOption, need, oneOf, readFileFor, shellCommand } from "../command.js";
+import { downloadCommand } from "../../next-steps.js";
+import { type Command, idOption, need, oneOf, readFileFor, shellCommand } from "../command.js";
 
 const KINDS = Object.values(CertificateKind);
 const ENVIRONMENTS = Object.values(Environment);
 
-export function downloadCommandFor(certificate: { id: string; commonName?: string | null; serialNumber?: string | null }): string {
-  const stem = fileStem(certificate.commonName ?? "", "certificate");
-  return shellCommand("download", "--certificate", certificate.id, "--format", "pem", "--out", `${stem}.pem`);
-}
+export const downloadCommandFor = downloadCommand;
 
 export const submitCommand: Command = {
   name: "submit",
