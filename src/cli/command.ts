@@ -125,14 +125,17 @@ export function defaultTokenFile(env: NodeJS.ProcessEnv): string {
 }
 
 /**
- * The token: --token, else KEYPORTAL_TOKEN, else the token file (--token-file,
- * KEYPORTAL_TOKEN_FILE, or the default file when it exists). A token file that
- * others may read is refused, as ssh refuses such a key.
+ * The token, first found wins: --token, --token-file, KEYPORTAL_TOKEN,
+ * KEYPORTAL_TOKEN_FILE, then the default file when it exists. A token file
+ * that others may read is refused, as ssh refuses such a key.
  */
 export async function resolveToken(values: Values, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  const direct = optionalString(values, "token") ?? (env.KEYPORTAL_TOKEN?.trim() || undefined);
-  if (direct) return direct;
-  const explicit = optionalString(values, "token-file") ?? (env.KEYPORTAL_TOKEN_FILE?.trim() || undefined);
+  const flag = optionalString(values, "token");
+  if (flag) return flag;
+  const flagFile = optionalString(values, "token-file");
+  const fromEnv = env.KEYPORTAL_TOKEN?.trim() || undefined;
+  if (!flagFile && fromEnv) return fromEnv;
+  const explicit = flagFile ?? (env.KEYPORTAL_TOKEN_FILE?.trim() || undefined);
   const file = explicit ?? defaultTokenFile(env);
   let mode: number;
   try {

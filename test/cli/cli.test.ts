@@ -73,6 +73,11 @@ describe("the keyportal CLI without a server", () => {
       const closed = await cli(["whoami"], { KEYPORTAL_URL: "http://127.0.0.1:9", KEYPORTAL_TOKEN_FILE: file });
       expect(closed.code).toBe(EXIT.UNREACHABLE);
       expect(closed.err).toMatch(/cannot reach KeyPortal at http:\/\/127\.0\.0\.1:9/);
+      // --token-file wins over KEYPORTAL_TOKEN: a world-readable file named on the command line is refused even then.
+      chmodSync(file, 0o640);
+      const flagWins = await cli(["whoami", "--token-file", file], { KEYPORTAL_URL: "http://127.0.0.1:9", KEYPORTAL_TOKEN: "kp_env" });
+      expect(flagWins.err).toContain("may be read by others");
+      chmodSync(file, 0o600);
       const json = await cli(["whoami", "--json"], { KEYPORTAL_URL: "http://127.0.0.1:9", KEYPORTAL_TOKEN_FILE: file });
       expect(JSON.parse(json.err)).toMatchObject({ error: { exitCode: EXIT.UNREACHABLE } });
     } finally {
