@@ -76,6 +76,8 @@ describe("keyportal watch", () => {
       expect(line).toContain(`certificate=${issued!.id} serial=${issued!.serialNumber}`);
       expect(next).toMatch(new RegExp(`^  next: keyportal download --certificate ${issued!.id} --format pem --out client-\\d+\\.pem`));
       expect(next).toContain(`${server.url}/certificates/${issued!.id}.pem`);
+      const json = await watch(["--json", "--after", String(Number(result.lines[0]!.split("\t")[0]) - 1), "--types", "CSR_SIGNED"], org.officers[0]!.token, 1);
+      expect(JSON.parse(json.lines[0]!)).toMatchObject({ type: "CSR_SIGNED", certificate: { id: issued!.id }, next: expect.stringContaining(`--certificate ${issued!.id}`) });
     } finally {
       tmp.cleanup();
     }

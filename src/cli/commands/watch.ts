@@ -4,6 +4,15 @@ import { CliError, EXIT, type WatchedNotification, watchNotifications } from "..
 import { type Command, listOf, optionalString, shellCommand } from "../command.js";
 import { downloadCommandFor } from "./requests.js";
 
+/** The command to run next for a notification, if there is one. */
+export function nextCommandOf(n: WatchedNotification, baseUrl: string): string | null {
+  const c = n.certificate;
+  if (c && n.type === "CSR_SIGNED") return `${downloadCommandFor(c)}  (or GET ${new URL(`/certificates/${c.id}.pem`, baseUrl)})`;
+  if (c && (n.type === "CERTIFICATE_EXPIRING" || n.type === "CERTIFICATE_EXPIRED")) return shellCommand("renew", "--certificate", c.id);
+  if (n.delegation && n.type === "DELEGATION_REQUESTED") return shellCommand("delegations", "approve", "--delegation", n.delegation.id);
+  return null;
+}
+
 /** One notification as a line, and the next command for it where there is one. */
 export function watchLine(n: WatchedNotification, baseUrl: string): string {
   const parts = [n.id, n.occurredAt, n.type + (n.daysUntilExpiry != null ? ` (${n.daysUntilExpiry} days)` : ""), n.message];
@@ -11,10 +20,7 @@ export function watchLine(n: WatchedNotification, baseUrl: string): string {
   if (c) parts.push(`certificate=${c.id} serial=${c.serialNumber}`);
   else if (n.certificateSigningRequest) parts.push(`csr=${n.certificateSigningRequest.id}`);
   else if (n.delegation) parts.push(`delegation=${n.delegation.id}`);
-  let next = "";
-  if (c && n.type === "CSR_SIGNED") next = `${downloadCommandFor(c)}  (or GET ${new URL(`/certificates/${c.id}.pem`, baseUrl)})`;
-  else if (c && (n.type === "CERTIFICATE_EXPIRING" || n.type === "CERTIFICATE_EXPIRED")) next = shellCommand("renew", "--certificate", c.id);
-  else if (n.delegation && n.type === "DELEGATION_REQUESTED") next = shellCommand("delegations", "approve", "--delegation", n.delegation.id);
+  const next = nextCommandOf(n, baseUrl);
   return parts.join("\t") + (next ? `\n  next: ${next}` : "");
 }
 
@@ -41,7 +47,7 @@ export const watchCommand: Command = {
       client,
       await ctx.token(),
       { after, types, backoff: { initialMs: backoffMs, maxMs: 30 * backoffMs }, onStatus: ctx.info },
-      (n) => ctx.out(ctx.json ? JSON.stringify(n) : watchLine(n, client.baseUrl)),
+      (n) => ctx.out(ctx.json ? JSON.stringify({ ...n, next: nextCommandOf(n, client.baseUrl) }) : watchLine(n, client.baseUrl)),
       ctx.signal,
     );
   },
