@@ -30,6 +30,8 @@ export interface CommandContext {
   signal: AbortSignal;
   /** A client for KEYPORTAL_URL / --url with the token from the environment or its file. */
   connect(): Promise<KeyPortalClient>;
+  /** A client that sends no token whatever the environment holds (enroll). */
+  connectAnonymously(): Promise<KeyPortalClient>;
   token(): Promise<string | undefined>;
 }
 

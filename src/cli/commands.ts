@@ -148,6 +148,7 @@ async function run(
     signal,
     token: () => (token ??= resolveToken(values, env)),
     connect: async () => new KeyPortalClient(baseUrl(values, env), await ctx.token()),
+    connectAnonymously: async () => new KeyPortalClient(baseUrl(values, env), undefined),
   };
   const result = await command.run(ctx);
   if (result) out(flags.json ? JSON.stringify(result.json, null, 2) : result.text);
