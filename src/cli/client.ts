@@ -135,7 +135,7 @@ const WATCH = `subscription Watch($after: String, $types: [NotificationType!]) {
 }`;
 
 const LAST_PAGE = `query Cursor($after: String, $types: [NotificationType!]) {
-  notifications(after: $after, first: 100, types: $types) { pageInfo { hasNextPage endCursor } }
+  notifications(after: $after, first: 500, types: $types) { pageInfo { hasNextPage endCursor } }
 }`;
 
 export interface WatchOptions {
