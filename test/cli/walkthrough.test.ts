@@ -6,7 +6,7 @@
  * test/browser/graphiql.test.ts; here they are the same mutations over HTTP.
  */
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -64,7 +64,21 @@ describe.skipIf(!hasOpenssl)("the README walkthrough, as written", () => {
     return body.data!;
   }
 
-  it("should run steps 5 to 7 of the README in a shell, from key to a certificate openssl verifies", async () => {
+  /** The code on the "Enrollment code:" line of the mail to this address, as the README reads it from data/mail/. */
+  async function enrollmentCode(email: string): Promise<string> {
+    const dir = path.join(dataDir, "mail");
+    for (let i = 0; i < 200; i++) {
+      for (const file of existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".eml")) : []) {
+        const text = readFileSync(path.join(dir, file), "utf8");
+        const code = text.includes(`To: ${email}`) ? /^Enrollment code: (\S+)$/m.exec(text)?.[1] : undefined;
+        if (code) return code;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no enrollment email to ${email} in ${dir}`);
+  }
+
+  it("should run the README's shell steps in a shell, from enrollment to a certificate openssl verifies", async () => {
     // Steps 2 and 3, as typed into GraphiQL.
     const { createOrganization: org } = await gql<{ createOrganization: { id: string } }>(
       `mutation { createOrganization(input: { name: "Acme Bank", kind: PARTICIPANT, contactEmail: "pki@acme.example", country: "GB" }) { id } }`,
@@ -73,14 +87,23 @@ describe.skipIf(!hasOpenssl)("the README walkthrough, as written", () => {
     const officer = async (name: string) =>
       (await gql<{ registerOfficer: { id: string } }>(`mutation { registerOfficer(input: { organizationId: "${org.id}", name: "${name}", email: "${name.toLowerCase()}@acme.example" }) { id } }`, operatorToken))
         .registerOfficer.id;
-    const adaId = await officer("Ada");
+    await officer("Ada");
     await officer("Bob");
-    const { createApiToken } = await gql<{ createApiToken: { token: string } }>(`mutation { createApiToken(officerId: "${adaId}", label: "laptop") { token } }`, operatorToken);
+    // Bob enrolls in GraphiQL (step 4's mutation, no token); Ada with the CLI line of step 4, below.
+    const bobCode = await enrollmentCode("bob@acme.example");
+    const bobRes = await fetch(`${url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: `mutation { enrollOfficer(code: "${bobCode}", label: "laptop") { officer { enrolled } } }` }),
+    });
+    expect(await bobRes.json()).toEqual({ data: { enrollOfficer: { officer: { enrolled: true } } } });
+    let adaToken = "";
 
     const commands = walkthroughCommands(readFileSync(path.join(ROOT, "README.md"), "utf8"));
     expect(commands.some((c) => c.includes("keyportal -- csr"))).toBe(true);
     expect(commands.some((c) => c.startsWith("openssl verify"))).toBe(true);
-    const ids: Record<string, string> = { "<org id>": org.id };
+    expect(commands.some((c) => c.includes("keyportal -- enroll --code kpe_..."))).toBe(true);
+    const ids: Record<string, string> = { "<org id>": org.id, "kpe_...": await enrollmentCode("ada@acme.example") };
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, KEYPORTAL_URL: url };
     let ran = 0;
     for (const written of commands) {
@@ -90,12 +113,14 @@ describe.skipIf(!hasOpenssl)("the README walkthrough, as written", () => {
       expect(command, `a placeholder the test does not know in: ${written}`).not.toMatch(/<[a-z' ]+>/);
       const { stdout, stderr } = await promisify(execFile)("bash", ["-euo", "pipefail", "-c", command], {
         cwd: ROOT,
-        env: { ...env, KEYPORTAL_TOKEN: createApiToken.token },
+        env: { ...env, ...(adaToken ? { KEYPORTAL_TOKEN: adaToken } : {}) },
         timeout: 60_000,
       }).catch((error: { stdout?: string; stderr?: string; message: string }) => {
         throw new Error(`README command failed: ${command}\n${error.stderr ?? ""}${error.stdout ?? ""}${error.message}`);
       });
       ran += 1;
+      const enrolled = /^(kp_[A-Za-z0-9_-]{20,})$/m.exec(stdout);
+      if (command.includes("keyportal -- enroll") && enrolled) adaToken = enrolled[1]!;
       const csr = /submitted ([0-9a-f-]{36})/.exec(stdout);
       if (csr) ids["<csr id>"] = csr[1]!;
       const certificate = /signed: certificate ([0-9a-f-]{36})/.exec(stdout);
@@ -103,7 +128,8 @@ describe.skipIf(!hasOpenssl)("the README walkthrough, as written", () => {
       if (command.startsWith("openssl verify")) expect(stdout).toMatch(/acme-client\.pem: OK/);
       expect(stderr).not.toMatch(/warning/i);
     }
-    expect(ran).toBeGreaterThanOrEqual(7);
+    expect(adaToken).not.toBe("");
+    expect(ran).toBeGreaterThanOrEqual(8);
     // The keys are where the README says, outside the repository, private.
     const key = path.join(home, "keyportal-keys", "acme-client.key");
     expect(statSync(key).mode & 0o777).toBe(0o600);
