@@ -5,7 +5,7 @@ import { EXIT, main } from "../../src/cli/commands.js";
 import { COMMANDS } from "../../src/cli/registry.js";
 import { makeTempDir, openssl } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, secondOperator, type TestOrganization } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const hasOpenssl = await available("openssl");
@@ -216,6 +216,29 @@ describe.skipIf(!hasOpenssl)("the keyportal CLI against a server", () => {
     const missingFile = await cli(["submit", "--csr", file("nope.csr"), "--kind", "SIGNING", "--environment", "MTF", "--organization-id", org.id], env);
     expect(missingFile.code).toBe(EXIT.FAILED);
     expect(missingFile.err).toContain("does not exist");
+  });
+
+  it("should sign a PRODUCTION request only after another operator's approve", async () => {
+    const made = await cli(["csr", "--kind", "SIGNING", "--cn", "Dual Control", "--organization-id", org.id, "--key", file("dual.key"), "--out", file("dual.csr")], env);
+    expect(made.code, made.err).toBe(0);
+    const sub = await cli(["submit", "--csr", file("dual.csr"), "--kind", "SIGNING", "--environment", "PRODUCTION", "--organization-id", org.id, "--json"], env);
+    expect(sub.code, sub.err).toBe(0);
+    const csrId = (JSON.parse(sub.out) as { id: string }).id;
+
+    const early = await cli(["sign", "--csr", csrId], operator);
+    expect(early.code).toBe(EXIT.FAILED);
+    expect(early.err).toContain("[PRECONDITION_FAILED/SECOND_APPROVAL_REQUIRED]");
+    const approved = await cli(["approve", "--csr", csrId], operator);
+    expect(approved.code, approved.err).toBe(0);
+    expect(approved.out).toContain(`a different operator signs it: keyportal sign --csr ${csrId}`);
+    const byApprover = await cli(["sign", "--csr", csrId, "--json"], operator);
+    expect(JSON.parse(byApprover.err)).toMatchObject({ error: { code: "PRECONDITION_FAILED", reason: "SAME_OPERATOR" } });
+    const other = await secondOperator(server);
+    const signed = await cli(["sign", "--csr", csrId, "--json"], { KEYPORTAL_URL: server.url, KEYPORTAL_TOKEN: other.token });
+    expect(signed.code, signed.err).toBe(0);
+    expect(JSON.parse(signed.out)).toMatchObject({ environment: "PRODUCTION", kind: "SIGNING" });
+    const officerApproves = await cli(["approve", "--csr", csrId], env);
+    expect(officerApproves.code).toBe(EXIT.FORBIDDEN);
   });
 
   it("should list, approve, decline and revoke delegations", async () => {
