@@ -127,7 +127,7 @@ export async function fanoutBench(subscriberCounts: number[], port = 4873): Prom
     }
     return { baselineMs, results };
   } finally {
-    await Promise.all(clients.map((c) => c.dispose()));
+    await Promise.all(clients.map(async (c) => c.dispose()));
     child.kill("SIGTERM");
     await new Promise((r) => child.once("exit", r));
     rmSync(dataDir, { recursive: true, force: true });

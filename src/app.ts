@@ -126,7 +126,7 @@ export interface App {
 }
 
 export async function createApp(config: Config, overrides: AppOverrides = {}): Promise<App> {
-  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const logger = overrides.logger ?? createLogger(config.logLevel, config.logFormat);
   const clock = overrides.clock ?? systemClock;
   const bus: EventBus =
     overrides.bus ??

@@ -18,6 +18,8 @@ export interface Config {
   /** Base URL clients use to reach this server (CRL distribution points, links). */
   publicUrl: string;
   logLevel: LogLevel;
+  /** LOG_FORMAT: one readable line per event, or JSON lines; default pretty when stdout is a terminal. */
+  logFormat: LogFormat;
   caPassphrase?: string;
   caKeyAlgorithm: "EC-P256" | "RSA-3072";
   pkcs11?: { library: string; tokenLabel: string; pin: string };
@@ -54,6 +56,7 @@ export interface ResilienceConfig {
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 const LOG_LEVELS: LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+export type LogFormat = "pretty" | "json";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -178,7 +181,7 @@ function tls(env: Env, cwd: string): Config["tls"] {
   return { kind: "files", certFile: path.resolve(cwd, certFile), keyFile: path.resolve(cwd, keyFile) };
 }
 
-export function loadConfig(env: Env, cwd = process.cwd()): Config {
+export function loadConfig(env: Env, cwd = process.cwd(), stdoutIsTty = false): Config {
   const host = optional(env, "HOST") ?? "127.0.0.1";
   const port = integer(env, "PORT", 4000, 0, 65535);
   const dataDir = path.resolve(cwd, optional(env, "KEYPORTAL_DATA_DIR") ?? "data");
@@ -186,6 +189,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   if (!LOG_LEVELS.includes(logLevelRaw as LogLevel)) {
     throw new ConfigError("LOG_LEVEL", `must be one of ${LOG_LEVELS.join(", ")}`);
   }
+  const logFormat = (optional(env, "LOG_FORMAT") ?? (stdoutIsTty ? "pretty" : "json")).toLowerCase();
+  if (logFormat !== "pretty" && logFormat !== "json") throw new ConfigError("LOG_FORMAT", "must be pretty or json");
   const bootstrapToken = optional(env, "KEYPORTAL_BOOTSTRAP_TOKEN");
   if (bootstrapToken !== undefined && bootstrapToken.length < 32) {
     throw new ConfigError("KEYPORTAL_BOOTSTRAP_TOKEN", "must be at least 32 characters");
@@ -226,6 +231,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     bootstrapToken,
     publicUrl,
     logLevel: logLevelRaw as LogLevel,
+    logFormat,
     caPassphrase: optional(env, "KEYPORTAL_CA_PASSPHRASE"),
     caKeyAlgorithm,
     pkcs11,

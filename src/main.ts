@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from "./config.js";
 async function main(): Promise<void> {
   let config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, process.cwd(), process.stdout.isTTY === true);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`keyportal: invalid configuration: ${error.message}\n`);

@@ -11,11 +11,11 @@ import { CertificateExpiryResolver } from "../notifications/certificate-expiry.r
 import { NotificationResolver } from "../notifications/notification.resolver.js";
 import { OfficerResolver } from "../officers/officer.resolver.js";
 import { OrganizationResolver } from "../organizations/organization.resolver.js";
+import { applyDescriptions } from "./descriptions.js";
 import { registerEnums } from "./enums.js";
 import { DateTimeScalar } from "./scalars.js";
 
 /** Every resolver class; each feature adds its own here. */
-// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
 export const RESOLVERS: NonEmptyArray<Function> = [
   OrganizationResolver,
   OfficerResolver,
@@ -38,7 +38,7 @@ export type ResolverInstances = Map<Function, object>;
 
 export async function buildKeyPortalSchema(instances: ResolverInstances = new Map()): Promise<GraphQLSchema> {
   registerEnums();
-  return buildSchema({
+  const schema = await buildSchema({
     resolvers: RESOLVERS,
     scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
     validate: false,
@@ -54,6 +54,7 @@ export async function buildKeyPortalSchema(instances: ResolverInstances = new Ma
       },
     },
   });
+  return applyDescriptions(schema);
 }
 
 /** The SDL committed as schema.graphql: sorted so that it only changes when the API does. */

@@ -121,19 +121,6 @@ function asGraphQLErrors(error: unknown): GraphQLError[] {
   throw error;
 }
 
-/**
- * A failure before execution (authenticating in the context) that is an
- * outage keeps its 503 and Retry-After: Apollo takes them from the error.
- */
-function outageAsHttpError(error: unknown): never {
-  if (!isOutage(error)) throw error;
-  const http = httpForErrorReasons([{ message: "", extensions: { reason: "UNAVAILABLE" } }])!;
-  throw new GraphQLError("The service is briefly unavailable; retry shortly.", {
-    originalError: error as Error,
-    extensions: { http: { status: http.status, headers: new Map(Object.entries(http.headers)) } },
-  });
-}
-
 export async function startHttpServer(opts: HttpServerOptions, host: string, port: number): Promise<RunningHttpServer> {
   const { schema, logger, auth } = opts;
   const formatError = createErrorFormatter(logger);
@@ -351,10 +338,15 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   });
   app.get("/metrics", async (_req, res) => {
     try {
-      res.type("text/plain; version=0.0.4").send(await opts.metrics.render());
+      res.type(opts.metrics.contentType).send(await opts.metrics.render());
     } catch (error) {
       sendError(res, error);
     }
+  });
+
+  // The URL the server logs at start is its root: send a browser on to GraphiQL.
+  app.get("/", (_req, res) => {
+    res.redirect(302, "/graphql");
   });
 
   app.get("/healthz", (_req, res) => {

@@ -4,6 +4,8 @@ import { Certificate } from "../certificates/certificate.entity.js";
 import type { Clock } from "../clock.js";
 import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Delegation } from "../delegations/delegation.entity.js";
+import { KmsCertificate } from "../kms/kms-certificate.entity.js";
+import { certificateFileStem, downloadCommand } from "../next-steps.js";
 import { DelegationStatus, NotificationType, OfficerStatus, OrganizationKind } from "../domain.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";
@@ -47,11 +49,11 @@ const TEMPLATES: Record<NotificationType, Template> = {
   },
   [NotificationType.CSR_SUBMITTED]: {
     title: "CSR submitted",
-    next: "The KMS team will sign or reject the request; you will be notified either way. If nobody in your organization submitted it, cancel it in KeyPortal and tell the KMS team.",
+    next: "The KMS team will sign or reject the request; you will be notified either way. If nobody in your organization submitted it, cancel it and tell the KMS team.",
   },
   [NotificationType.CSR_SIGNED]: {
     title: "CSR signed",
-    next: "Download the certificate from KeyPortal (PEM, DER, chain or PKCS#7) and install it with the private key you generated for this request.",
+    next: "Download the certificate (PEM, DER, chain or PKCS#7) and install it with the private key you generated for this request.",
   },
   [NotificationType.CSR_REJECTED]: {
     title: "CSR rejected",
@@ -59,7 +61,7 @@ const TEMPLATES: Record<NotificationType, Template> = {
   },
   [NotificationType.CERTIFICATE_EXPIRING]: {
     title: "Certificate expiring",
-    next: "Renew it before it expires: generate a new key and CSR on your own machine and submit it in KeyPortal as a renewal. The old and new certificates overlap until the old one expires.",
+    next: "Renew it before it expires: make a new key and CSR on your own machine and submit them as a renewal (keyportal renew does both). The old and new certificates overlap until the old one expires.",
   },
   [NotificationType.CERTIFICATE_EXPIRED]: {
     title: "Certificate expired",
@@ -87,11 +89,71 @@ const TEMPLATES: Record<NotificationType, Template> = {
   },
   [NotificationType.KMS_CERTIFICATE_PUBLISHED]: {
     title: "New KMS certificate",
-    next: "Download the new KMS certificate from KeyPortal and add it to your configuration before the previous one expires.",
+    next: "Download the new KMS certificate and add it to your configuration before the previous one expires.",
   },
 };
 
 const MAX_SUBJECT = 300;
+
+
+/** What a notification is about, as loaded for its email. */
+interface Subjects {
+  organization: Organization | null;
+  certificate: Certificate | null;
+  csr: CertificateSigningRequest | null;
+  delegation: Delegation | null;
+  kmsCertificate: KmsCertificate | null;
+}
+
+/**
+ * The exact commands and URLs for the next step, by type: what the officer
+ * types (keyportal CLI) or fetches (REST). Ids only; nothing secret.
+ */
+function nextCommands(n: Notification, s: Subjects, url: string): string[] {
+  const { certificate: c, csr, delegation: d, kmsCertificate: k } = s;
+  switch (n.type) {
+    case NotificationType.CSR_SIGNED:
+      if (!c) return [];
+      return [
+        `  ${downloadCommand(c)}`,
+        `  or: curl -H "Authorization: Bearer $KEYPORTAL_TOKEN" -o ${certificateFileStem(c.commonName)}.pem ${url}/certificates/${c.id}.pem`,
+        `  (other forms: ${url}/certificates/${c.id}.der, .p7b, .chain.pem; CA chain: ${url}/ca/${c.environment}/chain.pem)`,
+      ];
+    case NotificationType.CSR_SUBMITTED:
+      if (!csr) return [];
+      return [`  keyportal status --csr ${csr.id}`, `  if nobody of yours submitted it: keyportal cancel --csr ${csr.id}`];
+    case NotificationType.CSR_APPROVED:
+      return csr ? [`  another operator (not the approver): keyportal sign --csr ${csr.id}`] : [];
+    case NotificationType.CSR_REJECTED:
+      if (!csr) return [];
+      return [
+        `  keyportal csr --kind ${csr.kind} --cn "${csr.commonName.replace(/["\\$`]/g, "")}" --organization-id ${csr.organizationId} --key <new key file> --out <new csr file>`,
+        `  keyportal submit --csr <new csr file> --kind ${csr.kind} --environment ${csr.environment} --organization-id ${csr.organizationId}`,
+      ];
+    case NotificationType.CERTIFICATE_EXPIRING:
+    case NotificationType.CERTIFICATE_EXPIRED:
+      if (!c) return [];
+      return [`  keyportal renew --certificate ${c.id} --key <new key file> --out <new csr file>`, `  the certificate: ${url}/certificates/${c.id}.pem`];
+    case NotificationType.CERTIFICATE_REVOKED:
+      if (!c) return [];
+      return [`  keyportal status --certificate ${c.id}`, `  the CRL that lists it: ${url}/crl/${c.environment}.crl`];
+    case NotificationType.DELEGATION_REQUESTED:
+      if (!d) return [];
+      return [`  keyportal delegations approve --delegation ${d.id}`, `  or: keyportal delegations decline --delegation ${d.id} --reason "<why>"`];
+    case NotificationType.DELEGATION_APPROVED:
+    case NotificationType.DELEGATION_DECLINED:
+    case NotificationType.DELEGATION_REVOKED:
+      return d ? [`  keyportal delegations list`] : [];
+    case NotificationType.KMS_CERTIFICATE_PUBLISHED:
+      if (!k) return [];
+      return [
+        `  curl -o kms-${k.environment.toLowerCase()}-${k.purpose.toLowerCase()}.pem ${url}/kms/${k.environment}/${k.purpose.toLowerCase()}.pem`,
+        `  (with its chain: ${url}/kms/${k.environment}/${k.purpose.toLowerCase()}.chain.pem; no token needed)`,
+      ];
+    default:
+      return [];
+  }
+}
 const oneLine = (s: string) => s.replace(/[\r\n\t]+/g, " ").trim();
 
 /**
@@ -168,8 +230,10 @@ export class NotificationEmails {
     const certificate = n.certificateId ? await em.findOne(Certificate, { where: { id: n.certificateId } }) : null;
     const csr = n.csrId ? await em.findOne(CertificateSigningRequest, { where: { id: n.csrId } }) : null;
     const officer = n.officerId ? await em.findOne(Officer, { where: { id: n.officerId } }) : null;
+    const delegation = n.delegationId ? await em.findOne(Delegation, { where: { id: n.delegationId } }) : null;
+    const kmsCertificate = n.kmsCertificateId ? await em.findOne(KmsCertificate, { where: { id: n.kmsCertificateId } }) : null;
     const commonName = certificate?.commonName ?? csr?.commonName ?? null;
-    const environment = n.environment ?? certificate?.environment ?? csr?.environment ?? null;
+    const environment = n.environment ?? certificate?.environment ?? csr?.environment ?? kmsCertificate?.environment ?? null;
     let about: string;
     if (commonName) about = `${commonName}${environment ? ` (${environment})` : ""}`;
     else if (officer) about = `${officer.name}, ${organization?.name ?? "your organization"}`;
@@ -178,18 +242,28 @@ export class NotificationEmails {
     const subject = oneLine(`[KeyPortal] ${title}: ${about}`).slice(0, MAX_SUBJECT);
 
     const facts: string[] = [];
-    if (organization) facts.push(`Organization: ${organization.name}`);
+    if (organization) facts.push(`Organization:   ${organization.name}`);
     if (certificate) {
-      facts.push(`Certificate: ${certificate.subject}`);
-      facts.push(`Serial number: ${certificate.serialNumber}`);
-      facts.push(`Valid until: ${certificate.notAfter.toISOString()}`);
-    } else if (csr) {
-      facts.push(`Request: ${csr.subject}`);
+      facts.push(`Certificate id: ${certificate.id}`);
+      facts.push(`Subject:        ${certificate.subject}`);
+      facts.push(`Serial number:  ${certificate.serialNumber}`);
+      facts.push(`Valid until:    ${certificate.notAfter.toISOString()}`);
     }
+    if (csr) {
+      facts.push(`Request id:     ${csr.id}`);
+      if (!certificate) facts.push(`Request:        ${csr.subject}`);
+      if (csr.rejectionReason) facts.push(`Reason:         ${oneLine(csr.rejectionReason)}`);
+    }
+    if (kmsCertificate) {
+      facts.push(`KMS certificate: ${kmsCertificate.purpose}, serial ${kmsCertificate.serialNumber}, key id ${kmsCertificate.keyId}`);
+      facts.push(`Valid until:    ${kmsCertificate.notAfter.toISOString()}`);
+    }
+    if (delegation) facts.push(`Delegation id:  ${delegation.id} (${delegation.status})`);
     const kind = n.certificateKind ?? certificate?.kind ?? csr?.kind;
-    if (kind) facts.push(`Kind: ${kind}`);
-    if (environment) facts.push(`Environment: ${environment}`);
-    if (officer) facts.push(`Officer: ${officer.name} <${officer.email}>`);
+    if (kind) facts.push(`Kind:           ${kind}`);
+    if (environment) facts.push(`Environment:    ${environment}`);
+    if (officer) facts.push(`Officer:        ${officer.name} <${officer.email}>`);
+    const commands = nextCommands(n, { organization, certificate, csr, delegation, kmsCertificate }, this.publicUrl);
     const body = [
       n.message,
       "",
@@ -197,6 +271,7 @@ export class NotificationEmails {
       "",
       "What to do next:",
       template.next,
+      ...(commands.length ? ["", "With the keyportal CLI (KEYPORTAL_URL=" + this.publicUrl + ") or over HTTPS:", ...commands] : []),
       "",
       `KeyPortal: ${this.publicUrl}/graphql`,
       `Notification ${n.id} of ${n.occurredAt.toISOString()} (${n.type}).`,

@@ -1,8 +1,4 @@
-import { In } from "typeorm";
-import { Certificate } from "../certificates/certificate.entity.js";
-import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { type Database, inListChunks } from "../db/data-source.js";
-import { Delegation } from "../delegations/delegation.entity.js";
 import { OfficerStatus, OrganizationKind } from "../domain.js";
 import { ApiToken } from "../officers/api-token.entity.js";
 import { Officer } from "../officers/officer.entity.js";

@@ -1,4 +1,4 @@
-import { Field, ID, InputType, ObjectType } from "type-graphql";
+import { Field, InputType, ObjectType } from "type-graphql";
 import { OrganizationKind, Role } from "../domain.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "./organization.entity.js";

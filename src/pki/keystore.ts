@@ -232,7 +232,7 @@ export class FileKeyStore implements KeyStore {
       try {
         return createPrivateKey(this.passphrase === undefined ? { key: pem } : { key: pem, passphrase: this.passphrase });
       } catch (e) {
-        throw new Error(`cannot read key file ${path} (wrong or missing passphrase?): ${(e as Error).message}`);
+        throw new Error(`cannot read key file ${path} (wrong or missing passphrase?): ${(e as Error).message}`, { cause: e });
       }
     } finally {
       await handle.close();
@@ -267,7 +267,7 @@ export class FileKeyStore implements KeyStore {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const winner = await this.readKeyFile(label);
-      if (!winner) throw new Error(`key file ${finalPath} vanished while being created`);
+      if (!winner) throw new Error(`key file ${finalPath} vanished while being created`, { cause: e });
       return winner;
     } finally {
       await fs.unlink(tempPath).catch(() => undefined);

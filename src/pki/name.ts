@@ -97,6 +97,7 @@ const STRING_TAGS: Record<number, (b: Uint8Array) => Decoded> = {
     }
   },
   0x13: (b) => charset(latin1(b), /[A-Za-z0-9 '()+,\-./:=?]/, "PrintableString"),
+  // eslint-disable-next-line no-control-regex -- IA5String is 7-bit ASCII, controls included; the character policy refuses them later.
   0x16: (b) => charset(latin1(b), /[\x00-\x7f]/, "IA5String (7-bit)"),
   0x12: (b) => charset(latin1(b), /[0-9 ]/, "NumericString"),
   0x1a: (b) => charset(latin1(b), /[\x20-\x7e]/, "VisibleString"),

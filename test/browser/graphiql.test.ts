@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { available, CHROMIUM_PATH } from "../support/deps.js";
+import { csrFor } from "../revocation/helpers.js";
 import { addOfficer, createOrganization } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -168,6 +169,68 @@ describe.skipIf(!(await available("chromium")))("GraphiQL page in chromium", () 
     }
     expect(pane).toContain("OFFICER_REGISTERED");
     expect(pane).toContain("notifications");
+  });
+
+  it("walks the README: the operator creates an organization and signs in one window, an officer's subscription in a second window sees CSR_SIGNED", async () => {
+    // Window 1, as the operator (README step 3): create the participant in GraphiQL.
+    // A fresh load: Ctrl+Enter would only stop the previous test's running subscription.
+    await page.goto(`${server.url}/graphql`, { waitUntil: "load", timeout: 30_000 });
+    await page.locator(".graphiql-query-editor .monaco-editor").waitFor({ state: "visible", timeout: 30_000 });
+    await setEditorText(page, headersEditor(page), JSON.stringify({ Authorization: `Bearer ${server.operatorToken}` }));
+    const name = `Walkthrough Bank ${Date.now()}`;
+    await run(
+      page,
+      `mutation { createOrganization(input: { name: "${name}", kind: PARTICIPANT, contactEmail: "pki@walkthrough.example", country: "GB" }) { id name } }`,
+    );
+    const created = await paneMatching(page, /"id": "[0-9a-f-]{36}"/, 15_000);
+    const orgId = /"id": "([0-9a-f-]{36})"/.exec(created)?.[1];
+    expect(orgId, created).toBeDefined();
+    const ada = await addOfficer(server, orgId!, "ada@walkthrough.example");
+    await addOfficer(server, orgId!, "bob@walkthrough.example");
+
+    // Window 2 (README step 4: a second browser window, not a GraphiQL tab), as Ada: subscribe.
+    const second = await context!.newPage();
+    second.setDefaultTimeout(15_000);
+    try {
+      await second.goto(`${server.url}/graphql`, { waitUntil: "load", timeout: 30_000 });
+      await second.locator(".graphiql-query-editor .monaco-editor").waitFor({ state: "visible", timeout: 30_000 });
+      await setEditorText(second, headersEditor(second), JSON.stringify({ Authorization: `Bearer ${ada.token}` }));
+      const subscribed = second.waitForEvent("websocket", { timeout: 15_000 }).then(
+        (ws) => new Promise<void>((resolve) => ws.on("framesent", (frame) => String(frame.payload).includes('"subscribe"') && resolve())),
+      );
+      await run(second, "subscription { notifications(types: [CSR_SIGNED]) { id type message certificate { id serialNumber } } }");
+      await subscribed;
+      await second.waitForTimeout(500);
+
+      // README step 5, as Ada (the CLI's part is tested in test/cli): a CSR for the organization.
+      const tmp = mkdtempSync(path.join(os.tmpdir(), "keyportal-walkthrough-"));
+      let csrId: string;
+      try {
+        const { pem } = csrFor(tmp, { name, country: "GB" }, "Walkthrough Client");
+        const { submitCsr } = await server.ok<{ submitCsr: { id: string } }>(
+          `mutation($input: SubmitCsrInput!) { submitCsr(input: $input) { id } }`,
+          { input: { organizationId: orgId, kind: "MTLS_CLIENT", environment: "MTF", pem } },
+          ada.token,
+        );
+        csrId = submitCsr.id;
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+
+      // README step 6, back in window 1 as the operator: sign it in GraphiQL.
+      await page.bringToFront();
+      await run(page, `mutation { signCsr(input: { csrId: "${csrId}" }) { id serialNumber notAfter } }`);
+      const signed = await paneMatching(page, /"serialNumber": "[0-9a-f]+"/, 15_000);
+      const certificateId = /"id": "([0-9a-f-]{36})"/.exec(signed)?.[1];
+      expect(certificateId, signed).toBeDefined();
+
+      // Window 2 saw it, with the certificate id that `keyportal download --certificate` takes.
+      const seen = await paneMatching(second, /CSR_SIGNED/, 15_000);
+      expect(seen).toContain("CSR_SIGNED");
+      expect(seen).toContain(certificateId!);
+    } finally {
+      await second.close();
+    }
   });
 
   it("follows the walkthrough: the operator registers an officer, who enrolls with the code from the mail in data/mail", async () => {

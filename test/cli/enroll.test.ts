@@ -50,7 +50,7 @@ describe("keyportal enroll", () => {
     expect(result.err).toContain("BAD_USER_INPUT/ENROLLMENT_CODE_INVALID");
     expect(result.out).toBe("");
     const missing = await cli(["enroll"], { KEYPORTAL_URL: server.url });
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(64); // a wrong command line (README: exit codes)
     expect(missing.err).toContain("--code is required");
   });
 });

@@ -8,6 +8,7 @@ const REFUSED: Array<[variable: string, value: string, why: string]> = [
   ["PORT", "65536", "above 65535"],
   ["PORT", "80.5", "not a whole number"],
   ["LOG_LEVEL", "verbose", "not a pino level"],
+  ["LOG_FORMAT", "xml", "neither pretty nor json"],
   ["DATABASE_URL", "mysql://user:pw@db.example/keyportal", "not a postgres scheme"],
   ["DATABASE_URL", "sqlite:///tmp/keyportal.sqlite", "sqlite is the default, not a URL"],
   ["DATABASE_URL", "not a url", "not a URL"],

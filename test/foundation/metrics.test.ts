@@ -55,6 +55,17 @@ describe.each<DbKind>(["sqlite", "postgres"])("GET /metrics on %s", (db) => {
       expect(text).toMatch(/# TYPE keyportal_http_request_duration_seconds histogram/);
     });
 
+    it("should carry prom-client's process, event loop and GC metrics beside the old names", async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
+      expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+      expect(text).toContain("# TYPE nodejs_gc_duration_seconds histogram");
+      expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+      expect(text).toMatch(/^nodejs_heap_used_bytes \d+/m);
+      expect(text).toMatch(/^process_uptime_seconds \d+/m);
+      expect(text).toMatch(/^keyportal_notification_subscriptions 0/m);
+    });
+
     it("should never show an organization, a subject or a token", async () => {
       const text = await (await fetch(`${server.url}/metrics`)).text();
       expect(text).not.toContain("Metrics Bank");

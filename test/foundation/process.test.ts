@@ -128,4 +128,20 @@ describe("the compiled server process", () => {
       if (proc.child.exitCode === null) proc.child.kill("SIGKILL");
     }
   });
+  it("should write one readable line per event with LOG_FORMAT=pretty, and none with a secret", async () => {
+    const token = `kp_${randomBytes(24).toString("base64url")}`;
+    const proc = spawnServer({ HOST: "127.0.0.1", PORT: "0", LOG_FORMAT: "pretty", KEYPORTAL_DATA_DIR: tempDir(), KEYPORTAL_BOOTSTRAP_TOKEN: token });
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!proc.stdout().includes("KeyPortal is listening") && Date.now() < deadline && proc.child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      const lines = proc.stdout().split("\n").filter(Boolean);
+      const listening = lines.find((l) => l.includes("KeyPortal is listening"));
+      expect(listening, proc.stdout() + proc.stderr()).toMatch(/^\d{2}:\d{2}:\d{2}\.\d{3} INFO {2}KeyPortal is listening {2}.*url=http:\/\/127\.0\.0\.1:\d+/);
+      for (const line of lines) expect(line.startsWith("{"), line).toBe(false);
+      expect(proc.stdout()).not.toContain(token);
+    } finally {
+      proc.child.kill("SIGTERM");
+      await within(proc.exited, 15_000, "exiting after SIGTERM");
+    }
+  });
 });

@@ -56,7 +56,6 @@ import { available } from "../support/deps.js";
 import { makeTempDir, openssl, opensslResult, writeFile } from "./helpers.js";
 import { buildCertificateWithLibrary, issueCertificateWithLibrary, issueLeafCertificateWithLibrary } from "./library-path.js";
 
-const DAY = 86_400_000;
 const hasOpenssl = await available("openssl");
 
 // ---- inputs ---------------------------------------------------------------------------------

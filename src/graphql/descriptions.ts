@@ -1,0 +1,340 @@
+import { type GraphQLSchema, isEnumType, isInputObjectType, isInterfaceType, isObjectType } from "graphql";
+
+/**
+ * Descriptions of the schema elements whose decorators carry none, by
+ * coordinate: "Type", "Type.field", "Type.field(argument)", "Enum.VALUE",
+ * "Input.field". A description in a decorator wins; this table fills the
+ * rest, so that every element of the emitted schema says what it is and does
+ * (test/foundation/schema-descriptions.test.ts fails on one that does not).
+ * New fields: put the description in the decorator.
+ */
+const DESCRIPTIONS: Record<string, string> = {
+  // --- Query
+  "Query.organization": "One organization by id; null when it does not exist or the viewer may not see it.",
+  "Query.organization(id)": "The organization's id.",
+  "Query.organizations(kind)": "Only organizations of this kind; all kinds when omitted.",
+  "Query.certificateProfiles": "The rules a CSR of each kind must meet (key algorithms, subject attributes, usages, validity); public to every authenticated viewer.",
+  "Query.certificate": "One certificate by id; null when it does not exist or the viewer may not see it.",
+  "Query.certificate(id)": "The certificate's id (as printed by `keyportal watch` and in CSR_SIGNED emails).",
+  "Query.certificateBySerial": "One certificate by its serial number; null when there is none the viewer may see.",
+  "Query.certificateBySerial(serialNumber)": "Serial number in hex, with or without colons, any case.",
+  "Query.certificates": "Certificates the viewer may see, newest first, one page at a time.",
+  "Query.certificates(filter)": "Narrow the list by organization, kind, environment, status or nearness of expiry.",
+  "Query.certificates(first)": "Page size, 1 to 500.",
+  "Query.certificates(after)": "Cursor: the endCursor of the previous page.",
+  "Query.certificateSigningRequest": "One CSR by id; null when it does not exist or the viewer may not see it.",
+  "Query.certificateSigningRequest(id)": "The CSR's id (as returned by submitCsr).",
+  "Query.certificateSigningRequests": "CSRs the viewer may see, newest first, one page at a time; operators filter by status PENDING for the signing queue.",
+  "Query.certificateSigningRequests(filter)": "Narrow the list by organization, status, kind or environment.",
+  "Query.certificateSigningRequests(first)": "Page size, 1 to 500.",
+  "Query.certificateSigningRequests(after)": "Cursor: the endCursor of the previous page.",
+  "Query.delegations(status)": "Only delegations in this state; all when omitted.",
+  "Query.notifications(after)": "Cursor: a notification id; only later ones are returned. Omit to start at the oldest.",
+  "Query.notifications(first)": "Page size, 1 to 500.",
+  "Query.notifications(types)": "Only these types; all when omitted.",
+  "Query.auditLog(after)": "Cursor: an event's seq; only later events are returned.",
+  "Query.auditLog(first)": "Page size, 1 to 500.",
+  "Query.caChain(environment)": "The environment whose CA chain to return (also served as PEM at GET /ca/<ENV>/chain.pem).",
+  "Query.kmsCertificates(environment)": "The environment whose KMS certificates to list.",
+  "Query.kmsCertificates(purpose)": "Only certificates for this purpose; all purposes when omitted.",
+
+  // --- Mutation arguments
+  "Mutation.createOrganization(input)": "The new organization's registered name, kind, contact email and country.",
+  "Mutation.registerOfficer(input)": "The organization and the new officer's name and email.",
+  "Mutation.deactivateOfficer(officerId)": "The officer to deactivate.",
+  "Mutation.createApiToken(officerId)": "The officer the token authenticates as.",
+  "Mutation.createApiToken(label)": "A name for the token, e.g. the machine it lives on, shown in audit events.",
+  "Mutation.revokeApiToken": "Revokes an API token at once, open subscriptions included; answers true. Its officer, or an operator.",
+  "Mutation.revokeApiToken(tokenId)": "The token's id (ApiTokenGrant.id), not the secret.",
+  "Mutation.submitCsr(input)": "The organization, kind, environment and PKCS#10 request.",
+  "Mutation.renewCertificate(input)": "The certificate to renew and the new PKCS#10 request.",
+  "Mutation.cancelCsr(csrId)": "The PENDING CSR to cancel.",
+  "Mutation.signCsr(input)": "The CSR to sign and, optionally, the validity in days.",
+  "Mutation.rejectCsr(csrId)": "The PENDING CSR to reject.",
+  "Mutation.rejectCsr(reason)": "Why, in words the officers can act on; shown to them and in their email.",
+  "Mutation.reportKeyCompromise(certificateId)": "The certificate whose private key is compromised.",
+  "Mutation.reportKeyCompromise(note)": "What happened, for the audit log; optional.",
+  "Mutation.revokeCertificate(certificateId)": "The certificate to revoke.",
+  "Mutation.revokeCertificate(reason)": "The RFC 5280 reason published on the CRL.",
+  "Mutation.requestDelegation(input)": "Participant, MSP, kinds, environment and an optional note.",
+  "Mutation.approveDelegation(delegationId)": "The PENDING_APPROVAL delegation to confirm.",
+  "Mutation.declineDelegation(delegationId)": "The PENDING_APPROVAL delegation to decline.",
+  "Mutation.declineDelegation(reason)": "Why, for the KMS; optional.",
+  "Mutation.revokeDelegation(delegationId)": "The delegation to end.",
+  "Mutation.rotateKmsCertificate(environment)": "The environment whose KMS certificate to rotate.",
+  "Mutation.rotateKmsCertificate(purpose)": "Which of the KMS's certificates to rotate.",
+  "Mutation.rotateKmsCertificate(validityDays)": "Validity of the new certificate in days; the purpose's default when omitted.",
+  "Mutation.retireKmsCertificate(id)": "The non-current KMS certificate to retire.",
+
+  // --- Subscription
+  "Subscription.notifications(after)": "Cursor: a notification id; every visible notification after it is replayed first. Omit to receive only new ones.",
+  "Subscription.notifications(types)": "Only these types; all when omitted.",
+
+  // --- Viewer, organizations, officers
+  Viewer: "Who the request's token belongs to: the officer, their organization and role.",
+  "Viewer.officer": "The officer the token authenticates.",
+  "Viewer.organization": "The officer's organization.",
+  "Viewer.role": "SECURITY_OFFICER or KMS_OPERATOR; decides what the viewer may do.",
+  Organization: "A participant, an MSP or the KMS itself: the party that owns officers, CSRs and certificates.",
+  "Organization.id": "Stable identifier (UUID).",
+  "Organization.kind": "PARTICIPANT, MSP or KMS.",
+  "Organization.createdAt": "When the organization was created.",
+  "Organization.officers": "The organization's security officers (KMS: its operators).",
+  "Organization.officers(includeDeactivated)": "Also list deactivated officers.",
+  "Organization.activeOfficerCount": "Number of ACTIVE officers; key exchange needs at least two.",
+  "Organization.certificates": "The organization's certificates, newest first, one page at a time.",
+  "Organization.certificates(filter)": "Narrow the list by kind, environment, status or nearness of expiry.",
+  "Organization.certificates(first)": "Page size, 1 to 500.",
+  "Organization.certificates(after)": "Cursor: the endCursor of the previous page.",
+  "Organization.certificateSigningRequests": "The organization's CSRs, newest first, one page at a time.",
+  "Organization.certificateSigningRequests(filter)": "Narrow the list by status, kind or environment.",
+  "Organization.certificateSigningRequests(first)": "Page size, 1 to 500.",
+  "Organization.certificateSigningRequests(after)": "Cursor: the endCursor of the previous page.",
+  "Organization.delegations(status)": "Only delegations in this state; all when omitted.",
+  Officer: "A person who acts for an organization: a security officer of a participant or MSP, or a KMS operator.",
+  "Officer.id": "Stable identifier (UUID).",
+  "Officer.name": "The officer's full name.",
+  "Officer.email": "Where notifications and the enrollment code are sent.",
+  "Officer.role": "SECURITY_OFFICER or KMS_OPERATOR.",
+  "Officer.status": "ACTIVE, or DEACTIVATED (may no longer act; tokens stop working).",
+  "Officer.createdAt": "When the officer was registered.",
+  "Officer.organization": "The organization the officer acts for.",
+  ApiTokenGrant: "A newly created API token: the secret, shown this once, and what it is for.",
+  "ApiTokenGrant.id": "The token's id, for revokeApiToken; not secret.",
+  "ApiTokenGrant.officer": "The officer the token authenticates as.",
+  "ApiTokenGrant.label": "The name given at creation, e.g. the machine it lives on.",
+  "ApiTokenGrant.createdAt": "When the token was created.",
+
+  // --- CSRs and certificates
+  CertificateSigningRequest: "A PKCS#10 request an officer submitted for a certificate of one kind in one environment, and its decision.",
+  "CertificateSigningRequest.id": "Stable identifier (UUID).",
+  "CertificateSigningRequest.organization": "The organization the certificate is for.",
+  "CertificateSigningRequest.kind": "The certificate kind requested.",
+  "CertificateSigningRequest.environment": "MTF or PRODUCTION: which CA hierarchy signs it.",
+  "CertificateSigningRequest.status": "PENDING until an operator signs or rejects it, or an officer cancels it.",
+  "CertificateSigningRequest.commonName": "The subject's CN.",
+  "CertificateSigningRequest.pem": "The request as submitted, PEM.",
+  "CertificateSigningRequest.submittedAt": "When it was submitted.",
+  "CertificateSigningRequest.submittedBy": "The officer who submitted it.",
+  "CertificateSigningRequest.decidedAt": "When it was signed, rejected or cancelled.",
+  "CertificateSigningRequest.decidedBy": "The operator who signed or rejected it (or the officer who cancelled it).",
+  "CertificateSigningRequest.rejectionReason": "The operator's reason, when REJECTED.",
+  Certificate: "An X.509 certificate the KMS issued to an organization from one of its CSRs.",
+  "Certificate.id": "Stable identifier (UUID); `keyportal download --certificate <id>` and GET /certificates/<id>.pem take it.",
+  "Certificate.organization": "The organization the certificate was issued to.",
+  "Certificate.kind": "MTLS_CLIENT, SIGNING or ENCRYPTION: decides key usage and extended key usage.",
+  "Certificate.environment": "MTF or PRODUCTION: the CA hierarchy that issued it.",
+  "Certificate.subject": "Subject as an RFC 4514 string, e.g. CN=Acme Client,O=Acme Bank,C=GB.",
+  "Certificate.issuer": "The issuing CA's subject, RFC 4514.",
+  "Certificate.commonName": "The subject's CN.",
+  "Certificate.keyAlgorithm": "e.g. RSA-2048 or EC-P256.",
+  "Certificate.notBefore": "Start of validity.",
+  "Certificate.notAfter": "End of validity; reminders are sent before it.",
+  "Certificate.revokedAt": "When it was revoked; null while not revoked.",
+  "Certificate.revocationReason": "The RFC 5280 reason it was revoked with, as listed on the CRL.",
+  "Certificate.csr": "The request it was issued from.",
+  "CertificateProfile.kind": "The certificate kind this profile is for.",
+  "CertificateProfile.keyUsage": "keyUsage bits the certificate gets, e.g. digitalSignature.",
+  "CertificateProfile.extendedKeyUsage": "extKeyUsage purposes the certificate gets, e.g. clientAuth.",
+  "CertificateProfile.defaultValidityDays": "Validity when signCsr is given none.",
+  "CertificateProfile.maxValidityDays": "The longest validity signCsr accepts.",
+  CertificateFilter: "Criteria for certificate lists; all given ones must match.",
+  "CertificateFilter.organizationId": "Only this organization's certificates.",
+  "CertificateFilter.kind": "Only this kind.",
+  "CertificateFilter.environment": "Only this environment.",
+  "CertificateFilter.status": "Only certificates with this status now.",
+  CsrFilter: "Criteria for CSR lists; all given ones must match.",
+  "CsrFilter.organizationId": "Only this organization's CSRs.",
+  "CsrFilter.status": "Only CSRs in this state (PENDING: the signing queue).",
+  "CsrFilter.kind": "Only this kind.",
+  "CsrFilter.environment": "Only this environment.",
+  SubmitCsrInput: "A new certificate request: for whom, which kind and environment, and the PKCS#10 PEM.",
+  "SubmitCsrInput.kind": "The certificate kind; the CSR must satisfy its profile.",
+  "SubmitCsrInput.environment": "MTF or PRODUCTION.",
+  RenewCertificateInput: "A renewal: the certificate it replaces and a new request with a fresh key.",
+  "RenewCertificateInput.certificateId": "The certificate to renew; the new one keeps its organization, kind and environment.",
+  SignCsrInput: "What an operator signs: the CSR and, optionally, the validity.",
+  "SignCsrInput.csrId": "The PENDING CSR to sign.",
+  CertificateConnection: "One page of certificates, with cursors for the next.",
+  "CertificateConnection.edges": "The certificates of this page, each with its cursor.",
+  "CertificateConnection.nodes": "The certificates of this page.",
+  "CertificateConnection.pageInfo": "Whether there is a next page and its cursor.",
+  "CertificateConnection.totalCount": "How many certificates match in all pages.",
+  CertificateEdge: "A certificate in a page, with its cursor.",
+  "CertificateEdge.cursor": "Pass as `after` to continue after this certificate.",
+  "CertificateEdge.node": "The certificate.",
+  CsrConnection: "One page of CSRs, with cursors for the next.",
+  "CsrConnection.edges": "The CSRs of this page, each with its cursor.",
+  "CsrConnection.nodes": "The CSRs of this page.",
+  "CsrConnection.pageInfo": "Whether there is a next page and its cursor.",
+  "CsrConnection.totalCount": "How many CSRs match in all pages.",
+  CsrEdge: "A CSR in a page, with its cursor.",
+  "CsrEdge.cursor": "Pass as `after` to continue after this CSR.",
+  "CsrEdge.node": "The CSR.",
+  PageInfo: "Where a page ends and whether another follows.",
+  "PageInfo.hasNextPage": "True when more items follow this page.",
+  "PageInfo.endCursor": "Cursor of the page's last item: pass it as `after` for the next page; null on an empty page.",
+
+  // --- KMS certificates
+  "KmsCertificate.id": "Stable identifier (UUID).",
+  "KmsCertificate.purpose": "What the certificate is for: message signing, message encryption or TLS server.",
+  "KmsCertificate.environment": "MTF or PRODUCTION.",
+  "KmsCertificate.serialNumber": "Serial number, lowercase hex without separators.",
+  "KmsCertificate.subject": "Subject, RFC 4514.",
+  "KmsCertificate.notBefore": "Start of validity.",
+  "KmsCertificate.notAfter": "End of validity.",
+  "KmsCertificate.fingerprintSha256": "SHA-256 of the DER certificate, lowercase hex.",
+  "KmsCertificate.publishedAt": "When the KMS published it (rotation time).",
+
+  // --- Delegations
+  Delegation: "A participant's permission for an MSP to perform its key exchange for some kinds in one environment.",
+  "Delegation.id": "Stable identifier (UUID).",
+  "Delegation.participant": "The participant that grants the delegation.",
+  "Delegation.msp": "The Member Service Provider that acts for the participant.",
+  "Delegation.environment": "The environment the delegation covers.",
+  "Delegation.status": "PENDING_APPROVAL, then ACTIVE or DECLINED; REVOKED once ended.",
+  "Delegation.requestedBy": "The operator who requested it.",
+  "Delegation.requestedAt": "When it was requested.",
+  "Delegation.decidedBy": "The participant's officer who approved or declined it.",
+  "Delegation.decidedAt": "When it was approved or declined.",
+  "Delegation.note": "The operator's note on the request.",
+  "Delegation.revokedBy": "Who ended it.",
+  "Delegation.revokedAt": "When it was ended; the MSP lost access then.",
+  RequestDelegationInput: "A delegation request: which participant, which MSP, for which kinds in which environment.",
+  "RequestDelegationInput.participantId": "The participant that is to confirm the delegation.",
+  "RequestDelegationInput.mspId": "The MSP that is to act for it.",
+  "RequestDelegationInput.kinds": "The certificate kinds the MSP may handle; at least one, no repeats.",
+  "RequestDelegationInput.environment": "The environment the delegation covers.",
+  "RequestDelegationInput.note": "A short note for the participant's officers; optional.",
+
+  // --- Notifications
+  Notification: "Something that happened that an organization's officers should know: a CSR decision, an expiry, a revocation, a delegation step.",
+  "Notification.type": "What happened.",
+  "Notification.occurredAt": "When it happened.",
+  "Notification.organization": "The organization it is about (the KMS for its own announcements).",
+  "Notification.message": "One line for people, e.g. for a chat alert.",
+  "Notification.certificate": "The certificate it is about, if any and visible to the viewer.",
+  "Notification.certificateSigningRequest": "The CSR it is about, if any and visible to the viewer.",
+  "Notification.delegation": "The delegation it is about, if any.",
+  "Notification.officer": "The officer it is about (registration, deactivation), if any.",
+  NotificationConnection: "One page of notifications, oldest first.",
+  "NotificationConnection.nodes": "The notifications of this page.",
+  "NotificationConnection.pageInfo": "Whether there is a next page; endCursor is the last notification's id.",
+
+  // --- Audit
+  AuditEvent: "One entry of the tamper-evident audit log: who did what to which object, and whether it was allowed.",
+  "AuditEvent.at": "When it happened.",
+  "AuditEvent.targetType": "The kind of object acted on, e.g. certificate, csr, officer.",
+  "AuditEvent.targetId": "The id of the object acted on, when there is one.",
+  "AuditEvent.hash": "SHA-256 over the previous event's hash and this event's content, hex.",
+  "AuditEvent.prevHash": "The previous event's hash (zeros for the first).",
+  AuditEventConnection: "One page of audit events, oldest first.",
+  "AuditEventConnection.nodes": "The events of this page.",
+  "AuditEventConnection.pageInfo": "Whether there is a next page; endCursor is the last event's seq.",
+  AuditVerification: "The result of recomputing the audit log's hash chain.",
+  "AuditVerification.valid": "True when every event's hash matches its content and predecessor.",
+  "AuditVerification.checkedEvents": "How many events were checked.",
+
+  // --- Inputs for organizations and officers
+  CreateOrganizationInput: "A new organization: its registered name, kind, contact email and country.",
+  "CreateOrganizationInput.name": "Registered legal name; CSR subjects' O must equal it.",
+  "CreateOrganizationInput.kind": "PARTICIPANT, MSP or KMS.",
+  "CreateOrganizationInput.contactEmail": "Certificate management group email; receives every notification.",
+  "CreateOrganizationInput.country": "ISO 3166-1 alpha-2 code; CSR subjects' C must equal it.",
+  RegisterOfficerInput: "A new security officer: the organization, name and email.",
+  "RegisterOfficerInput.organizationId": "The organization the officer will act for.",
+  "RegisterOfficerInput.name": "The officer's full name.",
+  "RegisterOfficerInput.email": "Where the enrollment code and notifications go.",
+
+  // --- Enums
+  Role: "What an officer may do: a participant's or MSP's security officer, or a KMS operator.",
+  OrganizationKind: "What an organization is to the KMS.",
+  OfficerStatus: "Whether an officer may act.",
+  "OfficerStatus.ACTIVE": "May act with their tokens.",
+  "OfficerStatus.DEACTIVATED": "Left or removed: tokens refused, subscriptions closed; not counted for key-exchange readiness.",
+  Environment: "A key hierarchy: the test facility or production, with separate CAs.",
+  "Environment.PRODUCTION": "Production: certificates for live traffic; under dual control (approveCsr, then signCsr by another operator) unless configured otherwise.",
+  CertificateKind: "What a certificate is for; each kind has a profile (CertificateProfile).",
+  CertificateStatus: "A certificate's state at the server's current time.",
+  "CertificateStatus.REVOKED": "Revoked (listed on the CRL until it expires); never valid again.",
+  CsrStatus: "Where a certificate request stands.",
+  "CsrStatus.PENDING": "Waiting for a KMS operator to sign or reject it.",
+  "CsrStatus.SIGNED": "Signed: the certificate is issued (CertificateSigningRequest.certificate).",
+  "CsrStatus.REJECTED": "Rejected by an operator; rejectionReason says why.",
+  "CsrStatus.CANCELLED": "Withdrawn by the submitter's organization before a decision.",
+  "RevocationReason.UNSPECIFIED": "No reason given (CRL reason code 0).",
+  "RevocationReason.KEY_COMPROMISE": "The private key is or may be known to others (code 1); also blocks the key for good.",
+  "RevocationReason.AFFILIATION_CHANGED": "The subject's name or organization changed (code 3).",
+  "RevocationReason.SUPERSEDED": "Replaced by a newer certificate (code 4).",
+  "RevocationReason.CESSATION_OF_OPERATION": "The service the certificate was for has stopped (code 5).",
+  DelegationStatus: "Where a delegation stands.",
+  "DelegationStatus.ACTIVE": "In force: the MSP's officers act for the participant for its kinds and environment.",
+  "DelegationStatus.DECLINED": "The participant declined it; the MSP never had access.",
+  "DelegationStatus.REVOKED": "Ended by the participant or an operator; the MSP lost access at once.",
+  "KmsCertificatePurpose.MESSAGE_SIGNING": "The KMS signs messages with this key; participants verify with the certificate.",
+  "KmsCertificatePurpose.MESSAGE_ENCRYPTION": "Participants encrypt messages to the KMS with this certificate's key.",
+  "KmsCertificatePurpose.TLS_SERVER": "The KMS's TLS server certificate, for participants to pin.",
+  NotificationType: "What a notification reports.",
+  "NotificationType.OFFICER_REGISTERED": "A security officer was registered in the organization.",
+  "NotificationType.OFFICER_DEACTIVATED": "A security officer was deactivated.",
+  "NotificationType.CSR_SUBMITTED": "A CSR was submitted and waits for the KMS.",
+  "NotificationType.CSR_SIGNED": "A CSR was signed: the certificate is ready to download.",
+  "NotificationType.CSR_REJECTED": "A CSR was rejected; the reason is on the request.",
+  "NotificationType.CERTIFICATE_EXPIRING": "A certificate reached an expiry reminder threshold (daysUntilExpiry).",
+  "NotificationType.CERTIFICATE_EXPIRED": "A certificate passed its notAfter.",
+  "NotificationType.CERTIFICATE_REVOKED": "A certificate was revoked.",
+  "NotificationType.DELEGATION_REQUESTED": "The KMS requested a delegation; the participant's officers approve or decline.",
+  "NotificationType.DELEGATION_APPROVED": "A delegation became active.",
+  "NotificationType.DELEGATION_DECLINED": "A delegation request was declined.",
+  "NotificationType.DELEGATION_REVOKED": "A delegation was ended.",
+};
+
+/**
+ * What a mutation does, put before a decorator description that only says
+ * who may call it ("Operators only.").
+ */
+const PURPOSES: Record<string, string> = {
+  "Query.organizations": "Lists organizations.",
+  "Query.auditLog": "Audit events, oldest first, after the cursor.",
+  "Mutation.createOrganization": "Creates a participant, MSP or KMS organization.",
+  "Mutation.registerOfficer": "Registers a security officer for an organization and notifies its officers.",
+  "Mutation.deactivateOfficer": "Deactivates an officer at once: their tokens stop working and their subscriptions close.",
+  "Mutation.createApiToken": "Creates an API token; the secret is returned once and stored only as a hash.",
+  "Mutation.submitCsr": "Submits a PKCS#10 request for signing; it is checked against the kind's profile and is PENDING until an operator decides.",
+  "Mutation.cancelCsr": "Withdraws a request before it is decided.",
+  "Mutation.signCsr": "Signs a PENDING request: issues the certificate, notifies the officers and emails them.",
+  "Mutation.rejectCsr": "Rejects a PENDING request with a reason the officers see.",
+  "Mutation.requestDelegation": "Asks a participant to let an MSP perform its key exchange for some kinds in an environment; the participant's officers are notified.",
+  "Mutation.approveDelegation": "Confirms a requested delegation: it becomes ACTIVE and the MSP may act for the participant.",
+  "Mutation.declineDelegation": "Declines a requested delegation; the MSP gets no access.",
+  "Mutation.revokeDelegation": "Ends a delegation.",
+  "Mutation.revokeCertificate": "Revokes a certificate with an RFC 5280 reason; the CRL lists it from the next download.",
+};
+
+type Described = { description?: string | null };
+
+const describe = (element: Described, text: string | undefined) => {
+  if (text && !element.description?.trim()) element.description = text;
+};
+
+/** Fills in descriptions from the tables above, where the code has none. */
+export function applyDescriptions(schema: GraphQLSchema): GraphQLSchema {
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (type.name.startsWith("__")) continue;
+    describe(type as Described, DESCRIPTIONS[type.name]);
+    if (isObjectType(type) || isInterfaceType(type)) {
+      for (const field of Object.values(type.getFields())) {
+        const coordinate = `${type.name}.${field.name}`;
+        describe(field as Described, DESCRIPTIONS[coordinate]);
+        const purpose = PURPOSES[coordinate];
+        if (purpose && field.description && !field.description.startsWith(purpose)) (field as Described).description = `${purpose} ${field.description}`;
+        for (const arg of field.args) describe(arg as Described, DESCRIPTIONS[`${coordinate}(${arg.name})`]);
+      }
+    } else if (isInputObjectType(type)) {
+      for (const field of Object.values(type.getFields())) describe(field as Described, DESCRIPTIONS[`${type.name}.${field.name}`]);
+    } else if (isEnumType(type)) {
+      for (const value of type.getValues()) describe(value as Described, DESCRIPTIONS[`${type.name}.${value.name}`]);
+    }
+  }
+  return schema;
+}
