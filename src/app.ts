@@ -14,6 +14,7 @@ import { Authorities, createKeyStore, DatabaseCaMaterialStore } from "./certific
 import { CertificateResolver, OrganizationKeyMaterialResolver } from "./certificates/certificate.resolver.js";
 import { certificateDownloadRoutes } from "./certificates/certificate.routes.js";
 import { CertificateService } from "./certificates/certificate.service.js";
+import { CertificateLifecycle } from "./certificates/lifecycle.js";
 import { crlRoutes } from "./certificates/crl.routes.js";
 import { CrlService } from "./certificates/crl.service.js";
 import { RevocationResolver } from "./certificates/revocation.resolver.js";
@@ -142,7 +143,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     publicUrl: config.publicUrl,
   });
   const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES);
-  const certificates = new CertificateService(db, clock, policy, authorities);
+  const lifecycle = new CertificateLifecycle(db);
+  const certificates = new CertificateService(db, clock, policy, authorities, lifecycle);
   const crls = new CrlService(db, clock, authorities);
   const kms = new KmsService(db, clock, policy, mutations, keyStore, authorities, {
     keyAlgorithms: kmsKeyAlgorithms(config.caKeyAlgorithm),
@@ -161,7 +163,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const emailWorker = new EmailDeliveryWorker({ db, clock, mailer, bus, logger, from: config.mailFrom });
   const dispatcher = new NotificationDispatcher({ store: notificationStore, policy, refs: notificationRefs, bus, logger });
   const expiryScanner = new ExpiryScanner(
-    { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", 10 * 60_000), state: new AppState(db, clock), logger },
+    { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", 10 * 60_000), state: new AppState(db, clock), logger, lifecycle },
     // The KMS's own certificates are watched by the same scan (same lease, schedule and thresholds).
     { thresholdsDays: config.expiryReminderDays, extraScans: [(actor) => kms.scanExpiry(actor)] },
   );

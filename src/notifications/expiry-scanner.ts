@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { In } from "typeorm";
 import type { Mutations } from "../audit/mutation.js";
 import { Certificate } from "../certificates/certificate.entity.js";
+import type { CertificateLifecycle } from "../certificates/lifecycle.js";
 import type { Clock } from "../clock.js";
 import { type Database, inListChunks } from "../db/data-source.js";
 import { NotificationType } from "../domain.js";
@@ -83,7 +84,15 @@ export class ExpiryScanner {
   private readonly instance = randomUUID();
 
   constructor(
-    private readonly deps: { db: Database; clock: Clock; mutations: Mutations; lease: DatabaseLease; state: AppState; logger: Logger },
+    private readonly deps: {
+      db: Database;
+      clock: Clock;
+      mutations: Mutations;
+      lease: DatabaseLease;
+      state: AppState;
+      logger: Logger;
+      lifecycle: CertificateLifecycle;
+    },
     options: ExpiryScannerOptions,
   ) {
     this.thresholds = [...new Set(options.thresholdsDays)].sort((a, b) => b - a);
@@ -134,6 +143,8 @@ export class ExpiryScanner {
 
   private async scan(holder: string, actor: Viewer | null): Promise<number> {
     const now = this.deps.clock.now();
+    // Expiry by time, stored: the certificates whose notAfter has passed move to EXPIRED with their tallies.
+    await this.deps.lifecycle.sweep(now);
     if (this.thresholds.length === 0) return 0;
     const horizon = new Date(now.getTime() + this.thresholds[0]! * DAY_MS).toISOString();
     let cursor = { notAfter: (await this.deps.state.get(EXPIRED_THROUGH)) ?? "", id: "" };
