@@ -14,7 +14,7 @@ import { Certificate } from "./certificate.entity.js";
 import type { CertificateLifecycle } from "./lifecycle.js";
 import { ALL_ORGANIZATIONS, CertificateTally } from "./tally.entity.js";
 import { canonicalSerial } from "./serial.js";
-import { restrictToReadableKeyMaterial } from "./visibility.js";
+import { mergeKeysetPages, readableKeyMaterialBranches, restrictToReadableKeyMaterial } from "./visibility.js";
 
 export interface CertificateFilter {
   organizationId?: string | null;
@@ -83,21 +83,21 @@ export class CertificateService {
     const now = this.clock.now();
     const window = expiryWindow(f, now);
     if (f.status || window) await this.lifecycle.sweep(now);
-    const qb = this.db.manager.getRepository(Certificate).createQueryBuilder("c");
-    await restrictToReadableKeyMaterial(qb, "c", this.policy, v);
-    this.applyFilter(qb, f, now, window);
-    let cursorOf: (c: Certificate) => string;
-    if (window) {
-      // Soonest first: the (lifecycle, notAfter) indexes give this order over exactly the rows asked for.
-      if (cursor) qb.andWhere("(c.notAfter > :cAt OR (c.notAfter = :cAt AND c.id > :cId))", { cAt: cursor.sortKey, cId: cursor.id });
-      qb.orderBy("c.notAfter", "ASC").addOrderBy("c.id", "ASC");
-      cursorOf = (c) => encodeKeysetCursor(c.notAfter.toISOString(), c.id);
-    } else {
-      if (cursor) qb.andWhere("(c.createdAt < :cAt OR (c.createdAt = :cAt AND c.id < :cId))", { cAt: cursor.sortKey, cId: cursor.id });
-      qb.orderBy("c.createdAt", "DESC").addOrderBy("c.id", "DESC");
-      cursorOf = (c) => encodeKeysetCursor(c.createdAt.toISOString(), c.id);
+    const order = window
+      ? // Soonest first: the (lifecycle, notAfter) indexes give this order over exactly the rows asked for.
+        { column: "c.notAfter", direction: "ASC" as const, key: (c: Certificate) => c.notAfter.toISOString() }
+      : { column: "c.createdAt", direction: "DESC" as const, key: (c: Certificate) => c.createdAt.toISOString() };
+    const cursorOf = (c: Certificate) => encodeKeysetCursor(order.key(c), c.id);
+    const pages: Certificate[][] = [];
+    for (const restrict of await readableKeyMaterialBranches<Certificate>("c", this.policy, v)) {
+      const qb = this.db.manager.getRepository(Certificate).createQueryBuilder("c");
+      restrict(qb);
+      this.applyFilter(qb, f, now, window);
+      // A row value compares like the index it walks (SQLite and PostgreSQL alike), where an OR would not use it.
+      if (cursor) qb.andWhere(`(${order.column}, c.id) ${order.direction === "ASC" ? ">" : "<"} (:cAt, :cId)`, { cAt: cursor.sortKey, cId: cursor.id });
+      pages.push(await qb.orderBy(order.column, order.direction).addOrderBy("c.id", order.direction).take(size + 1).getMany());
     }
-    const rows = await qb.take(size + 1).getMany();
+    const rows = mergeKeysetPages(pages, order.direction, (c) => [order.key(c), c.id], size + 1);
     const { nodes, pageInfo } = pageOf(rows, size, cursorOf);
     return { nodes, pageInfo, cursorOf, count: () => this.count(v, f, now, window) };
   }
@@ -138,9 +138,6 @@ export class CertificateService {
     if (filter.environment) qb.andWhere("c.environment = :fEnv", { fEnv: filter.environment });
     switch (filter.status) {
       case CertificateStatus.ACTIVE:
-        // notAfter too: exact even for a row the sweep has not reached.
-        qb.andWhere("c.lifecycle = :fActive AND c.notAfter > :fNow", { fActive: CertificateStatus.ACTIVE, fNow: now.toISOString() });
-        break;
       case CertificateStatus.EXPIRED:
       case CertificateStatus.REVOKED:
         qb.andWhere("c.lifecycle = :fStatus", { fStatus: filter.status });

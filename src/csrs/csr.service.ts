@@ -4,7 +4,7 @@ import type { MutationScope, Mutations } from "../audit/mutation.js";
 import type { Authorities } from "../certificates/authorities.js";
 import { recordCertificateChanges, recordCsrChanges } from "../certificates/tallies.js";
 import { ALL_ORGANIZATIONS, CsrTally } from "../certificates/tally.entity.js";
-import { restrictToReadableKeyMaterial } from "../certificates/visibility.js";
+import { mergeKeysetPages, readableKeyMaterialBranches, restrictToReadableKeyMaterial } from "../certificates/visibility.js";
 import { BlockedKey, Certificate } from "../certificates/certificate.entity.js";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/data-source.js";
@@ -340,16 +340,19 @@ export class CsrService {
     const size = pageSize(first, 50);
     const cursor = decodeKeysetCursor(after);
     const f = filter ?? {};
-    const qb = this.db.manager.getRepository(CertificateSigningRequest).createQueryBuilder("r");
-    await restrictToReadableKeyMaterial(qb, "r", this.policy, v);
-    if (f.organizationId) qb.andWhere("r.organizationId = :fOrg", { fOrg: f.organizationId });
-    if (f.status) qb.andWhere("r.status = :fStatus", { fStatus: f.status });
-    if (f.kind) qb.andWhere("r.kind = :fKind", { fKind: f.kind });
-    if (f.environment) qb.andWhere("r.environment = :fEnv", { fEnv: f.environment });
-    if (cursor) {
-      qb.andWhere("(r.submittedAt < :cAt OR (r.submittedAt = :cAt AND r.id < :cId))", { cAt: cursor.sortKey, cId: cursor.id });
+    const pages: CertificateSigningRequest[][] = [];
+    for (const restrict of await readableKeyMaterialBranches<CertificateSigningRequest>("r", this.policy, v)) {
+      const qb = this.db.manager.getRepository(CertificateSigningRequest).createQueryBuilder("r");
+      restrict(qb);
+      if (f.organizationId) qb.andWhere("r.organizationId = :fOrg", { fOrg: f.organizationId });
+      if (f.status) qb.andWhere("r.status = :fStatus", { fStatus: f.status });
+      if (f.kind) qb.andWhere("r.kind = :fKind", { fKind: f.kind });
+      if (f.environment) qb.andWhere("r.environment = :fEnv", { fEnv: f.environment });
+      // A row value compares like the (…, submittedAt, id) index it walks, where an OR would not use it.
+      if (cursor) qb.andWhere("(r.submittedAt, r.id) < (:cAt, :cId)", { cAt: cursor.sortKey, cId: cursor.id });
+      pages.push(await qb.orderBy("r.submittedAt", "DESC").addOrderBy("r.id", "DESC").take(size + 1).getMany());
     }
-    const rows = await qb.orderBy("r.submittedAt", "DESC").addOrderBy("r.id", "DESC").take(size + 1).getMany();
+    const rows = mergeKeysetPages(pages, "DESC", (r) => [r.submittedAt.toISOString(), r.id], size + 1);
     const cursorOf = (r: CertificateSigningRequest) => encodeKeysetCursor(r.submittedAt.toISOString(), r.id);
     const { nodes, pageInfo } = pageOf(rows, size, cursorOf);
     return { nodes, pageInfo, cursorOf, count: () => this.count(v, f) };

@@ -32,14 +32,20 @@ export class NotificationStore {
    */
   async visibleAfter(scope: NotificationScope | null, afterId: number, types: readonly NotificationType[] | null, limit: number): Promise<Notification[]> {
     if (types && types.length === 0) return [];
-    const branch = (where?: (qb: SelectQueryBuilder<Notification>) => void) =>
+    const branch = (where?: (qb: SelectQueryBuilder<Notification>) => void, ofTypes = types) =>
       this.db.isolated((em) => {
         const qb = em.createQueryBuilder(Notification, "n").where("n.id > :after", { after: afterId });
-        if (types) qb.andWhere("n.type IN (:...types)", { types: [...types] });
         where?.(qb);
+        if (ofTypes) qb.andWhere("n.type IN (:...types)", { types: [...ofTypes] });
         return qb.orderBy("n.id", "ASC").limit(limit).getMany();
       });
-    if (!scope) return branch();
+    if (!scope) {
+      // Operators: all rows, or one (type, id) index walk per type asked for.
+      if (!types) return branch();
+      const pages: Notification[][] = [];
+      for (const type of new Set(types)) pages.push(await branch(undefined, [type]));
+      return merged(pages, limit);
+    }
     const branches: Array<(qb: SelectQueryBuilder<Notification>) => void> = [
       (qb) => qb.andWhere("n.organizationId = :own", { own: scope.organizationId }),
       (qb) => qb.andWhere("n.secondOrganizationId = :own", { own: scope.organizationId }),
@@ -50,9 +56,16 @@ export class NotificationStore {
         qb.andWhere("n.organizationId = :gp AND n.environment = :ge AND n.certificateKind IN (:...gk)", { gp: g.participantId, ge: g.environment, gk: g.kinds }),
       );
     }
-    const byId = new Map<number, Notification>();
+    const pages: Notification[][] = [];
     // One after the other: on SQLite each isolated read takes its turn on the one connection anyway.
-    for (const where of branches) for (const n of await branch(where)) byId.set(n.id, n);
-    return [...byId.values()].sort((a, b) => a.id - b.id).slice(0, limit);
+    for (const where of branches) pages.push(await branch(where));
+    return merged(pages, limit);
   }
+}
+
+/** The first `limit` distinct notifications of pages that are each in id order. */
+function merged(pages: Notification[][], limit: number): Notification[] {
+  const byId = new Map<number, Notification>();
+  for (const page of pages) for (const n of page) byId.set(n.id, n);
+  return [...byId.values()].sort((a, b) => a.id - b.id).slice(0, limit);
 }
