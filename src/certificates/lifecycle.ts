@@ -36,13 +36,14 @@ export class CertificateLifecycle {
 
   private async sweepNow(now: Date): Promise<number> {
     const nowIso = now.toISOString();
+    // MIN over the (lifecycle, notAfter) index: one index probe on both databases. (A LIMIT 1 probe with
+    // both conditions lets PostgreSQL's planner expect an early match and scan the table for none.)
     const probe = await this.db.manager
       .createQueryBuilder(Certificate, "c")
-      .select("c.id", "id")
-      .where("c.lifecycle = :active AND c.notAfter <= :now", { active: CertificateStatus.ACTIVE, now: nowIso })
-      .limit(1)
-      .getRawOne<{ id: string }>();
-    if (!probe) return 0;
+      .select("MIN(c.notAfter)", "next")
+      .where("c.lifecycle = :active", { active: CertificateStatus.ACTIVE })
+      .getRawOne<{ next: string | null }>();
+    if (!probe?.next || probe.next > nowIso) return 0;
     let total = 0;
     for (;;) {
       const moved = await this.db.transaction(async ({ em }) => {
