@@ -30,6 +30,8 @@ const DAY_MS = 86_400_000;
 interface ExpiryWindow {
   until: string;
   lastDay: string;
+  /** Instead of "after now": from this instant on (the count's last day). */
+  from?: string;
 }
 
 function expiryWindow(filter: CertificateFilter, now: Date): ExpiryWindow | null {
@@ -127,8 +129,9 @@ export class CertificateService {
     if (!window) return whole;
     const lastDay = this.db.manager.getRepository(Certificate).createQueryBuilder("c");
     await restrictToReadableKeyMaterial(lastDay, "c", this.policy, viewer);
-    this.applyFilter(lastDay, f, now, window);
-    lastDay.andWhere("c.notAfter >= :dayStart", { dayStart: `${window.lastDay}T00:00:00.000Z` });
+    // One lower bound only, the later of now and the day's start: with two, a planner may start the range at the earlier.
+    const dayStart = `${window.lastDay}T00:00:00.000Z`;
+    this.applyFilter(lastDay, f, now, dayStart > now.toISOString() ? { ...window, from: dayStart } : window);
     return whole + (await lastDay.getCount());
   }
 
@@ -147,9 +150,9 @@ export class CertificateService {
         break;
     }
     if (window) {
-      qb.andWhere("c.lifecycle = :eActive AND c.notAfter > :eNow AND c.notAfter <= :eUntil", {
+      qb.andWhere(`c.lifecycle = :eActive AND c.notAfter ${window.from ? ">=" : ">"} :eFrom AND c.notAfter <= :eUntil`, {
         eActive: CertificateStatus.ACTIVE,
-        eNow: now.toISOString(),
+        eFrom: window.from ?? now.toISOString(),
         eUntil: window.until,
       });
     }
