@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { EntityManager } from "typeorm";
+import { In, type EntityManager } from "typeorm";
 import type { MutationScope, Mutations } from "../audit/mutation.js";
 import type { Authorities } from "../certificates/authorities.js";
 import { recordCertificateChanges, recordCsrChanges } from "../certificates/tallies.js";
@@ -9,6 +9,7 @@ import { BlockedKey, Certificate } from "../certificates/certificate.entity.js";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/data-source.js";
 import { Delegation } from "../delegations/delegation.entity.js";
+import { KmsCertificate } from "../kms/kms-certificate.entity.js";
 import { CertificateKind, CertificateStatus, CsrStatus, DelegationStatus, Environment, NotificationType, OfficerStatus } from "../domain.js";
 import { badInput, conflict, DomainError, forbidden, notFound, preconditionFailed } from "../errors.js";
 import type { Page } from "../graphql/connection.js";
@@ -20,6 +21,7 @@ import { rfc4514 } from "../pki/bundle.js";
 import { parseCsr, type ParsedCsr } from "../pki/csr.js";
 import { newSerialHex } from "../pki/issue.js";
 import type { CertificateProfile } from "../pki/profiles.js";
+import { certificateSpki, spkiFingerprint } from "../pki/key-identity.js";
 import { sha256Hex, toBytes } from "../pki/spki.js";
 import type { AccessPolicy, KeyMaterialScope } from "../policy.js";
 import { freeText } from "../validation.js";
@@ -53,6 +55,11 @@ const MAX_REJECTION_REASON = 1000;
  * cancel requests, and asks the CA (pki/) to sign only what it has decided.
  */
 export class CsrService {
+  /** Canonical fingerprints of both environments' root and issuing CA keys (loaded once: they do not change while running). */
+  private caKeys: Set<string> | undefined;
+  /** KMS certificate id -> canonical fingerprint of its key; rows are immutable, rotation only adds rows. */
+  private readonly kmsKeys = new Map<string, string>();
+
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
@@ -186,6 +193,32 @@ export class CsrService {
     }
     if (await em.count(Certificate, { where: { publicKeyFingerprint: fingerprint } })) throw keyReuse();
     if (await em.count(CertificateSigningRequest, { where: { publicKeyFingerprint: fingerprint, status: CsrStatus.PENDING } })) throw keyReuse();
+    await this.assertNotSystemKey(em, fingerprint);
+  }
+
+  /**
+   * KEY_REUSE for the KMS's own keys: every root and issuing CA key and every
+   * KMS certificate's key (current, older and retired ones) of both
+   * environments. Compared by canonical fingerprint, so no re-encoding of
+   * such a key gets through.
+   */
+  private async assertNotSystemKey(em: EntityManager, fingerprint: string): Promise<void> {
+    this.caKeys ??= new Set(
+      [Environment.MTF, Environment.PRODUCTION].flatMap((environment) => {
+        const ca = this.authorities.of(environment);
+        return [ca.root, ca.issuing].map((certificate) => spkiFingerprint(toBytes(certificate.publicKey.rawData)));
+      }),
+    );
+    const ids = (await em.find(KmsCertificate, { select: { id: true } })).map((row) => row.id);
+    const unknown = ids.filter((id) => !this.kmsKeys.has(id));
+    if (unknown.length) {
+      for (const row of await em.find(KmsCertificate, { select: { id: true, derBase64: true }, where: { id: In(unknown) } })) {
+        this.kmsKeys.set(row.id, spkiFingerprint(certificateSpki(new Uint8Array(Buffer.from(row.derBase64, "base64")))));
+      }
+    }
+    if (this.caKeys.has(fingerprint) || ids.some((id) => this.kmsKeys.get(id) === fingerprint)) {
+      throw badInput("KEY_REUSE", "This public key is one of the KMS's own CA or service keys; it can never be certified for a participant.");
+    }
   }
 
   async cancel(viewer: Viewer | null, csrId: string): Promise<CertificateSigningRequest> {
@@ -246,6 +279,9 @@ export class CsrService {
         if (await em.count(BlockedKey, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) {
           throw conflict("KEY_BLOCKED", "the request's key was reported compromised after submission; it cannot be certified");
         }
+        // A request can only be pending with a certified key if it came in under another encoding before keys were canonical.
+        if (await em.count(Certificate, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) throw keyReuse();
+        await this.assertNotSystemKey(em, csr.publicKeyFingerprint);
         const org = await em.findOneOrFail(Organization, { where: { id: csr.organizationId } });
         if (csr.delegationId) await this.assertDelegationStillActive(em, csr.delegationId);
         await this.decide(em, csr, CsrStatus.SIGNED, v, null);

@@ -18,7 +18,8 @@ import {
 } from "@peculiar/asn1-cms";
 import { derToPem } from "./pem.js";
 
-export { describeKey, sha256Hex, spkiFingerprint } from "./spki.js";
+export { describeKey, sha256Hex } from "./spki.js";
+export { spkiFingerprint } from "./key-identity.js";
 export { rfc4514 } from "./name.js";
 
 export const certificateToPem = (der: Uint8Array): string => derToPem(der, "CERTIFICATE");

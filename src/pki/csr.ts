@@ -17,7 +17,8 @@ import { badInput, DomainError } from "../errors.js";
 import { children, content, decodeOid, raw, readTlv, DerError, type Tlv } from "./der.js";
 import { parseName, rfc4514, type NameAttribute } from "./name.js";
 import type { CertificateProfile } from "./profiles.js";
-import { analyzeKey, sha256Hex, type KeyInfo } from "./spki.js";
+import { analyzeKey, type KeyInfo } from "./spki.js";
+import { canonicalKey, KeyEncodingError, type CanonicalKey } from "./key-identity.js";
 import { derToPem } from "./pem.js";
 
 export interface ParsedCsr {
@@ -29,8 +30,9 @@ export interface ParsedCsr {
   commonName: string;
   /** "RSA-2048" | "EC-P256" ... */
   keyAlgorithm: string;
-  /** sha256 hex lowercase of the SPKI DER. */
+  /** sha256 hex lowercase of the canonical SPKI DER (key-identity.ts): the same for every encoding of the key. */
   publicKeyFingerprint: string;
+  /** The canonical SPKI, which the certificate carries (not necessarily the bytes in the CSR). */
   spki: Uint8Array;
   /** The subject Name DER, copied verbatim into the certificate. */
   subjectDer: Uint8Array;
@@ -177,7 +179,7 @@ function signatureScheme(parts: CsrParts): SignatureScheme {
   return SIGNATURE_ALGORITHMS[oid] ?? { kind: "unsupported", name: oid };
 }
 
-function checkKey(spki: Uint8Array, profile: CertificateProfile): { info: KeyInfo; key: KeyObject } {
+function checkKey(spki: Uint8Array, profile: CertificateProfile): { info: KeyInfo; key: KeyObject; canonical: CanonicalKey } {
   let info: KeyInfo;
   try {
     info = analyzeKey(spki);
@@ -198,9 +200,16 @@ function checkKey(spki: Uint8Array, profile: CertificateProfile): { info: KeyInf
       `The key algorithm ${info.label} is not accepted for ${profile.kind} certificates; use one of ${profile.allowedKeyAlgorithms.join(", ")}.`,
     );
   }
+  let canonical: CanonicalKey;
+  try {
+    canonical = canonicalKey(spki);
+  } catch (e) {
+    if (e instanceof KeyEncodingError) throw invalid(`The CSR's public key is refused: ${e.message}.`);
+    throw e;
+  }
   try {
     // Also validates the key material (e.g. that an EC point lies on its curve).
-    return { info, key: createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" }) };
+    return { info, canonical, key: createPublicKey({ key: Buffer.from(canonical.spki), format: "der", type: "spki" }) };
   } catch {
     throw invalid("The CSR's public key is malformed (it could not be loaded).");
   }
@@ -320,8 +329,8 @@ export async function parseCsr(
     subject: rfc4514(subjectDer),
     commonName,
     keyAlgorithm: key.info.label,
-    publicKeyFingerprint: sha256Hex(spki),
-    spki: new Uint8Array(spki),
+    publicKeyFingerprint: key.canonical.fingerprint,
+    spki: key.canonical.spki,
     subjectDer: new Uint8Array(subjectDer),
   };
 }

@@ -125,9 +125,6 @@ export function analyzeKey(spki: Uint8Array): KeyInfo {
 /** "RSA-2048", "EC-P256", "Ed25519", ... */
 export const describeKey = (spki: Uint8Array): string => analyzeKey(spki).label;
 
-/** sha256 (lowercase hex) of the SPKI DER: the key's identity across certificates, CSRs and the block list. */
-export const spkiFingerprint = (spki: Uint8Array): string => sha256Hex(spki);
-
 /** RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING value (without tag, length, unused-bits octet). */
 export function subjectKeyIdentifier(spki: Uint8Array): Uint8Array {
   return new Uint8Array(createHash("sha1").update(readSpki(spki).subjectPublicKey).digest());

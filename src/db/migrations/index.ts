@@ -3,7 +3,16 @@ import { KeyExchange1764300000100 } from "./1764300000100-key-exchange.js";
 import { Notifications1764300000200 } from "./1764300000200-notifications.js";
 import { Revocation1764300000300 } from "./1764300000300-revocation.js";
 import { KmsCertificates1764300000400 } from "./1764300000400-kms-certificates.js";
+import { CanonicalKeyFingerprints1764300001100 } from "./1764300001100-canonical-key-fingerprints.js";
 import { ReadPath1764300001500 } from "./1764300001500-read-path.js";
 
 /** In order. Each feature adds its own migration here; never edit one that has shipped. */
-export const MIGRATIONS = [Foundation1764300000000, KeyExchange1764300000100, Notifications1764300000200, Revocation1764300000300, KmsCertificates1764300000400, ReadPath1764300001500];
+export const MIGRATIONS = [
+  Foundation1764300000000,
+  KeyExchange1764300000100,
+  Notifications1764300000200,
+  Revocation1764300000300,
+  KmsCertificates1764300000400,
+  CanonicalKeyFingerprints1764300001100,
+  ReadPath1764300001500,
+];
