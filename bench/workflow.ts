@@ -7,7 +7,7 @@
  */
 import "reflect-metadata";
 import { randomBytes, webcrypto } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as x509 from "@peculiar/x509";
@@ -49,11 +49,10 @@ export async function workflowBench(count: number): Promise<BenchResult[]> {
     );
     let officerToken = "";
     for (const email of ["a@workflow.example", "b@workflow.example"]) {
-      const { registerOfficer } = await post<{ registerOfficer: { id: string } }>(
-        `mutation($input: RegisterOfficerInput!) { registerOfficer(input: $input) { id } }`,
-        { input: { organizationId: org.id, name: email, email } },
-      );
-      officerToken = (await post<{ createApiToken: { token: string } }>(`mutation($id: ID!) { createApiToken(officerId: $id, label: "bench") { token } }`, { id: registerOfficer.id })).createApiToken.token;
+      await post(`mutation($input: RegisterOfficerInput!) { registerOfficer(input: $input) { id } }`, { input: { organizationId: org.id, name: email, email } });
+      // Each officer enrolls with the code mailed to them (the file sink under the data directory).
+      const code = await enrollmentCodeFromMail(path.join(dataDir, "mail"), email);
+      officerToken = (await post<{ enrollOfficer: { token: string } }>(`mutation($code: String!) { enrollOfficer(code: $code, label: "bench") { token } }`, { code })).enrollOfficer.token;
     }
     // Warm-up and measured runs each take fresh CSRs: a key may be submitted once.
     const total = 2 * (count + 20);
@@ -77,5 +76,19 @@ export async function workflowBench(count: number): Promise<BenchResult[]> {
   } finally {
     await app.stop();
     rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The enrollment code in the .eml file mailed to `email`, once it is written. */
+async function enrollmentCodeFromMail(mailDir: string, email: string): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    for (const file of existsSync(mailDir) ? readdirSync(mailDir).filter((f) => f.endsWith(".eml")) : []) {
+      const text = readFileSync(path.join(mailDir, file), "utf8");
+      const code = text.includes(`To: ${email}`) ? /^Enrollment code: (\S+)$/m.exec(text)?.[1] : undefined;
+      if (code) return code;
+    }
+    if (Date.now() > deadline) throw new Error(`no enrollment email to ${email}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -33,7 +33,7 @@ import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
-import { KmsCertificateResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
+import { KmsCertificateResolver, KmsRotationApprovalResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
 import { kmsCertificateRoutes } from "./kms/kms.routes.js";
 import { KmsService } from "./kms/kms.service.js";
 import { CertificateExpiryResolver } from "./notifications/certificate-expiry.resolver.js";
@@ -51,12 +51,14 @@ import { RedisEventBus } from "./notifications/redis-event-bus.js";
 import { NotificationRefs } from "./notifications/refs.js";
 import { OfficerResolver } from "./officers/officer.resolver.js";
 import { OfficerService } from "./officers/officer.service.js";
+import { EnrollmentMailer, EnrollmentThrottle } from "./officers/enrollment.js";
 import { bootstrap } from "./organizations/bootstrap.js";
 import { OrganizationResolver } from "./organizations/organization.resolver.js";
 import { OrganizationService } from "./organizations/organization.service.js";
 import { DEFAULT_PROFILES } from "./pki/profiles.js";
 import type { KeyStore } from "./pki/keystore.js";
 import { AccessPolicy } from "./policy.js";
+import { DualControl } from "./dual-control.js";
 import { Delegation } from "./delegations/delegation.entity.js";
 import { CertificateSigningRequest } from "./csrs/csr.entity.js";
 import { Certificate } from "./certificates/certificate.entity.js";
@@ -75,6 +77,8 @@ export interface AppOverrides {
   logger?: Logger;
   bus?: EventBus;
   webDir?: string;
+  /** The mailer to use instead of the one SMTP_URL selects (tests wrap the real one to read what was sent). */
+  mailer?: Mailer;
 }
 
 export interface App {
@@ -130,7 +134,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   // Every notification gets its email deliveries in its own transaction.
   outbox.onInsert(new NotificationEmails(clock, config.publicUrl).onNotification);
   const organizations = new OrganizationService(db, clock, policy, mutations);
-  const officers = new OfficerService(db, clock, policy, mutations, bus);
+  const mailer = overrides.mailer ?? createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
+  const enrollmentMailer = new EnrollmentMailer(mailer, config.mailFrom, config.publicUrl, logger);
+  const officers = new OfficerService(db, clock, policy, mutations, bus, {
+    ttlMs: config.enrollmentTtlMs,
+    mailer: enrollmentMailer,
+    throttle: new EnrollmentThrottle(clock),
+  });
 
   await bootstrap({ db, clock, mutations, officers, logger }, { dataDir: config.dataDir, token: config.bootstrapToken });
 
@@ -142,7 +152,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     keyAlgorithm: config.caKeyAlgorithm,
     publicUrl: config.publicUrl,
   });
-  const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES);
+  const dualControl = new DualControl(config.dualControl);
+  const csrs = new CsrService(db, clock, policy, mutations, authorities, DEFAULT_PROFILES, dualControl);
   const lifecycle = new CertificateLifecycle(db);
   const certificates = new CertificateService(db, clock, policy, authorities, lifecycle);
   const crls = new CrlService(db, clock, authorities);
@@ -151,6 +162,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     publicUrl: config.publicUrl,
     expiryReminderDays: config.expiryReminderDays,
     crl: crls,
+    dualControl,
   });
   // The KMS's own certificates (signing, encryption, TLS server) per environment: created on first start.
   await kms.ensureCurrentCertificates();
@@ -159,7 +171,6 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
 
   const notificationStore = new NotificationStore(db);
   const notificationRefs = new NotificationRefs(db);
-  const mailer = createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
   const emailWorker = new EmailDeliveryWorker({ db, clock, mailer, bus, logger, from: config.mailFrom });
   const dispatcher = new NotificationDispatcher({ store: notificationStore, policy, refs: notificationRefs, bus, logger });
   const expiryScanner = new ExpiryScanner(
@@ -175,11 +186,12 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [AuditResolver, new AuditResolver(audit, policy)],
     [CertificateResolver, new CertificateResolver(certificates, csrs, policy)],
     [OrganizationKeyMaterialResolver, new OrganizationKeyMaterialResolver(certificates, csrs)],
-    [CsrResolver, new CsrResolver(csrs)],
+    [CsrResolver, new CsrResolver(csrs, policy)],
     [KmsCertificateResolver, new KmsCertificateResolver(kms)],
     [NotificationKmsCertificateResolver, new NotificationKmsCertificateResolver(kms)],
+    [KmsRotationApprovalResolver, new KmsRotationApprovalResolver()],
     [RevocationResolver, new RevocationResolver(revocations)],
-    [DelegationResolver, new DelegationResolver(delegations)],
+    [DelegationResolver, new DelegationResolver(delegations, policy)],
     [OrganizationDelegationsResolver, new OrganizationDelegationsResolver(delegations)],
     [NotificationResolver, new NotificationResolver(notifications, policy, notificationRefs)],
     [CertificateExpiryResolver, new CertificateExpiryResolver(clock)],
@@ -237,6 +249,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         await dispatcher.stop();
         await expiryScanner.stop();
         await emailWorker.stop();
+        enrollmentMailer.close();
         mailer.close();
         await bus.close();
         await keyStore.close();

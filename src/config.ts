@@ -21,6 +21,10 @@ export interface Config {
   pkcs11?: { library: string; tokenLabel: string; pin: string };
   expiryScanIntervalMs: number;
   expiryReminderDays: number[];
+  /** How long an enrollment code works (KEYPORTAL_ENROLLMENT_TTL, default 72h). */
+  enrollmentTtlMs: number;
+  /** Environments where signing needs a second operator (KEYPORTAL_DUAL_CONTROL, default PRODUCTION; empty: none). */
+  dualControl: Array<"MTF" | "PRODUCTION">;
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -89,6 +93,15 @@ function reminderDays(env: Env, name: string): number[] {
   return [...new Set(parts.map(Number))].sort((a, b) => b - a);
 }
 
+function environments(env: Env, name: string, fallback: Array<"MTF" | "PRODUCTION">): Array<"MTF" | "PRODUCTION"> {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  const parts = raw.split(",").map((p) => p.trim().toUpperCase()).filter(Boolean);
+  const bad = parts.find((p) => p !== "MTF" && p !== "PRODUCTION");
+  if (bad !== undefined) throw new ConfigError(name, `expected a comma-separated list of MTF and PRODUCTION (empty for none), got "${raw.trim()}"`);
+  return [...new Set(parts as Array<"MTF" | "PRODUCTION">)];
+}
+
 export function loadConfig(env: Env, cwd = process.cwd()): Config {
   const host = optional(env, "HOST") ?? "127.0.0.1";
   const port = integer(env, "PORT", 4000, 0, 65535);
@@ -141,5 +154,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     pkcs11,
     expiryScanIntervalMs: duration(env, "KEYPORTAL_EXPIRY_SCAN_INTERVAL", 3_600_000),
     expiryReminderDays: reminderDays(env, "KEYPORTAL_EXPIRY_REMINDER_DAYS"),
+    enrollmentTtlMs: duration(env, "KEYPORTAL_ENROLLMENT_TTL", 72 * 3_600_000),
+    dualControl: environments(env, "KEYPORTAL_DUAL_CONTROL", ["PRODUCTION"]),
   };
 }

@@ -20,6 +20,8 @@ export class DomainError extends Error {
     /** Stable machine-readable reason, SCREAMING_CASE. */
     readonly reason: string,
     message: string,
+    /** Further machine-readable facts for the client, e.g. retryAfterSeconds; never internals. */
+    readonly extensions: Record<string, string | number> = {},
   ) {
     super(message);
   }
@@ -33,6 +35,9 @@ export const unauthenticated = (message = "a valid bearer token is required") =>
   new DomainError("UNAUTHENTICATED", "UNAUTHENTICATED", message);
 export const preconditionFailed = (reason: string, message: string) =>
   new DomainError("PRECONDITION_FAILED", reason, message);
+
+export const rateLimited = (reason: string, message: string, retryAfterSeconds: number) =>
+  new DomainError("RATE_LIMITED", reason, message, { retryAfterSeconds });
 
 /** HTTP status used for a DomainError outside GraphQL (downloads, CRL). */
 export const HTTP_STATUS: Record<ErrorCode, number> = {

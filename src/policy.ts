@@ -104,6 +104,20 @@ export class AccessPolicy {
     return visible === null || visible.includes(organizationId);
   }
 
+  /**
+   * The people of an organization (its officers, wherever a field names
+   * one): operators see everyone; everyone sees their own organization's and
+   * the KMS operators; an MSP never sees another organization's people, not
+   * even while a delegation links them ("its name may show, its people may
+   * not"); a participant sees those of an organization linked to it.
+   */
+  async canSeeOfficer(viewer: Viewer, officer: { organizationId: string; role: Role }): Promise<boolean> {
+    if (this.isOperator(viewer) || officer.organizationId === viewer.organization.id) return true;
+    if (officer.role === Role.KMS_OPERATOR) return true;
+    if (viewer.organization.kind === OrganizationKind.MSP) return false;
+    return this.canReadOrganization(viewer, officer.organizationId);
+  }
+
   /** Officers of the organization itself may manage its officers; operators any. */
   canManageOfficers(viewer: Viewer, organizationId: string): boolean {
     return this.isOperator(viewer) || viewer.organization.id === organizationId;

@@ -8,6 +8,8 @@ export interface Viewer {
   organization: Organization;
   role: Role;
   tokenId: string;
+  /** When the token stops working; null for no expiry. */
+  tokenExpiresAt?: Date | null;
 }
 
 export const isOperator = (viewer: Viewer | null): boolean => viewer?.role === Role.KMS_OPERATOR;

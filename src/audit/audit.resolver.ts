@@ -1,4 +1,5 @@
 import { Arg, Ctx, Field, FieldResolver, Int, ObjectType, Query, Resolver, Root } from "type-graphql";
+import { visibleOfficer } from "../officers/visibility.js";
 import type { Context } from "../graphql/context.js";
 import { integerCursor, PageInfo, pageOf, pageSize } from "../graphql/pagination.js";
 import { Officer } from "../officers/officer.entity.js";
@@ -57,7 +58,7 @@ export class AuditResolver {
   }
 
   @FieldResolver(() => Officer, { nullable: true, description: "Officer who acted; null for the system (scheduler, bootstrap)." })
-  actor(@Root() event: AuditEvent, @Ctx() ctx: Context): Promise<Officer | null> | null {
-    return event.actorId ? ctx.loaders.officer.load(event.actorId) : null;
+  actor(@Root() event: AuditEvent, @Ctx() ctx: Context): Promise<Officer | null> {
+    return visibleOfficer(ctx, this.policy, event.actorId);
   }
 }

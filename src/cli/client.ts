@@ -76,7 +76,7 @@ export function describeError(error: GraphQLErrorShape): CliError {
   const reason = error.extensions?.reason;
   switch (code) {
     case "UNAUTHENTICATED":
-      return new CliError("the server refused the token: it is missing, unknown or revoked; pass --token or set KEYPORTAL_TOKEN", 2);
+      return new CliError("the server refused the token: it is missing, unknown, expired or revoked; pass --token or set KEYPORTAL_TOKEN", 2);
     case "FORBIDDEN":
       return new CliError(`not allowed: ${error.message}`, 3);
     case "NOT_FOUND":

@@ -2,12 +2,14 @@
  * keyportal: the officer's command line. Keys are made and kept on this
  * machine; only the CSR goes to the server.
  *
+ *   keyportal enroll --code <code from the enrollment email> [--label laptop]
  *   keyportal csr --kind MTLS_CLIENT --cn "Acme Client" --organization-id <id> --key key.pem --out req.csr
  *   keyportal submit --csr req.csr --kind MTLS_CLIENT --environment MTF --organization-id <id>
  *   keyportal status --csr <id> | --certificate <id>
  *   keyportal download --certificate <id> --format pem|der|p7b|chain --out cert.pem
  */
 import { promises as fs } from "node:fs";
+import os from "node:os";
 import { parseArgs } from "node:util";
 import { CliError, KeyPortalClient, watchNotifications } from "./client.js";
 import { type CliKeyType, createKeyAndCsr, KEY_TYPES } from "./keygen.js";
@@ -19,6 +21,9 @@ const FORMATS: Record<string, string> = { pem: "pem", der: "der", p7b: "p7b", ch
 const USAGE = `usage: keyportal <command> [options]
 
 commands:
+  enroll     exchange the one-time code from your enrollment email for your first API token
+             --code <code>  --label <name for the token> (default: this machine's host name)
+             prints the token once and stores it nowhere: keep it (e.g. in KEYPORTAL_TOKEN)
   csr        make a key pair and a CSR on this machine (the key never leaves it)
              --kind MTLS_CLIENT|SIGNING|ENCRYPTION  --cn <common name>
              --key-type ec-p256|ec-p384|rsa-2048|rsa-3072|rsa-4096 (default ec-p256; rsa-2048 for ENCRYPTION)
@@ -93,11 +98,26 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (line: string) =
       after: { type: "string" },
       types: { type: "string" },
       json: { type: "boolean" },
+      code: { type: "string" },
+      label: { type: "string" },
     },
     strict: true,
   });
 
   switch (command) {
+    case "enroll": {
+      // No token: the code is the proof. Nothing is written to disk.
+      const url = (values.url as string | undefined) ?? env.KEYPORTAL_URL ?? "http://127.0.0.1:4000";
+      const client = new KeyPortalClient(url, undefined);
+      const label = (values.label ?? os.hostname()).trim() || "keyportal cli";
+      const data = await client.graphql<{ enrollOfficer: { token: string; officer: { name: string; email: string } } }>(
+        `mutation($code: String!, $label: String!) { enrollOfficer(code: $code, label: $label) { token officer { name email } } }`,
+        { code: need(values, "code"), label },
+      );
+      const grant = data.enrollOfficer;
+      out(`enrolled ${grant.officer.name} <${grant.officer.email}>; your API token (shown once, stored nowhere):\n${grant.token}`);
+      return;
+    }
     case "csr": {
       const kind = oneOf(need(values, "kind"), KINDS, "kind");
       const keyType = (values["key-type"] ?? (kind === "ENCRYPTION" ? "rsa-2048" : "ec-p256")).toLowerCase() as CliKeyType;

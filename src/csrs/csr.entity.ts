@@ -71,6 +71,13 @@ export class CertificateSigningRequest {
   @Column({ type: "varchar", length: 36, nullable: true })
   renewalOfId!: string | null;
 
+  /** Under dual control: the operator who approved it first (a different operator signs). */
+  @Column({ type: "varchar", length: 36, nullable: true })
+  approvedById!: string | null;
+
+  @Column({ type: "varchar", length: 24, nullable: true, transformer: isoInstant })
+  approvedAt!: Date | null;
+
   /** The certificate issued from it, once SIGNED. */
   @Column({ type: "varchar", length: 36, nullable: true })
   certificateId!: string | null;

@@ -4,12 +4,17 @@ import { CsrConnection, CsrFilter, RenewCertificateInput, SignCsrInput, SubmitCs
 import type { Context } from "../graphql/context.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";
+import { requiredVisibleOfficer, visibleOfficer } from "../officers/visibility.js";
+import type { AccessPolicy } from "../policy.js";
 import { CertificateSigningRequest } from "./csr.entity.js";
 import type { CsrService } from "./csr.service.js";
 
 @Resolver(() => CertificateSigningRequest)
 export class CsrResolver {
-  constructor(private readonly csrs: CsrService) {}
+  constructor(
+    private readonly csrs: CsrService,
+    private readonly policy: AccessPolicy,
+  ) {}
 
   @Query(() => CertificateSigningRequest, { nullable: true })
   certificateSigningRequest(@Ctx() ctx: Context, @Arg("id", () => ID) id: string): Promise<CertificateSigningRequest | null> {
@@ -43,7 +48,17 @@ export class CsrResolver {
     return this.csrs.cancel(ctx.viewer, csrId);
   }
 
-  @Mutation(() => Certificate, { description: "Operators only. Issues the certificate; exactly once per CSR." })
+  @Mutation(() => CertificateSigningRequest, {
+    description: "Operators only, under dual control: the first operator's approval of a PENDING request; a different operator then signs it.",
+  })
+  approveCsr(@Ctx() ctx: Context, @Arg("csrId", () => ID, { description: "A PENDING request in an environment under dual control." }) csrId: string): Promise<CertificateSigningRequest> {
+    return this.csrs.approve(ctx.viewer, csrId);
+  }
+
+  @Mutation(() => Certificate, {
+    description:
+      "Operators only. Issues the certificate; exactly once per CSR. Under dual control only after another operator approved the request (PRECONDITION_FAILED / SECOND_APPROVAL_REQUIRED; SAME_OPERATOR when the approver signs).",
+  })
   signCsr(@Ctx() ctx: Context, @Arg("input", () => SignCsrInput) input: SignCsrInput): Promise<Certificate> {
     return this.csrs.sign(ctx.viewer, input);
   }
@@ -65,15 +80,21 @@ export class CsrResolver {
   }
 
   @FieldResolver(() => Officer)
-  async submittedBy(@Root() csr: CertificateSigningRequest, @Ctx() ctx: Context): Promise<Officer> {
-    const officer = await ctx.loaders.officer.load(csr.submittedById);
-    if (!officer) throw new Error(`submitter of CSR ${csr.id} is missing`);
-    return officer;
+  submittedBy(@Root() csr: CertificateSigningRequest, @Ctx() ctx: Context): Promise<Officer> {
+    return requiredVisibleOfficer(ctx, this.policy, csr.submittedById, "submitter");
   }
 
   @FieldResolver(() => Officer, { nullable: true })
-  decidedBy(@Root() csr: CertificateSigningRequest, @Ctx() ctx: Context): Promise<Officer | null> | null {
-    return csr.decidedById ? ctx.loaders.officer.load(csr.decidedById) : null;
+  decidedBy(@Root() csr: CertificateSigningRequest, @Ctx() ctx: Context): Promise<Officer | null> {
+    return visibleOfficer(ctx, this.policy, csr.decidedById);
+  }
+
+  @FieldResolver(() => [Officer], {
+    description: "Operators who approved this request under dual control; empty where its environment needs no second approval.",
+  })
+  async approvals(@Root() csr: CertificateSigningRequest, @Ctx() ctx: Context): Promise<Officer[]> {
+    const approver = await visibleOfficer(ctx, this.policy, csr.approvedById);
+    return approver ? [approver] : [];
   }
 
   @FieldResolver(() => Certificate, { nullable: true, description: "The certificate this request renews, if any." })

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { In, type EntityManager } from "typeorm";
+import { In, type EntityManager, IsNull, Not } from "typeorm";
 import type { MutationScope, Mutations } from "../audit/mutation.js";
 import type { Authorities } from "../certificates/authorities.js";
 import { recordCertificateChanges, recordCsrChanges } from "../certificates/tallies.js";
@@ -10,7 +10,8 @@ import type { Clock } from "../clock.js";
 import type { Database } from "../db/data-source.js";
 import { Delegation } from "../delegations/delegation.entity.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
-import { CertificateKind, CertificateStatus, CsrStatus, DelegationStatus, Environment, NotificationType, OfficerStatus } from "../domain.js";
+import { CertificateKind, CertificateStatus, CsrStatus, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind } from "../domain.js";
+import type { DualControl } from "../dual-control.js";
 import { badInput, conflict, DomainError, forbidden, notFound, preconditionFailed } from "../errors.js";
 import type { Page } from "../graphql/connection.js";
 import { decodeKeysetCursor, encodeKeysetCursor, pageOf, pageSize } from "../graphql/pagination.js";
@@ -67,6 +68,7 @@ export class CsrService {
     private readonly mutations: Mutations,
     private readonly authorities: Authorities,
     private readonly profileByKind: Record<CertificateKind, CertificateProfile>,
+    private readonly dualControl: DualControl,
   ) {}
 
   profile(kind: CertificateKind): CertificateProfile {
@@ -133,11 +135,11 @@ export class CsrService {
       );
     }
     if (org.id !== v.organization.id) delegationId = (await this.policy.delegationCovering(v, target))?.delegationId ?? null;
-    const activeOfficers = await em.count(Officer, { where: { organizationId: org.id, status: OfficerStatus.ACTIVE } });
+    const activeOfficers = await em.count(Officer, { where: { organizationId: org.id, status: OfficerStatus.ACTIVE, enrolledAt: Not(IsNull()) } });
     if (activeOfficers < MIN_ACTIVE_OFFICERS) {
       throw preconditionFailed(
         "INSUFFICIENT_OFFICERS",
-        `${org.name} has ${activeOfficers} active security officer(s); at least ${MIN_ACTIVE_OFFICERS} are required before CSRs can be submitted`,
+        `${org.name} has ${activeOfficers} active and enrolled security officer(s); at least ${MIN_ACTIVE_OFFICERS} are required before CSRs can be submitted`,
       );
     }
     const parsed = await parseCsr(input.pem, this.profile(input.kind), { organizationName: org.name, country: org.country });
@@ -261,6 +263,45 @@ export class CsrService {
     );
   }
 
+  /**
+   * Operators only, in an environment under dual control: the first
+   * operator's approval of a PENDING request. Signing then needs another operator.
+   */
+  async approve(viewer: Viewer | null, csrId: string): Promise<CertificateSigningRequest> {
+    return this.mutations.run(
+      { action: "csr.approve", targetType: "CertificateSigningRequest", targetId: csrId, actor: viewer },
+      async ({ em, audit, notify }) => {
+        const v = this.policy.requireOperator(viewer);
+        const csr = await em.findOne(CertificateSigningRequest, { where: { id: csrId } });
+        if (!csr) throw notFound("certificate signing request");
+        audit.organizationId = csr.organizationId;
+        if (csr.status !== CsrStatus.PENDING) throw alreadyDecided(csr.status);
+        if (!this.dualControl.appliesTo(csr.environment)) {
+          throw preconditionFailed("DUAL_CONTROL_NOT_REQUIRED", `${csr.environment} is not under dual control: an operator signs without a prior approval`);
+        }
+        if (csr.approvedById) throw conflict("ALREADY_APPROVED", "another operator has already approved this request; a different operator signs it");
+        const approvedAt = this.clock.now();
+        const result = await em
+          .createQueryBuilder()
+          .update(CertificateSigningRequest)
+          .set({ approvedById: v.officer.id, approvedAt })
+          .where("id = :id AND status = :pending AND approvedById IS NULL", { id: csr.id, pending: CsrStatus.PENDING })
+          .execute();
+        if (!result.affected) throw conflict("ALREADY_APPROVED", "the request was approved or decided meanwhile");
+        Object.assign(csr, { approvedById: v.officer.id, approvedAt });
+        const kms = await em.findOne(Organization, { select: { id: true }, where: { kind: OrganizationKind.KMS } });
+        await notify({
+          type: NotificationType.CSR_APPROVED,
+          // Addressed to the KMS organization: the operators, who sign; the participant hears when it is signed.
+          organizationId: kms?.id ?? null,
+          csrId: csr.id,
+          message: `${v.officer.name} approved the ${csr.kind} request for ${csr.commonName} (${csr.environment}); another operator may now sign it.`,
+        });
+        return csr;
+      },
+    );
+  }
+
   /** Operators only. Exactly one certificate per request, whatever the concurrency: the guarded UPDATE decides. */
   async sign(viewer: Viewer | null, input: SignCsr): Promise<Certificate> {
     return this.mutations.run(
@@ -276,6 +317,10 @@ export class CsrService {
           throw badInput("INVALID_VALIDITY", `validityDays must be between 1 and ${profile.maxValidityDays} for ${csr.kind}`);
         }
         if (csr.status !== CsrStatus.PENDING) throw alreadyDecided(csr.status);
+        if (this.dualControl.appliesTo(csr.environment)) {
+          await this.dualControl.assertApprovedByAnother(em, csr.approvedById, v, `the ${csr.environment} request`);
+          audit.details = { approvedById: csr.approvedById };
+        }
         if (await em.count(BlockedKey, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) {
           throw conflict("KEY_BLOCKED", "the request's key was reported compromised after submission; it cannot be certified");
         }
@@ -320,7 +365,7 @@ export class CsrService {
         await em.update(CertificateSigningRequest, { id: csr.id }, { certificateId: certificate.id });
         csr.certificateId = certificate.id;
         if (csr.renewalOfId) await em.update(Certificate, { id: csr.renewalOfId }, { renewedById: certificate.id });
-        audit.details = { certificateId: certificate.id, serialNumber, validityDays, notAfter: notAfter.toISOString() };
+        audit.details = { ...audit.details, certificateId: certificate.id, serialNumber, validityDays, notAfter: notAfter.toISOString() };
         await notify({
           type: NotificationType.CSR_SIGNED,
           organizationId: csr.organizationId,

@@ -3,6 +3,8 @@ import { DelegationStatus } from "../domain.js";
 import type { Context } from "../graphql/context.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";
+import { requiredVisibleOfficer, visibleOfficer } from "../officers/visibility.js";
+import type { AccessPolicy } from "../policy.js";
 import { Delegation } from "./delegation.entity.js";
 import type { DelegationService } from "./delegation.service.js";
 import { RequestDelegationInput } from "./delegation.types.js";
@@ -15,7 +17,10 @@ async function required<T>(value: Promise<T | null>, what: string): Promise<T> {
 
 @Resolver(() => Delegation)
 export class DelegationResolver {
-  constructor(private readonly service: DelegationService) {}
+  constructor(
+    private readonly service: DelegationService,
+    private readonly policy: AccessPolicy,
+  ) {}
 
   @Query(() => [Delegation], { description: "Operators see all; officers the delegations their organization granted (participant) or received (MSP)." })
   delegations(
@@ -59,19 +64,20 @@ export class DelegationResolver {
     return required(ctx.loaders.organization.load(delegation.mspId), "MSP");
   }
 
+  // The officer fields follow AccessPolicy.canSeeOfficer: the MSP sees none of the participant's people.
   @FieldResolver(() => Officer)
   requestedBy(@Root() delegation: Delegation, @Ctx() ctx: Context): Promise<Officer> {
-    return required(ctx.loaders.officer.load(delegation.requestedById), "requester");
+    return requiredVisibleOfficer(ctx, this.policy, delegation.requestedById, "requester");
   }
 
   @FieldResolver(() => Officer, { nullable: true })
-  decidedBy(@Root() delegation: Delegation, @Ctx() ctx: Context): Promise<Officer | null> | null {
-    return delegation.decidedById ? ctx.loaders.officer.load(delegation.decidedById) : null;
+  decidedBy(@Root() delegation: Delegation, @Ctx() ctx: Context): Promise<Officer | null> {
+    return visibleOfficer(ctx, this.policy, delegation.decidedById);
   }
 
   @FieldResolver(() => Officer, { nullable: true })
-  revokedBy(@Root() delegation: Delegation, @Ctx() ctx: Context): Promise<Officer | null> | null {
-    return delegation.revokedById ? ctx.loaders.officer.load(delegation.revokedById) : null;
+  revokedBy(@Root() delegation: Delegation, @Ctx() ctx: Context): Promise<Officer | null> {
+    return visibleOfficer(ctx, this.policy, delegation.revokedById);
   }
 }
 

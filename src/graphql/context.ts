@@ -65,6 +65,8 @@ export function createLoaders(sources: LoaderSources): Loaders {
 export interface Context {
   viewer: Viewer | null;
   loaders: Loaders;
+  /** The client's network address (HTTP requests), for throttling unauthenticated attempts. */
+  clientAddress?: string;
   /** Where subscriptions get their events; set on WebSocket operations. */
   feeds?: { notifications: NotificationFeed };
 }

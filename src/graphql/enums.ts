@@ -56,7 +56,11 @@ export function registerEnums(): void {
   });
   registerEnumType(NotificationType, {
     name: "NotificationType",
-    valuesConfig: { KMS_CERTIFICATE_PUBLISHED: { description: "The KMS published a new certificate of its own (rotation)." } },
+    valuesConfig: {
+      KMS_CERTIFICATE_PUBLISHED: { description: "The KMS published a new certificate of its own (rotation)." },
+      OFFICER_ENROLLED: { description: "An officer redeemed their enrollment code." },
+      CSR_APPROVED: { description: "The first of two operators approved a CSR under dual control." },
+    },
   });
   registerEnumType(KmsCertificatePurpose, {
     name: "KmsCertificatePurpose",

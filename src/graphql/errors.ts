@@ -25,7 +25,7 @@ export function createErrorFormatter(logger: Logger) {
         message: original.message,
         locations: formatted.locations,
         path: formatted.path,
-        extensions: { code: original.code, reason: original.reason },
+        extensions: { ...original.extensions, code: original.code, reason: original.reason },
       };
     }
     if (original instanceof GraphQLError) {

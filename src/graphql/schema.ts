@@ -5,7 +5,7 @@ import { AuditResolver } from "../audit/audit.resolver.js";
 import { CertificateResolver, OrganizationKeyMaterialResolver } from "../certificates/certificate.resolver.js";
 import { RevocationResolver } from "../certificates/revocation.resolver.js";
 import { CsrResolver } from "../csrs/csr.resolver.js";
-import { KmsCertificateResolver, NotificationKmsCertificateResolver } from "../kms/kms.resolver.js";
+import { KmsCertificateResolver, KmsRotationApprovalResolver, NotificationKmsCertificateResolver } from "../kms/kms.resolver.js";
 import { DelegationResolver, OrganizationDelegationsResolver } from "../delegations/delegation.resolver.js";
 import { CertificateExpiryResolver } from "../notifications/certificate-expiry.resolver.js";
 import { NotificationResolver } from "../notifications/notification.resolver.js";
@@ -25,6 +25,7 @@ export const RESOLVERS: NonEmptyArray<Function> = [
   CsrResolver,
   KmsCertificateResolver,
   NotificationKmsCertificateResolver,
+  KmsRotationApprovalResolver,
   RevocationResolver,
   DelegationResolver,
   OrganizationDelegationsResolver,

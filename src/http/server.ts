@@ -26,6 +26,8 @@ export const BODY_LIMIT = "1mb";
 export interface Authenticator {
   authenticate(token: string): Promise<Viewer | null>;
   stillValid(viewer: Viewer): Promise<boolean>;
+  /** The viewer's token has expired (a check in memory, for sweeping open WebSockets). */
+  expired(viewer: Viewer): boolean;
 }
 
 /** Extra REST routes (downloads, CRLs, KMS certificates), mounted by their features. */
@@ -142,6 +144,14 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     }
   });
 
+  // Tokens that expire while their WebSocket is open: close those sockets, checked every second.
+  const expirySweep = setInterval(() => {
+    for (const extra of sockets) {
+      if (extra.viewer && auth.expired(extra.viewer)) extra.socket.close(CloseCode.Forbidden, "Forbidden: token expired");
+    }
+  }, 1000);
+  expirySweep.unref();
+
   // --- Apollo Server over HTTP POST (and GET queries from scripts).
   const apollo = new ApolloServer<Context>({
     schema,
@@ -208,7 +218,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
       context: async ({ req }) => {
         const token = bearerToken(req.headers.authorization);
         const viewer = token ? await auth.authenticate(token) : null;
-        return { viewer, loaders: createLoaders(opts.loaderSources) };
+        return { viewer, loaders: createLoaders(opts.loaderSources), clientAddress: req.socket.remoteAddress ?? "unknown" };
       },
     }),
   );
@@ -252,6 +262,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     stop() {
       stopping ??= (async () => {
         unsubscribeRevocations();
+        clearInterval(expirySweep);
         // Tell subscribers we are going away, then stop accepting and drain HTTP.
         for (const client of wsServer.clients) client.close(1001, "Server shutting down");
         await wsCleanup.dispose();

@@ -3,7 +3,9 @@ import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } fro
 import { CertificateStatus, Environment, KmsCertificatePurpose } from "../domain.js";
 import { byId, type Context } from "../graphql/context.js";
 import { Notification } from "../notifications/notification.entity.js";
+import { Officer } from "../officers/officer.entity.js";
 import { KmsCertificate } from "./kms-certificate.entity.js";
+import { KmsRotationApproval } from "./kms-rotation-approval.entity.js";
 import type { KmsService } from "./kms.service.js";
 
 @Resolver(() => KmsCertificate)
@@ -21,7 +23,7 @@ export class KmsCertificateResolver {
 
   @Mutation(() => KmsCertificate, {
     description:
-      "Operators only: issue a new KMS certificate for the purpose and environment from a new KMS key; it becomes current, the previous one stays valid (overlap) until it expires or is retired.",
+      "Operators only: issue a new KMS certificate for the purpose and environment from a new KMS key; it becomes current, the previous one stays valid (overlap) until it expires or is retired. Under dual control only after another operator's approveKmsRotation.",
   })
   rotateKmsCertificate(
     @Ctx() ctx: Context,
@@ -30,6 +32,18 @@ export class KmsCertificateResolver {
     @Arg("validityDays", () => Int, { nullable: true }) validityDays?: number | null,
   ): Promise<KmsCertificate> {
     return this.kms.rotate(ctx.viewer, { environment, purpose, validityDays });
+  }
+
+  @Mutation(() => KmsRotationApproval, {
+    description:
+      "Operators only, in an environment under dual control: approve the next rotation of this KMS certificate; a different operator then calls rotateKmsCertificate within 24 hours (PRECONDITION_FAILED / SECOND_APPROVAL_REQUIRED without it, SAME_OPERATOR for the approver).",
+  })
+  approveKmsRotation(
+    @Ctx() ctx: Context,
+    @Arg("environment", () => Environment, { description: "An environment under dual control (KEYPORTAL_DUAL_CONTROL)." }) environment: Environment,
+    @Arg("purpose", () => KmsCertificatePurpose, { description: "Which of the KMS's certificates may be rotated next." }) purpose: KmsCertificatePurpose,
+  ): Promise<KmsRotationApproval> {
+    return this.kms.approveRotation(ctx.viewer, environment, purpose);
   }
 
   @Mutation(() => KmsCertificate, { description: "Operators only: end a non-current KMS certificate's overlap now." })
@@ -69,5 +83,15 @@ export class NotificationKmsCertificateResolver {
     if (!notification.kmsCertificateId) return null;
     const loader = ctx.loaders.lazy("kmsCertificate", () => new DataLoader(byId((ids) => this.kms.byIds(ids))));
     return loader.load(notification.kmsCertificateId);
+  }
+}
+
+@Resolver(() => KmsRotationApproval)
+export class KmsRotationApprovalResolver {
+  @FieldResolver(() => Officer, { description: "The operator who approved." })
+  async approvedBy(@Root() approval: KmsRotationApproval, @Ctx() ctx: Context): Promise<Officer> {
+    const officer = await ctx.loaders.officer.load(approval.approvedById);
+    if (!officer) throw new Error(`approver of KMS rotation approval ${approval.id} is missing`);
+    return officer;
   }
 }

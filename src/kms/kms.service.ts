@@ -16,7 +16,9 @@ import type { KeyAlgorithmName, KeyStore } from "../pki/keystore.js";
 import { sha256Hex, toBytes } from "../pki/spki.js";
 import type { AccessPolicy } from "../policy.js";
 import type { Viewer } from "../viewer.js";
+import type { DualControl } from "../dual-control.js";
 import { KmsCertificate } from "./kms-certificate.entity.js";
+import { KmsRotationApproval } from "./kms-rotation-approval.entity.js";
 import {
   KMS_DEFAULT_VALIDITY_DAYS,
   KMS_ENVIRONMENTS,
@@ -29,6 +31,8 @@ import {
 } from "./kms-profiles.js";
 
 const DAY_MS = 86_400_000;
+/** How long a rotation approval waits for the second operator. */
+export const KMS_ROTATION_APPROVAL_MS = DAY_MS;
 
 export interface KmsServiceOptions {
   keyAlgorithms: KmsKeyAlgorithms;
@@ -38,6 +42,8 @@ export interface KmsServiceOptions {
   expiryReminderDays: readonly number[];
   /** Re-signs the environment's CRL in the caller's transaction, so that a retirement is on the CRL served next. */
   crl?: { rebuild(em: EntityManager, environment: Environment): Promise<unknown> };
+  /** Environments where a rotation needs another operator's approval first. */
+  dualControl?: DualControl;
 }
 
 export interface RotateKmsCertificate {
@@ -219,8 +225,11 @@ export class KmsService {
       details: { environment, purpose, validityDays: input.validityDays ?? null },
     };
     let prepared: KmsCertificate;
+    const dualControl = this.options.dualControl?.appliesTo(environment) ? this.options.dualControl : null;
     try {
-      this.policy.requireOperator(viewer);
+      const v = this.policy.requireOperator(viewer);
+      // Checked before a key is made, and again (and used up) in the transaction.
+      if (dualControl) await dualControl.assertApprovedByAnother(this.db.manager, (await this.standingApproval(this.db.manager, environment, purpose))?.approvedById ?? null, v, `rotating the ${environment} ${purpose} certificate`);
       const validityDays = input.validityDays ?? KMS_DEFAULT_VALIDITY_DAYS;
       if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > KMS_MAX_VALIDITY_DAYS) {
         throw badInput("INVALID_VALIDITY", `validityDays must be between 1 and ${KMS_MAX_VALIDITY_DAYS}`);
@@ -232,7 +241,15 @@ export class KmsService {
       throw error;
     }
     return this.mutations.run({ ...spec, organizationId: await this.kmsOrganizationId() }, async (scope) => {
-      this.policy.requireOperator(viewer);
+      const v = this.policy.requireOperator(viewer);
+      if (dualControl) {
+        const approval = await this.standingApproval(scope.em, environment, purpose);
+        await dualControl.assertApprovedByAnother(scope.em, approval?.approvedById ?? null, v, `rotating the ${environment} ${purpose} certificate`);
+        // Used up once: of two rotations on one approval, one deletes it and the other finds nothing.
+        const used = await scope.em.delete(KmsRotationApproval, { id: approval!.id });
+        if (!used.affected) throw preconditionFailed("SECOND_APPROVAL_REQUIRED", "the approval was used by another rotation meanwhile");
+        scope.audit.details = { ...scope.audit.details, approvedById: approval!.approvedById };
+      }
       const previous = await this.findCurrent(scope.em, environment, purpose);
       if (previous) {
         // Guarded: if a concurrent rotation already replaced it, this one loses.
@@ -247,6 +264,43 @@ export class KmsService {
       }
       return prepared;
     });
+  }
+
+  private async standingApproval(em: EntityManager, environment: Environment, purpose: KmsCertificatePurpose): Promise<KmsRotationApproval | null> {
+    const approval = await em.findOne(KmsRotationApproval, { where: { environment, purpose } });
+    return approval && approval.expiresAt.getTime() > this.clock.now().getTime() ? approval : null;
+  }
+
+  /**
+   * Operators only, in an environment under dual control: approves the next
+   * rotation of one KMS certificate; a different operator then rotates it
+   * within 24 hours. Replaces an earlier approval for the same certificate.
+   */
+  async approveRotation(viewer: Viewer | null, environment: Environment, purpose: KmsCertificatePurpose): Promise<KmsRotationApproval> {
+    return this.mutations.run(
+      { action: "kms.certificate.approve_rotation", targetType: "KmsRotationApproval", actor: viewer, details: { environment, purpose } },
+      async ({ em, audit }) => {
+        const v = this.policy.requireOperator(viewer);
+        audit.organizationId = await this.kmsOrganizationId(em);
+        if (!this.options.dualControl?.appliesTo(environment)) {
+          throw preconditionFailed("DUAL_CONTROL_NOT_REQUIRED", `${environment} is not under dual control: an operator rotates without a prior approval`);
+        }
+        const now = this.clock.now();
+        await em.delete(KmsRotationApproval, { environment, purpose });
+        const approval = em.create(KmsRotationApproval, {
+          id: randomUUID(),
+          environment,
+          purpose,
+          approvedById: v.officer.id,
+          approvedAt: now,
+          expiresAt: new Date(now.getTime() + KMS_ROTATION_APPROVAL_MS),
+        });
+        await em.insert(KmsRotationApproval, approval);
+        audit.targetId = approval.id;
+        audit.details = { environment, purpose, expiresAt: approval.expiresAt.toISOString() };
+        return approval;
+      },
+    );
   }
 
   /** Operators only: ends a non-current certificate's overlap now. */

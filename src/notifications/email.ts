@@ -25,6 +25,14 @@ const TEMPLATES: Record<NotificationType, Template> = {
     title: "Security officer deactivated",
     next: "If this is unexpected, contact the KMS team. The organization needs at least two active security officers to submit certificate requests.",
   },
+  [NotificationType.OFFICER_ENROLLED]: {
+    title: "Security officer enrolled",
+    next: "Nothing, if you expected this. If you did not, have another officer of the organization or the KMS team deactivate this officer at once.",
+  },
+  [NotificationType.CSR_APPROVED]: {
+    title: "CSR approved, awaiting a second operator",
+    next: "KMS operators: another operator than the one who approved reviews the request and signs or rejects it.",
+  },
   [NotificationType.CSR_SUBMITTED]: {
     title: "CSR submitted",
     next: "The KMS team will sign or reject the request; you will be notified either way. If nobody in your organization submitted it, cancel it in KeyPortal and tell the KMS team.",

@@ -5,6 +5,7 @@ import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Delegation } from "../delegations/delegation.entity.js";
 import { NotificationType } from "../domain.js";
 import { unauthenticated } from "../errors.js";
+import { visibleOfficer } from "../officers/visibility.js";
 import type { Context } from "../graphql/context.js";
 import { PageInfo } from "../graphql/pagination.js";
 import { Officer } from "../officers/officer.entity.js";
@@ -112,9 +113,7 @@ export class NotificationResolver {
   }
 
   @FieldResolver(() => Officer, { nullable: true })
-  async officer(@Root() n: Notification, @Ctx() ctx: Context): Promise<Officer | null> {
-    if (!n.officerId || !ctx.viewer) return null;
-    const officer = await ctx.loaders.officer.load(n.officerId);
-    return officer && (await this.policy.canReadOrganization(ctx.viewer, officer.organizationId)) ? officer : null;
+  officer(@Root() n: Notification, @Ctx() ctx: Context): Promise<Officer | null> {
+    return visibleOfficer(ctx, this.policy, n.officerId);
   }
 }

@@ -25,4 +25,8 @@ export class ApiToken {
 
   @Column({ type: "varchar", length: 24, nullable: true, transformer: isoInstant })
   revokedAt!: Date | null;
+
+  /** The token stops working at this instant; null for no expiry. */
+  @Column({ type: "varchar", length: 24, nullable: true, transformer: isoInstant })
+  expiresAt!: Date | null;
 }

@@ -35,4 +35,8 @@ export class Officer {
 
   @Column({ type: "varchar", length: 24, nullable: true, transformer: isoInstant })
   deactivatedAt!: Date | null;
+
+  /** When the officer redeemed an enrollment code (for the bootstrap operator: when it was created). */
+  @Column({ type: "varchar", length: 24, nullable: true, transformer: isoInstant })
+  enrolledAt!: Date | null;
 }

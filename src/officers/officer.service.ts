@@ -5,13 +5,15 @@ import type { Clock } from "../clock.js";
 import type { Database } from "../db/data-source.js";
 import { NotificationType, OfficerStatus, OrganizationKind, Role } from "../domain.js";
 import type { EventBus } from "../events.js";
-import { conflict, forbidden, notFound, preconditionFailed } from "../errors.js";
+import { badInput, conflict, forbidden, notFound, preconditionFailed } from "../errors.js";
 import { Organization } from "../organizations/organization.entity.js";
 import { normalizeEmail } from "../organizations/organization.service.js";
 import type { AccessPolicy } from "../policy.js";
 import { singleLine } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { ApiToken } from "./api-token.entity.js";
+import { EnrollmentCode } from "./enrollment-code.entity.js";
+import { type EnrollmentMailer, type EnrollmentThrottle, hashEnrollmentCode, newEnrollmentCode } from "./enrollment.js";
 import { Officer } from "./officer.entity.js";
 import { hashApiToken, newApiToken } from "./tokens.js";
 
@@ -27,14 +29,27 @@ export interface ApiTokenGrant {
   officer: Officer;
   label: string;
   createdAt: Date;
+  expiresAt: Date | null;
 }
 
-/** At least this many active officers make an organization ready for key exchange. */
+export interface EnrollmentOptions {
+  /** How long a code works. */
+  ttlMs: number;
+  mailer: EnrollmentMailer;
+  throttle: EnrollmentThrottle;
+}
+
+/** At least this many active and enrolled officers make an organization ready for key exchange. */
 export const MIN_ACTIVE_OFFICERS = 2;
 const LAST_USED_RESOLUTION_MS = 60_000;
 
 const validatePersonName = (raw: string) => singleLine(raw, { field: "name", reason: "INVALID_NAME", max: 200 });
 const validateLabel = (raw: string) => singleLine(raw, { field: "label", reason: "INVALID_LABEL", max: 100 });
+const MAX_TOKEN_DAYS = 3650;
+const DAY_MS = 86_400_000;
+const ENROLLMENT_CODE_INVALID = "ENROLLMENT_CODE_INVALID";
+/** One message for every way a code fails (unknown, used, expired, superseded): the answer tells a guesser nothing. */
+const invalidCode = () => badInput(ENROLLMENT_CODE_INVALID, "this enrollment code is not valid: it is unknown, used, expired or replaced by a newer one");
 
 export class OfficerService {
   private readonly lastUsedWritten = new Map<string, number>();
@@ -45,6 +60,7 @@ export class OfficerService {
     private readonly policy: AccessPolicy,
     private readonly mutations: Mutations,
     private readonly bus: EventBus,
+    private readonly enrollment: EnrollmentOptions,
   ) {}
 
   async register(viewer: Viewer | null, input: RegisterOfficer): Promise<Officer> {
@@ -55,7 +71,7 @@ export class OfficerService {
         actor: viewer,
         details: { organizationId: input.organizationId },
       },
-      async ({ em, audit, notify }) => {
+      async ({ em, audit, notify, afterCommit }) => {
         const v = this.policy.requireViewer(viewer);
         if (!(await this.policy.canReadOrganization(v, input.organizationId))) throw notFound("organization");
         // Filed under the organization only once it is the actor's to see: a probe from another tenant is not its business.
@@ -79,9 +95,11 @@ export class OfficerService {
           status: OfficerStatus.ACTIVE,
           createdAt: this.clock.now(),
           deactivatedAt: null,
+          enrolledAt: null,
         });
         await em.insert(Officer, officer);
         audit.targetId = officer.id;
+        await this.issueEnrollmentCode(em, officer, org, afterCommit);
         await notify({
           type: NotificationType.OFFICER_REGISTERED,
           organizationId: org.id,
@@ -135,7 +153,8 @@ export class OfficerService {
     );
   }
 
-  async createApiToken(viewer: Viewer | null, officerId: string, labelInput: string): Promise<ApiTokenGrant> {
+  /** Tokens are personal: an officer creates them for themself only, operators included. */
+  async createApiToken(viewer: Viewer | null, officerId: string, labelInput: string, expiresInDays?: number | null): Promise<ApiTokenGrant> {
     return this.mutations.run(
       { action: "token.create", targetType: "ApiToken", actor: viewer, details: { officerId } },
       async ({ em, audit }) => {
@@ -143,16 +162,107 @@ export class OfficerService {
         const officer = await em.findOne(Officer, { where: { id: officerId } });
         if (!officer || !(await this.policy.canReadOrganization(v, officer.organizationId))) throw notFound("officer");
         audit.organizationId = officer.organizationId;
-        if (!this.policy.isOperator(v) && officer.id !== v.officer.id) {
-          throw forbidden("officers create tokens for themselves; operators for anyone");
+        if (officer.id !== v.officer.id) {
+          throw forbidden("nobody can create a token for somebody else: each officer enrolls and creates their own tokens");
         }
         if (officer.status !== OfficerStatus.ACTIVE) throw conflict("OFFICER_DEACTIVATED", "the officer is deactivated");
         const label = validateLabel(labelInput);
-        const { token, row } = await this.insertToken(em, officer.id, label);
+        const expiresAt = this.tokenExpiry(expiresInDays);
+        const { token, row } = await this.insertToken(em, officer.id, label, newApiToken(), expiresAt);
         audit.targetId = row.id;
-        audit.details = { officerId, label };
-        return { id: row.id, token, officer, label, createdAt: row.createdAt };
+        audit.details = { officerId, label, ...(expiresAt ? { expiresAt: expiresAt.toISOString() } : {}) };
+        return { id: row.id, token, officer, label, createdAt: row.createdAt, expiresAt };
       },
+    );
+  }
+
+  private tokenExpiry(expiresInDays: number | null | undefined): Date | null {
+    if (expiresInDays == null) return null;
+    if (!Number.isInteger(expiresInDays) || expiresInDays < 1 || expiresInDays > MAX_TOKEN_DAYS) {
+      throw badInput("INVALID_EXPIRY", `expiresInDays must be a whole number of days between 1 and ${MAX_TOKEN_DAYS}`);
+    }
+    return new Date(this.clock.now().getTime() + expiresInDays * DAY_MS);
+  }
+
+  /**
+   * Stores the hash of a fresh code for an officer who has not enrolled,
+   * replacing any earlier code, and mails the code after commit.
+   */
+  private async issueEnrollmentCode(
+    em: import("typeorm").EntityManager,
+    officer: Officer,
+    org: Organization,
+    afterCommit: (hook: () => void) => void,
+  ): Promise<Date> {
+    const code = newEnrollmentCode();
+    const now = this.clock.now();
+    const expiresAt = new Date(now.getTime() + this.enrollment.ttlMs);
+    await em.delete(EnrollmentCode, { officerId: officer.id });
+    await em.insert(EnrollmentCode, { officerId: officer.id, codeHash: hashEnrollmentCode(code), expiresAt, createdAt: now });
+    const letter = { to: officer.email, officerName: officer.name, organizationName: org.name, code, expiresAt };
+    afterCommit(() => this.enrollment.mailer.send(letter, officer.id));
+    return expiresAt;
+  }
+
+  /** Emails a fresh code to an officer who has not enrolled yet; the earlier code stops working. */
+  async resendEnrollment(viewer: Viewer | null, officerId: string): Promise<Officer> {
+    return this.mutations.run(
+      { action: "officer.enrollment.resend", targetType: "Officer", targetId: officerId, actor: viewer },
+      async ({ em, audit, afterCommit }) => {
+        const v = this.policy.requireViewer(viewer);
+        const officer = await em.findOne(Officer, { where: { id: officerId } });
+        if (!officer || !(await this.policy.canReadOrganization(v, officer.organizationId))) throw notFound("officer");
+        audit.organizationId = officer.organizationId;
+        if (!this.policy.canManageOfficers(v, officer.organizationId)) {
+          throw forbidden("only the organization's own officers or KMS operators may resend an enrollment code");
+        }
+        if (officer.status !== OfficerStatus.ACTIVE) throw conflict("OFFICER_DEACTIVATED", "the officer is deactivated");
+        if (officer.enrolledAt) throw conflict("ALREADY_ENROLLED", "the officer has already enrolled");
+        const org = await em.findOneOrFail(Organization, { where: { id: officer.organizationId } });
+        const expiresAt = await this.issueEnrollmentCode(em, officer, org, afterCommit);
+        audit.details = { email: officer.email, codeExpiresAt: expiresAt.toISOString() };
+        return officer;
+      },
+    );
+  }
+
+  /**
+   * No token: exchanges an enrollment code, once, for the officer's first
+   * token. Every failure looks the same; failures per client address are throttled.
+   */
+  async enroll(clientAddress: string, code: string, labelInput: string): Promise<ApiTokenGrant> {
+    return this.enrollment.throttle.attempt(clientAddress, ENROLLMENT_CODE_INVALID, () =>
+      this.mutations.run({ action: "officer.enroll", targetType: "Officer", actor: null }, async ({ em, audit, notify }) => {
+        const label = validateLabel(labelInput);
+        const now = this.clock.now();
+        const row = code.length <= 200 ? await em.findOne(EnrollmentCode, { where: { codeHash: hashEnrollmentCode(code) } }) : null;
+        if (!row || row.expiresAt.getTime() <= now.getTime()) throw invalidCode();
+        const officer = await em.findOne(Officer, { where: { id: row.officerId } });
+        if (!officer || officer.status !== OfficerStatus.ACTIVE || officer.enrolledAt) throw invalidCode();
+        audit.targetId = officer.id;
+        audit.organizationId = officer.organizationId;
+        // Guarded: of two attempts with the same code, one deletes the row and the other finds nothing to delete.
+        const used = await em.delete(EnrollmentCode, { officerId: officer.id, codeHash: row.codeHash });
+        if (!used.affected) throw invalidCode();
+        const enrolled = await em
+          .createQueryBuilder()
+          .update(Officer)
+          .set({ enrolledAt: now })
+          .where("id = :id AND enrolledAt IS NULL AND status = :active", { id: officer.id, active: OfficerStatus.ACTIVE })
+          .execute();
+        if (!enrolled.affected) throw invalidCode();
+        officer.enrolledAt = now;
+        const { token, row: tokenRow } = await this.insertToken(em, officer.id, label);
+        audit.details = { tokenId: tokenRow.id, label };
+        const org = await em.findOneOrFail(Organization, { where: { id: officer.organizationId } });
+        await notify({
+          type: NotificationType.OFFICER_ENROLLED,
+          organizationId: org.id,
+          officerId: officer.id,
+          message: `${officer.name} <${officer.email}> enrolled as a security officer of ${org.name}.`,
+        });
+        return { id: tokenRow.id, token, officer, label, createdAt: tokenRow.createdAt, expiresAt: null };
+      }),
     );
   }
 
@@ -162,6 +272,7 @@ export class OfficerService {
     officerId: string,
     label: string,
     token = newApiToken(),
+    expiresAt: Date | null = null,
   ): Promise<{ token: string; row: ApiToken }> {
     const row = em.create(ApiToken, {
       id: randomUUID(),
@@ -171,6 +282,7 @@ export class OfficerService {
       createdAt: this.clock.now(),
       lastUsedAt: null,
       revokedAt: null,
+      expiresAt,
     });
     await em.insert(ApiToken, row);
     return { token, row };
@@ -202,7 +314,7 @@ export class OfficerService {
     );
   }
 
-  /** Resolves a bearer token to a viewer, or null when unknown, revoked or its officer deactivated. */
+  /** Resolves a bearer token to a viewer, or null when unknown, revoked, expired or its officer deactivated. */
   async authenticate(token: string): Promise<Viewer | null> {
     // One statement for token, officer and organization: this runs for every request and WebSocket.
     const row = (await this.db.manager
@@ -210,10 +322,16 @@ export class OfficerService {
       .innerJoinAndMapOne("t.officer", Officer, "o", "o.id = t.officerId")
       .innerJoinAndMapOne("t.organization", Organization, "g", "g.id = o.organizationId")
       .where("t.tokenHash = :hash AND t.revokedAt IS NULL AND o.status = :active", { hash: hashApiToken(token), active: OfficerStatus.ACTIVE })
+      .andWhere("(t.expiresAt IS NULL OR t.expiresAt > :now)", { now: this.clock.now().toISOString() })
       .getOne()) as (ApiToken & { officer: Officer; organization: Organization }) | null;
     if (!row) return null;
     this.touch(row);
-    return { officer: row.officer, organization: row.organization, role: row.officer.role, tokenId: row.id };
+    return { officer: row.officer, organization: row.organization, role: row.officer.role, tokenId: row.id, tokenExpiresAt: row.expiresAt };
+  }
+
+  /** Whether the viewer's token has expired by now (no database read: open WebSockets are swept with it). */
+  expired(viewer: Viewer): boolean {
+    return viewer.tokenExpiresAt != null && viewer.tokenExpiresAt.getTime() <= this.clock.now().getTime();
   }
 
   /**
@@ -233,7 +351,7 @@ export class OfficerService {
   /** Whether a viewer still has access (for open WebSocket connections). */
   async stillValid(viewer: Viewer): Promise<boolean> {
     const token = await this.db.manager.findOne(ApiToken, { where: { id: viewer.tokenId } });
-    if (!token || token.revokedAt) return false;
+    if (!token || token.revokedAt || this.expired(viewer)) return false;
     const officer = await this.db.manager.findOne(Officer, { where: { id: viewer.officer.id } });
     return officer?.status === OfficerStatus.ACTIVE;
   }

@@ -29,4 +29,7 @@ export class ApiTokenGrant {
 
   @Field(() => Date)
   createdAt!: Date;
+
+  @Field(() => Date, { nullable: true, description: "When the token stops working; null for no expiry." })
+  expiresAt!: Date | null;
 }

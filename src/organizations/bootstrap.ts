@@ -59,6 +59,8 @@ export async function bootstrap(
         status: OfficerStatus.ACTIVE,
         createdAt: now,
         deactivatedAt: null,
+        // The one officer who does not enroll: its token is the bootstrap token.
+        enrolledAt: now,
       });
       await em.insert(Officer, operator);
       const { row } = await deps.officers.insertToken(em, operator.id, "bootstrap", token);

@@ -1,6 +1,6 @@
 import DataLoader from "dataloader";
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
-import { OfficerStatus, OrganizationKind } from "../domain.js";
+import { OfficerStatus, OrganizationKind, Role } from "../domain.js";
 import { forbidden } from "../errors.js";
 import type { Context } from "../graphql/context.js";
 import { Officer } from "../officers/officer.entity.js";
@@ -70,7 +70,8 @@ export class OrganizationResolver {
     @Arg("includeDeactivated", () => Boolean, { defaultValue: false, nullable: true }) includeDeactivated: boolean | null,
   ): Promise<Officer[]> {
     const viewer = this.policy.requireViewer(ctx.viewer);
-    if (!(await this.policy.canReadOrganization(viewer, org.id))) {
+    const people = { organizationId: org.id, role: org.kind === OrganizationKind.KMS ? Role.KMS_OPERATOR : Role.SECURITY_OFFICER };
+    if (!(await this.policy.canReadOrganization(viewer, org.id)) || !(await this.policy.canSeeOfficer(viewer, people))) {
       throw forbidden("the officers of another organization are not visible to this viewer");
     }
     return this.officersOf(ctx, org.id, includeDeactivated ?? false);
@@ -81,8 +82,9 @@ export class OrganizationResolver {
     return (await this.officersOf(ctx, org.id, false)).filter((o) => o.status === OfficerStatus.ACTIVE).length;
   }
 
-  @FieldResolver(() => Boolean, { description: "True when at least two security officers are active: CSRs may be submitted." })
+  @FieldResolver(() => Boolean, { description: "True when at least two security officers are active and enrolled: CSRs may be submitted." })
   async keyExchangeReady(@Root() org: Organization, @Ctx() ctx: Context): Promise<boolean> {
-    return (await this.activeOfficerCount(org, ctx)) >= MIN_ACTIVE_OFFICERS;
+    const ready = (await this.officersOf(ctx, org.id, false)).filter((o) => o.status === OfficerStatus.ACTIVE && o.enrolledAt != null);
+    return ready.length >= MIN_ACTIVE_OFFICERS;
   }
 }

@@ -5,7 +5,7 @@
  * editor, and a subscription over graphql-ws receives a live notification.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -168,6 +168,38 @@ describe.skipIf(!(await available("chromium")))("GraphiQL page in chromium", () 
     }
     expect(pane).toContain("OFFICER_REGISTERED");
     expect(pane).toContain("notifications");
+  });
+
+  it("follows the walkthrough: the operator registers an officer, who enrolls with the code from the mail in data/mail", async () => {
+    await page.reload({ waitUntil: "load" });
+    await page.locator(".graphiql-query-editor .monaco-editor").waitFor({ state: "visible", timeout: 30_000 });
+    const org = await createOrganization(server, { officerCount: 0 });
+    const email = `ada-${Date.now()}@acme.example`;
+    await setEditorText(page, headersEditor(page), JSON.stringify({ Authorization: `Bearer ${server.operatorToken}` }));
+    await run(page, `mutation { registerOfficer(input: { organizationId: "${org.id}", name: "Ada", email: "${email}" }) { id enrolled } }`);
+    expect(await paneMatching(page, /"enrolled": false/, 15_000)).toContain('"enrolled": false');
+    // As the README says: the code is on the line "Enrollment code: ..." of the .eml file under data/mail/.
+    const mailDir = path.join(server.dataDir, "mail");
+    let code: string | undefined;
+    for (let i = 0; i < 100 && !code; i++) {
+      for (const file of existsSync(mailDir) ? readdirSync(mailDir).filter((f) => f.endsWith(".eml")) : []) {
+        const text = readFileSync(path.join(mailDir, file), "utf8");
+        if (text.includes(`To: ${email}`)) code ??= /^Enrollment code: (\S+)$/m.exec(text)?.[1];
+      }
+      if (!code) await page.waitForTimeout(50);
+    }
+    expect(code).toBeDefined();
+    // enrollOfficer needs no token.
+    await setEditorText(page, headersEditor(page), "{}");
+    await run(page, `mutation { enrollOfficer(code: "${code}", label: "laptop") { token officer { email enrolled } } }`);
+    // The pane wraps long lines: the token may start on a line of its own.
+    const pane = await paneMatching(page, /"token":\s*"kp_[A-Za-z0-9_-]+"|"errors"/, 15_000);
+    const token = /"token":\s*"(kp_[A-Za-z0-9_-]+)"/.exec(pane)?.[1];
+    expect(token, pane).toBeDefined();
+    expect(pane).toContain('"enrolled": true');
+    await setEditorText(page, headersEditor(page), JSON.stringify({ Authorization: `Bearer ${token}` }));
+    await run(page, "{ me { role officer { email } } }");
+    expect(await paneMatching(page, /SECURITY_OFFICER/, 15_000)).toContain(email);
   });
 
   it("made no request to anywhere but the server under test", () => {

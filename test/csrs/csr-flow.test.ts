@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization, approveAsSecondOperator } from "../support/fixtures.js";
 import { startTestServer, type DbKind, type TestServer } from "../support/server.js";
 import { generateKey, makeCsr, makeTempDir, openssl, writeFile } from "../pki/helpers.js";
 
@@ -69,6 +69,7 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
         { input: { organizationId: org.id, kind: "SIGNING", environment: "PRODUCTION", pem } },
         org.officers[1]!.token,
       );
+      await approveAsSecondOperator(server, submitCsr.id);
       const { signCsr } = await server.ok<{ signCsr: { id: string } }>(SIGN, { input: { csrId: submitCsr.id } });
       const foreign = await fetch(`${server.url}/certificates/${signCsr.id}.pem`, { headers: { authorization: `Bearer ${other.officers[0]!.token}` } });
       expect(foreign.status).toBe(404);
@@ -85,6 +86,7 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
         { input: { organizationId: org.id, kind: "MTLS_CLIENT", environment: "PRODUCTION", pem } },
         org.officers[0]!.token,
       );
+      await approveAsSecondOperator(server, submitCsr.id);
       const results = await Promise.all(
         Array.from({ length: 50 }, () => server.gql<{ signCsr: { id: string } }>(SIGN, { input: { csrId: submitCsr.id } }, server.operatorToken)),
       );

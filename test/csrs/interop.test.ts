@@ -7,7 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { Environment } from "../../src/domain.js";
 import { freePort, generateKey, makeCsr, makeTempDir, openssl, opensslResult, sClient, spawnOpenssl, type TestKey, writeFile } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization, approveAsSecondOperator } from "../support/fixtures.js";
 import { serverCertificate } from "../support/openssl-server.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -36,6 +36,7 @@ describe.skipIf(!hasOpenssl)("certificates issued through the API, checked with 
       { input: { organizationId: org.id, kind, environment, pem } },
       org.officers[0]!.token,
     );
+    if (environment === Environment.PRODUCTION) await approveAsSecondOperator(server, submitCsr.id);
     const { signCsr } = await server.ok<{ signCsr: { id: string; pem: string; chainPem: string } }>(
       `mutation($id: ID!) { signCsr(input: { csrId: $id }) { id pem chainPem } }`,
       { id: submitCsr.id },

@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { generateKey, makeCsr, makeTempDir, openssl, writeFile } from "../pki/helpers.js";
 import { initToken } from "../pki/softhsm.js";
 import { available } from "../support/deps.js";
-import { createOrganization } from "../support/fixtures.js";
+import { approveAsSecondOperator, createOrganization } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const ready = await available("openssl", "softhsm2");
@@ -34,6 +34,7 @@ describe.skipIf(!ready)("issuance with the CA keys in SoftHSM2", () => {
       { input: { organizationId: org.id, kind: "MTLS_CLIENT", environment: "PRODUCTION", pem } },
       org.officers[0]!.token,
     );
+    await approveAsSecondOperator(server, submitCsr.id);
     const { signCsr } = await server.ok<{ signCsr: { pem: string } }>(`mutation($id: ID!) { signCsr(input: { csrId: $id }) { pem } }`, { id: submitCsr.id });
     const { caChain } = await server.ok<{ caChain: string }>(`{ caChain(environment: PRODUCTION) }`);
     const chain = writeFile(tmp.path, "chain.pem", caChain);

@@ -117,6 +117,7 @@ describe.skipIf(!hasOpenssl)("who may see and do what with CSRs and certificates
     const { createApiToken } = await server.ok<{ createApiToken: { id: string; token: string } }>(
       `mutation($id: ID!) { createApiToken(officerId: $id, label: "to revoke") { id token } }`,
       { id: org.officers[1]!.id },
+      org.officers[1]!.token,
     );
     await server.ok(`mutation($id: ID!) { revokeApiToken(tokenId: $id) }`, { id: createApiToken.id });
     Object.assign(tokens, {

@@ -26,6 +26,8 @@ const REFUSED: Array<[variable: string, value: string, why: string]> = [
   ["KEYPORTAL_EXPIRY_REMINDER_DAYS", "120,,30", "an empty entry"],
   ["KEYPORTAL_EXPIRY_REMINDER_DAYS", "4000", "above ten years"],
   ["KEYPORTAL_BOOTSTRAP_TOKEN", "short-token-31-characters-long!", "shorter than 32 characters"],
+  ["KEYPORTAL_ENROLLMENT_TTL", "3 days", "not a duration"],
+  ["KEYPORTAL_DUAL_CONTROL", "PRODUCTION,STAGING", "an unknown environment"],
 ];
 
 function refusal(env: Record<string, string>): ConfigError {
@@ -100,5 +102,20 @@ describe("loadConfig", () => {
 
   it("should treat a blank variable as unset", () => {
     expect(loadConfig({ PORT: "  ", LOG_LEVEL: "" }, "/srv").port).toBe(4000);
+  });
+});
+
+describe("identity and dual control settings", () => {
+  it("should default to 72 h enrollment codes and dual control in PRODUCTION", () => {
+    const config = loadConfig({}, "/srv/keyportal");
+    expect(config.enrollmentTtlMs).toBe(72 * 3_600_000);
+    expect(config.dualControl).toEqual(["PRODUCTION"]);
+  });
+
+  it("should read KEYPORTAL_ENROLLMENT_TTL and KEYPORTAL_DUAL_CONTROL, an empty list turning dual control off", () => {
+    expect(loadConfig({ KEYPORTAL_ENROLLMENT_TTL: "90m" }, "/srv").enrollmentTtlMs).toBe(90 * 60_000);
+    expect(loadConfig({ KEYPORTAL_DUAL_CONTROL: "mtf, PRODUCTION" }, "/srv").dualControl).toEqual(["MTF", "PRODUCTION"]);
+    expect(loadConfig({ KEYPORTAL_DUAL_CONTROL: "" }, "/srv").dualControl).toEqual([]);
+    expect(loadConfig({ KEYPORTAL_DUAL_CONTROL: " " }, "/srv").dualControl).toEqual([]);
   });
 });

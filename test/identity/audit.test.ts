@@ -85,9 +85,20 @@ describe.each<DbKind>(["sqlite", "postgres"])("the audit log on %s", (db) => {
       expect(registered.event).toMatchObject({ action: "officer.register", outcome: "SUCCESS", actorId: officer.id, organizationId: org.id, targetType: "Officer", targetId: newOfficerId });
       expect(JSON.parse(registered.event.details)).toEqual({ organizationId: org.id, email });
 
-      const granted = await step(CREATE_API_TOKEN, { id: newOfficerId, label: "audited" }, server.operatorToken);
+      const code = await server.enrollmentCode(email);
+      const enrolled = await step(
+        `mutation($code: String!) { enrollOfficer(code: $code, label: "first") { id token } }`,
+        { code },
+        null as unknown as string,
+      );
+      const firstToken = (enrolled.result as { enrollOfficer: { id: string; token: string } }).enrollOfficer;
+      issuedTokens.push(firstToken.token);
+      expect(enrolled.event).toMatchObject({ action: "officer.enroll", outcome: "SUCCESS", actorId: null, organizationId: org.id, targetType: "Officer", targetId: newOfficerId });
+      expect(JSON.parse(enrolled.event.details)).toEqual({ tokenId: firstToken.id, label: "first" });
+
+      const granted = await step(CREATE_API_TOKEN, { id: newOfficerId, label: "audited" }, firstToken.token);
       issuedTokens.push(granted.result.createApiToken!.token!);
-      expect(granted.event).toMatchObject({ action: "token.create", outcome: "SUCCESS", actorId: operatorId, organizationId: org.id, targetType: "ApiToken", targetId: granted.result.createApiToken!.id });
+      expect(granted.event).toMatchObject({ action: "token.create", outcome: "SUCCESS", actorId: newOfficerId, organizationId: org.id, targetType: "ApiToken", targetId: granted.result.createApiToken!.id });
 
       const revoked = await step(REVOKE_API_TOKEN, { id: granted.result.createApiToken!.id }, server.operatorToken);
       expect(revoked.event).toMatchObject({ action: "token.revoke", outcome: "SUCCESS", organizationId: org.id, targetId: granted.result.createApiToken!.id });

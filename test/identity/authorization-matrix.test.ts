@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addOfficer, createOrganization, type TestOfficer, type TestOrganization } from "../support/fixtures.js";
+import { csrPem } from "../support/csr.js";
 import { available } from "../support/deps.js";
 import { type DbKind, type GraphQLResponse, startTestServer, type TestServer } from "../support/server.js";
 import { auditRows, CREATE_API_TOKEN, freshEmail, REGISTER_OFFICER } from "./helpers.js";
@@ -17,6 +18,7 @@ type ViewerName = (typeof VIEWERS)[number];
 const U = "UNAUTHENTICATED";
 const F = "FORBIDDEN";
 const N = "NOT_FOUND";
+const BAD_CODE = "BAD_USER_INPUT/ENROLLMENT_CODE_INVALID";
 /** The contract's error codes; any other cell text names a data outcome. */
 const ERROR_CODES = new Set([U, F, N, "BAD_USER_INPUT", "CONFLICT", "PRECONDITION_FAILED", "RATE_LIMITED", "INTERNAL_SERVER_ERROR"]);
 
@@ -34,7 +36,11 @@ const MATRIX: Array<[operation: string, ...outcomes: string[]]> = [
   ["deactivateOfficer(another of A)",      U,        U,          U,      "deactivated", N,              N,              "deactivated"],
   ["deactivateOfficer(self)",              U,        U,          U,      F,             F,              F,              "PRECONDITION_FAILED/LAST_OPERATOR"],
   ["createApiToken(self)",                 U,        U,          U,      "granted",     "granted",      "granted",      "granted"],
-  ["createApiToken(another of A)",         U,        U,          U,      F,             N,              N,              "granted"],
+  ["createApiToken(another of A)",         U,        U,          U,      F,             N,              N,              F],
+  ["enrollOfficer(fresh code)",            "enrolled","enrolled", "enrolled","enrolled", "enrolled",     "enrolled",     "enrolled"],
+  ["enrollOfficer(used code)",             BAD_CODE, BAD_CODE,   BAD_CODE, BAD_CODE,    BAD_CODE,       BAD_CODE,       BAD_CODE],
+  ["resendEnrollment(officer of A)",       U,        U,          U,      "resent",      N,              N,              "resent"],
+  ["approveCsr(PRODUCTION CSR of A)",      U,        U,          U,      F,             F,              F,              "approved"],
   ["revokeApiToken(own spare token)",      U,        U,          U,      "revoked",     "revoked",      "revoked",      "revoked"],
   ["revokeApiToken(another of A's token)", U,        U,          U,      F,             N,              N,              "revoked"],
   ["auditLog",                             U,        U,          U,      "own org's",   "own org's",    "own org's",    "every event"],
@@ -58,6 +64,8 @@ interface World {
   viewers: Record<ViewerName, Viewer>;
   /** An active officer of A other than the "officerOfOrg" viewer. */
   colleague: TestOfficer;
+  /** A working token of each officer, by officer id. */
+  liveTokens: Map<string, string>;
 }
 
 interface Cell {
@@ -76,6 +84,8 @@ interface Operation {
   /** Mutations: the audit action, and whether the change is in the database. */
   action?: string;
   tookEffect?(world: World, vars: Record<string, unknown>): Promise<boolean>;
+  /** The audit event's actor when it is not the viewer (enrollment has no token: the system records it). */
+  auditActor?: null;
 }
 
 async function rows<T>(world: World, sql: string, params: unknown[] = []): Promise<T[]> {
@@ -92,12 +102,33 @@ const activeOfficerIds = async (world: World, organizationId: string) =>
 
 const ownOrSomeone = (world: World, viewer: ViewerName) => world.viewers[viewer].officerId ?? world.colleague.id;
 
+/** A second token of the officer, created by the officer (tokens are personal: nobody else can). */
 async function spareTokenFor(world: World, officerId: string): Promise<string> {
-  const { createApiToken } = await world.server.ok<{ createApiToken: { id: string } }>(CREATE_API_TOKEN, {
-    id: officerId,
-    label: "spare",
-  });
+  const own = world.liveTokens.get(officerId);
+  if (!own) throw new Error(`no live token of ${officerId} to create a spare one with`);
+  const { createApiToken } = await world.server.ok<{ createApiToken: { id: string } }>(CREATE_API_TOKEN, { id: officerId, label: "spare" }, own);
   return createApiToken.id;
+}
+
+/** A newly registered officer of A, not enrolled yet, and the code the server mailed. */
+async function unenrolledOfficer(world: World): Promise<{ id: string; email: string; code: string }> {
+  const email = freshEmail("enrollee");
+  const { registerOfficer } = await world.server.ok<{ registerOfficer: { id: string } }>(REGISTER_OFFICER, {
+    input: { organizationId: world.A.id, name: "Enrolling Officer", email },
+  });
+  return { id: registerOfficer.id, email, code: await world.server.enrollmentCode(email) };
+}
+
+const ENROLL = `mutation($code: String!, $label: String!) { enrollOfficer(code: $code, label: $label) { id token label officer { id enrolled } expiresAt } }`;
+
+async function productionCsrOfA(world: World): Promise<string> {
+  const pem = await csrPem(world.A, `Matrix ${Math.random().toString(36).slice(2, 8)}`);
+  const { submitCsr } = await world.server.ok<{ submitCsr: { id: string } }>(
+    `mutation($input: SubmitCsrInput!) { submitCsr(input: $input) { id } }`,
+    { input: { organizationId: world.A.id, kind: "MTLS_CLIENT", environment: "PRODUCTION", pem } },
+    world.A.officers[0]!.token,
+  );
+  return submitCsr.id;
 }
 
 const OPERATIONS: Record<string, Operation> = {
@@ -236,6 +267,69 @@ const OPERATIONS: Record<string, Operation> = {
     tookEffect: async (world, vars) =>
       (await rows(world, `SELECT id FROM api_tokens WHERE "officerId" = ? AND label = ?`, [vars.id, vars.label])).length === 1,
   },
+  "enrollOfficer(fresh code)": {
+    query: ENROLL,
+    vars: async (world, viewer) => {
+      const officer = await unenrolledOfficer(world);
+      return { code: officer.code, label: `enrolled next to ${viewer}`, officerId: officer.id };
+    },
+    data: {
+      enrolled: ({ vars, data }) =>
+        expect(data).toEqual({
+          enrollOfficer: {
+            id: expect.any(String),
+            token: expect.stringMatching(/^kp_[A-Za-z0-9_-]{43}$/),
+            label: vars.label,
+            officer: { id: vars.officerId, enrolled: true },
+            expiresAt: null,
+          },
+        }),
+    },
+    action: "officer.enroll",
+    auditActor: null,
+    tookEffect: async (world, vars) =>
+      (await rows(world, `SELECT id FROM officers WHERE id = ? AND "enrolledAt" IS NOT NULL`, [vars.officerId])).length === 1 &&
+      (await rows(world, `SELECT id FROM api_tokens WHERE "officerId" = ?`, [vars.officerId])).length === 1,
+  },
+  "enrollOfficer(used code)": {
+    query: ENROLL,
+    vars: async (world, viewer) => {
+      const officer = await unenrolledOfficer(world);
+      await world.server.ok(ENROLL, { code: officer.code, label: "first" }, null);
+      // Past the throttle's window, so that this row's seven refusals are each the plain answer, not RATE_LIMITED.
+      world.server.clock.advanceMs(16 * 60_000);
+      return { code: officer.code, label: `second use by ${viewer}`, officerId: officer.id };
+    },
+    data: {},
+    action: "officer.enroll",
+    auditActor: null,
+    tookEffect: async (world, vars) => (await rows(world, `SELECT id FROM api_tokens WHERE "officerId" = ?`, [vars.officerId])).length === 2,
+  },
+  "resendEnrollment(officer of A)": {
+    query: `mutation($id: ID!) { resendEnrollment(officerId: $id) { id enrolled } }`,
+    vars: async (world) => {
+      const officer = await unenrolledOfficer(world);
+      const [row] = await rows<{ codeHash: string }>(world, `SELECT "codeHash" FROM enrollment_codes WHERE "officerId" = ?`, [officer.id]);
+      return { id: officer.id, previousHash: row!.codeHash };
+    },
+    data: { resent: ({ vars, data }) => expect(data).toEqual({ resendEnrollment: { id: vars.id, enrolled: false } }) },
+    action: "officer.enrollment.resend",
+    tookEffect: async (world, vars) => {
+      const [row] = await rows<{ codeHash: string }>(world, `SELECT "codeHash" FROM enrollment_codes WHERE "officerId" = ?`, [vars.id]);
+      return row!.codeHash !== vars.previousHash;
+    },
+  },
+  "approveCsr(PRODUCTION CSR of A)": {
+    query: `mutation($id: ID!) { approveCsr(csrId: $id) { id status approvals { id } } }`,
+    vars: async (world) => ({ id: await productionCsrOfA(world) }),
+    data: {
+      approved: ({ world, vars, data }) =>
+        expect(data).toEqual({ approveCsr: { id: vars.id, status: "PENDING", approvals: [{ id: world.viewers.operator.officerId }] } }),
+    },
+    action: "csr.approve",
+    tookEffect: async (world, vars) =>
+      (await rows(world, `SELECT id FROM certificate_signing_requests WHERE id = ? AND "approvedById" IS NOT NULL`, [vars.id])).length === 1,
+  },
   "revokeApiToken(own spare token)": {
     query: `mutation($id: ID!) { revokeApiToken(tokenId: $id) }`,
     vars: async (world, viewer) => {
@@ -291,8 +385,15 @@ async function buildWorld(server: TestServer): Promise<World> {
   const gone = await addOfficer(server, A.id, freshEmail("gone"));
   await server.ok(`mutation($id: ID!) { deactivateOfficer(officerId: $id) { id } }`, { id: gone.id });
   const revoked = await addOfficer(server, A.id, freshEmail("revoked"));
+  // The revoked viewer's officer keeps another token of its own, to make spare tokens with.
+  const { createApiToken: kept } = await server.ok<{ createApiToken: { token: string } }>(CREATE_API_TOKEN, { id: revoked.id, label: "kept" }, revoked.token);
   await server.ok(`mutation($id: ID!) { revokeApiToken(tokenId: $id) }`, { id: revoked.tokenId });
   const { me } = await server.ok<{ me: { officer: { id: string }; organization: { id: string } } }>(`{ me { officer { id } organization { id } } }`);
+  const liveTokens = new Map<string, string>([
+    ...[...A.officers, ...B.officers, ...M.officers].map((o) => [o.id, o.token] as [string, string]),
+    [revoked.id, kept.token],
+    [me.officer.id, server.operatorToken],
+  ]);
   const officerViewer = (o: TestOfficer, organizationId: string): Viewer => ({ token: o.token, officerId: o.id, organizationId, active: true });
   return {
     server,
@@ -301,6 +402,7 @@ async function buildWorld(server: TestServer): Promise<World> {
     M,
     kmsId: me.organization.id,
     colleague: A.officers[1]!,
+    liveTokens,
     viewers: {
       anonymous: { token: null, officerId: null, organizationId: null, active: false },
       deactivated: { token: gone.token, officerId: gone.id, organizationId: A.id, active: false },
@@ -387,7 +489,8 @@ describe.each<DbKind>(["sqlite", "postgres"])("authorization matrix on %s", (db)
             const event = after[after.length - 1]!;
             expect(event.action).toBe(op.action);
             expect(event.outcome).toBe(isError ? expected.split("/")[0] : "SUCCESS");
-            expect(event.actorId).toBe(world.viewers[viewer].token && world.viewers[viewer].active ? world.viewers[viewer].officerId : null);
+            const viewerActor = world.viewers[viewer].token && world.viewers[viewer].active ? world.viewers[viewer].officerId : null;
+            expect(event.actorId).toBe(op.auditActor === null ? null : viewerActor);
             expect(await op.tookEffect!(world, vars)).toBe(!isError);
           }
         });

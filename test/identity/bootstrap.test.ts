@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
+import os from "node:os";
 import type { DataSource } from "typeorm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/audit/audit.service.js";
@@ -9,7 +10,9 @@ import { ManualClock } from "../../src/clock.js";
 import { createDataSource, Database } from "../../src/db/data-source.js";
 import { MIGRATIONS } from "../../src/db/migrations/index.js";
 import { InProcessEventBus } from "../../src/events.js";
+import { FileMailer } from "../../src/notifications/mailer.js";
 import { Outbox } from "../../src/notifications/outbox.js";
+import { EnrollmentMailer, EnrollmentThrottle } from "../../src/officers/enrollment.js";
 import { OfficerService } from "../../src/officers/officer.service.js";
 import { bootstrap } from "../../src/organizations/bootstrap.js";
 import { AccessPolicy } from "../../src/policy.js";
@@ -121,7 +124,11 @@ describe.skipIf(!postgres)("two instances starting together on one empty Postgre
       const bus = new InProcessEventBus();
       const mutations = new Mutations(db, new AuditLog(db, clock), new Outbox(clock, bus), logger);
       const policy = new AccessPolicy({ activeForMsp: async () => [] });
-      return { db, clock, mutations, officers: new OfficerService(db, clock, policy, mutations, bus), logger };
+      return { db, clock, mutations, officers: new OfficerService(db, clock, policy, mutations, bus, {
+        ttlMs: 72 * 3_600_000,
+        mailer: new EnrollmentMailer(new FileMailer(path.join(os.tmpdir(), "keyportal-unused-mail")), "keyportal@localhost", "http://127.0.0.1:4000", logger),
+        throttle: new EnrollmentThrottle(clock),
+      }), logger };
     });
     const results = await Promise.all(
       instances.map((deps, i) => bootstrap(deps, { dataDir: "/nonexistent", token: `kp_race_${i}_${randomBytes(24).toString("base64url")}` })),

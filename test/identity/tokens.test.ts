@@ -178,7 +178,7 @@ describe("WebSocket connections", () => {
     const { createApiToken: other } = await server.ok<{ createApiToken: { id: string; token: string } }>(CREATE_API_TOKEN, {
       id: officer.id,
       label: "second device",
-    });
+    }, officer.token);
     const revoked = connect(officer.token);
     const kept = connect(other.token);
     expect(await revoked.opened).toBe(true);
@@ -199,7 +199,7 @@ describe("WebSocket connections", () => {
 
   it("should close every socket of a deactivated officer with 4403", async () => {
     const officer = await addOfficer(server, org.id, freshEmail());
-    const { createApiToken: other } = await server.ok<{ createApiToken: { token: string } }>(CREATE_API_TOKEN, { id: officer.id, label: "tablet" });
+    const { createApiToken: other } = await server.ok<{ createApiToken: { token: string } }>(CREATE_API_TOKEN, { id: officer.id, label: "tablet" }, officer.token);
     const sockets = [connect(officer.token), connect(other.token)];
     const bystander = connect(org.officers[0]!.token);
     for (const s of [...sockets, bystander]) expect(await s.opened).toBe(true);

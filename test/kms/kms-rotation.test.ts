@@ -9,7 +9,7 @@ import { KmsCertificate } from "../../src/kms/kms-certificate.entity.js";
 import { EmailDelivery } from "../../src/notifications/email-delivery.entity.js";
 import { Notification } from "../../src/notifications/notification.entity.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { approveKmsRotationAsSecondOperator, createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
 import { makeTempDir, openssl, opensslResult, writeFile } from "../pki/helpers.js";
 import { KMS_FIELDS, LIST_KMS, listKms, RETIRE_KMS, ROTATE_KMS, type KmsCertificateView } from "./helpers.js";
@@ -103,6 +103,7 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
     });
 
     it("should announce each rotation as KMS_CERTIFICATE_PUBLISHED to every participant and MSP, and audit it", async () => {
+      await approveKmsRotationAsSecondOperator(server, "PRODUCTION", "TLS_SERVER");
       const { rotateKmsCertificate: rotated } = await server.ok<{ rotateKmsCertificate: KmsCertificateView }>(ROTATE_KMS, {
         environment: "PRODUCTION",
         purpose: "TLS_SERVER",
@@ -177,6 +178,7 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
       const encrypted = `${tmp.path}/to-old.der`;
       openssl(["cms", "-encrypt", "-aes256", "-binary", "-in", input, "-outform", "DER", "-out", encrypted, "-recip", recipient]);
 
+      await approveKmsRotationAsSecondOperator(server, "PRODUCTION", "MESSAGE_ENCRYPTION");
       const { rotateKmsCertificate: rotated } = await server.ok<{ rotateKmsCertificate: KmsCertificateView }>(ROTATE_KMS, {
         environment: "PRODUCTION",
         purpose: "MESSAGE_ENCRYPTION",

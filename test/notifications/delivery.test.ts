@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey, makeCsr, makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { addOfficer, approveAsSecondOperator, createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { activeDelegation } from "../delegations/helpers.js";
 import { collect, eventually, issueCertificate, latestId, type ReceivedEmail, type SmtpSink, startSmtpSink } from "./helpers.js";
@@ -108,6 +108,7 @@ describe("a notification reaches its organization's subscribers and mailboxes an
       { input: { organizationId: acme.id, kind: "SIGNING", environment: "PRODUCTION", pem } },
       acme.officers[0]!.token,
     );
+    await approveAsSecondOperator(server, submitCsr.id);
     await server.ok(`mutation($id: ID!) { signCsr(input: { csrId: $id }) { id } }`, { id: submitCsr.id });
     const delegated = await issueCertificate(server, tmp.path, acme, { commonName: "Acme Delegated Client", validityDays: 90 });
 

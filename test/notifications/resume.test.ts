@@ -6,7 +6,7 @@ import type { Notification } from "../../src/notifications/notification.entity.j
 import { NotificationStore } from "../../src/notifications/notification.store.js";
 import { NotificationRefs } from "../../src/notifications/refs.js";
 import { available } from "../support/deps.js";
-import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
 import { collect, eventually, history } from "./helpers.js";
 
@@ -17,7 +17,15 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
     let server: TestServer;
     let org: TestOrganization;
     let seq = 0;
-    const register = () => addOfficer(server, org.id, `resume-${db}-${(seq += 1)}-${Date.now()}@bank.example`);
+    // Registration alone (one notification each); these officers never need a token of their own.
+    const register = async (): Promise<{ id: string }> => {
+      const email = `resume-${db}-${(seq += 1)}-${Date.now()}@bank.example`;
+      const { registerOfficer } = await server.ok<{ registerOfficer: { id: string } }>(
+        `mutation($input: RegisterOfficerInput!) { registerOfficer(input: $input) { id } }`,
+        { input: { organizationId: org.id, name: `Officer ${email}`, email } },
+      );
+      return registerOfficer;
+    };
 
     beforeAll(async () => {
       server = await startTestServer({ db });

@@ -5,7 +5,7 @@
  */
 import { expect } from "vitest";
 import { generateKey, makeCsr, openssl, writeFile, type TestKey } from "../pki/helpers.js";
-import type { TestOrganization } from "../support/fixtures.js";
+import { approveAsSecondOperator, type TestOrganization } from "../support/fixtures.js";
 import type { GraphQLResponse, TestServer } from "../support/server.js";
 
 export const SUBMIT = `mutation($input: SubmitCsrInput!) { submitCsr(input: $input) { id status renewalOf { id } } }`;
@@ -46,6 +46,7 @@ export async function issue(
     { input: { organizationId: org.id, kind: opts.kind ?? "MTLS_CLIENT", environment: opts.environment ?? "MTF", pem } },
     opts.token ?? org.officers[0]!.token,
   );
+  if (opts.environment === "PRODUCTION") await approveAsSecondOperator(server, submitCsr.id);
   const { signCsr } = await server.ok<{ signCsr: { id: string; serialNumber: string; notAfter: string; pem: string } }>(SIGN, {
     id: submitCsr.id,
     days: opts.validityDays ?? null,

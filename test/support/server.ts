@@ -15,6 +15,7 @@ import { type App, type AppOverrides, createApp } from "../../src/app.js";
 import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
+import { createMailer, type Mailer, type OutgoingEmail } from "../../src/notifications/mailer.js";
 
 export const PG_BASE_URL = process.env.KEYPORTAL_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
@@ -80,6 +81,15 @@ export interface TestServer {
   /** Like gql, but fails the test on any error and returns data. */
   ok<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<T>;
   wsClient(token: string | null, opts?: { onClose?: (code: number, reason: string) => void }): Client;
+  /** Every email the server's mailer accepted (SMTP or file sink), oldest first. */
+  sentMail: OutgoingEmail[];
+  /**
+   * The enrollment code in the newest enrollment email to `email`; waits up
+   * to 10 s for more than `after` (default 0) enrollment emails to have gone
+   * to the address (the email is sent after commit; pass the count seen
+   * before a resend to get the new code).
+   */
+  enrollmentCode(email: string, opts?: { after?: number }): Promise<string>;
   /** Stops the server; removes its data unless keepData. */
   close(opts?: { keepData?: boolean }): Promise<void>;
 }
@@ -104,7 +114,19 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     ...opts.env,
   });
   const clock = opts.clock ?? new ManualClock(new Date("2026-11-28T08:00:00.000Z"));
-  const app = await createApp(config, { clock, logger: createLogger(config.logLevel), ...opts.overrides });
+  // The real mailer (file sink or SMTP), recording what it accepted so fixtures can read enrollment codes.
+  const sentMail: OutgoingEmail[] = [];
+  const realMailer = createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
+  const mailer: Mailer = {
+    kind: realMailer.kind,
+    async send(email) {
+      const result = await realMailer.send(email);
+      sentMail.push(email);
+      return result;
+    },
+    close: () => realMailer.close(),
+  };
+  const app = await createApp(config, { clock, logger: createLogger(config.logLevel), mailer, ...opts.overrides });
   const { url } = await app.start();
   if (opts.bootstrapToken === false) {
     const file = path.join(dataDir, "bootstrap-token");
@@ -130,6 +152,20 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     clock,
     operatorToken,
     gql,
+    sentMail,
+    async enrollmentCode(email, codeOpts) {
+      const wanted = email.trim().toLowerCase();
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const codes = sentMail
+          .filter((m) => m.to.toLowerCase() === wanted)
+          .map((m) => /^Enrollment code: (\S+)$/m.exec(m.text)?.[1])
+          .filter((c): c is string => Boolean(c));
+        if (codes.length > (codeOpts?.after ?? 0)) return codes[codes.length - 1]!;
+        if (Date.now() > deadline) throw new Error(`no enrollment email to ${email} arrived`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
     async ok<T>(query: string, variables?: Record<string, unknown>, token: string | null = operatorToken): Promise<T> {
       const result = await gql<T>(query, variables, token);
       if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);

@@ -3,6 +3,7 @@ import { KeyExchange1764300000100 } from "./1764300000100-key-exchange.js";
 import { Notifications1764300000200 } from "./1764300000200-notifications.js";
 import { Revocation1764300000300 } from "./1764300000300-revocation.js";
 import { KmsCertificates1764300000400 } from "./1764300000400-kms-certificates.js";
+import { Identity1764300001000 } from "./1764300001000-identity.js";
 import { CanonicalKeyFingerprints1764300001100 } from "./1764300001100-canonical-key-fingerprints.js";
 import { ReadPath1764300001500 } from "./1764300001500-read-path.js";
 
@@ -13,6 +14,7 @@ export const MIGRATIONS = [
   Notifications1764300000200,
   Revocation1764300000300,
   KmsCertificates1764300000400,
+  Identity1764300001000,
   CanonicalKeyFingerprints1764300001100,
   ReadPath1764300001500,
 ];
