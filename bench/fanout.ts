@@ -1,10 +1,14 @@
 /**
- * Subscription fan-out: N graphql-ws subscribers on one server process (the
- * compiled server, started here as a child, as in production), one mutation,
- * time from the mutation's start to each subscriber's receipt. The clients
- * live in this process and the server in its own, as stack.md advises for
- * file descriptors. Baseline in the same run: the same mutation's own HTTP
- * round trip with no subscriber.
+ * Subscription fan-out: N graphql-ws subscribers, one event, time from the
+ * publishing request's start to each subscriber's receipt. Two servers, each
+ * in a child process of its own, the clients in this one (stack.md: file
+ * descriptors), one after the other with the same client count and payload
+ * (`{ notifications { id } }`):
+ * - KeyPortal (the compiled server): the event is a registerOfficer mutation
+ *   (transaction, audit, outbox, visibility per subscriber);
+ * - a bare graphql-ws server (bare-server.ts): POST /publish, no work.
+ * Baseline in the same run for KeyPortal: the mutation's own round trip
+ * with nobody subscribed.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -19,8 +23,9 @@ import WebSocket from "ws";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 export interface FanoutResult {
+  server: string;
   subscribers: number;
-  mutationMs: number;
+  publishMs: number;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
@@ -49,7 +54,80 @@ export function rssMb(pid: number): number {
   }
 }
 
-export async function fanoutBench(subscriberCounts: number[], port = 4873): Promise<{ baselineMs: number; results: FanoutResult[] }> {
+interface Target {
+  name: string;
+  port: number;
+  child: ChildProcess;
+  subscription: string;
+  connectionParams?: Record<string, string>;
+  publish(): Promise<unknown>;
+}
+
+/** Subscribes up to each count in turn, publishes once per count, and reports receipt latencies; bounded at 60 s a count. */
+async function fanoutTo(target: Target, subscriberCounts: number[]): Promise<FanoutResult[]> {
+  const clients: Client[] = [];
+  const results: FanoutResult[] = [];
+  // Shared by every client, including those created for earlier (smaller) counts.
+  let onEvent: (client: number, at: number) => void = () => undefined;
+  try {
+    for (const count of subscriberCounts) {
+      while (clients.length < count) {
+        const index = clients.length;
+        const client = createClient({
+          url: `ws://127.0.0.1:${target.port}/graphql`,
+          webSocketImpl: WebSocket,
+          lazy: false,
+          retryAttempts: 0,
+          ...(target.connectionParams ? { connectionParams: target.connectionParams } : {}),
+        });
+        clients.push(client);
+        client.subscribe(
+          { query: target.subscription },
+          { next: () => onEvent(index, performance.now()), error: () => undefined, complete: () => undefined },
+        );
+        // Let connections open in steps rather than all at once.
+        if (index % 500 === 499) await new Promise((r) => setTimeout(r, 100));
+      }
+      // Warm-up: publish until every subscriber has heard an event, so all subscriptions are registered (bounded).
+      const warmed = new Set<number>();
+      onEvent = (client) => warmed.add(client);
+      for (let i = 0; i < 60 && warmed.size < clients.length; i++) {
+        await target.publish();
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      const arrivals: number[] = [];
+      const all = new Promise<void>((resolve) => {
+        onEvent = (_client, at) => {
+          arrivals.push(at);
+          if (arrivals.length === clients.length) resolve();
+        };
+      });
+      const start = performance.now();
+      await target.publish();
+      const publishMs = performance.now() - start;
+      await Promise.race([all, new Promise((r) => setTimeout(r, 60_000))]);
+      const latencies = arrivals.map((a) => a - start).sort((a, b) => a - b);
+      const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+      results.push({ server: target.name, subscribers: latencies.length, publishMs, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1), serverRssMb: rssMb(target.child.pid!) });
+      onEvent = () => undefined;
+    }
+    return results;
+  } finally {
+    await Promise.all(clients.map(async (c) => c.dispose()));
+  }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill("SIGTERM");
+  await new Promise((r) => child.once("exit", r));
+}
+
+export async function fanoutBench(
+  subscriberCounts: number[],
+  port = Number(process.env.BENCH_PORT ?? "4873"),
+): Promise<{ baselineMs: number; results: FanoutResult[] }> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "kp-bench-fanout-"));
   const token = `kp_bench_${randomBytes(24).toString("base64url")}`;
   const url = `http://127.0.0.1:${port}`;
@@ -57,7 +135,8 @@ export async function fanoutBench(subscriberCounts: number[], port = 4873): Prom
     env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", KEYPORTAL_DATA_DIR: dataDir, KEYPORTAL_BOOTSTRAP_TOKEN: token, LOG_LEVEL: "warn" },
     stdio: ["ignore", "ignore", "inherit"],
   });
-  const clients: Client[] = [];
+  const results: FanoutResult[] = [];
+  let baselineMs: number;
   try {
     await waitReady(url, child);
     const gql = async (query: string, variables: Record<string, unknown> = {}) => {
@@ -76,8 +155,6 @@ export async function fanoutBench(subscriberCounts: number[], port = 4873): Prom
       gql(`mutation($input: RegisterOfficerInput!) { registerOfficer(input: $input) { id } }`, {
         input: { organizationId: org.id, name: `Officer ${officerNo}`, email: `officer${officerNo++}@fanout.example` },
       });
-
-    // Baseline: the mutation alone, nobody listening.
     const baselineSamples: number[] = [];
     for (let i = 0; i < 20; i++) {
       const t = performance.now();
@@ -85,51 +162,30 @@ export async function fanoutBench(subscriberCounts: number[], port = 4873): Prom
       baselineSamples.push(performance.now() - t);
     }
     baselineSamples.sort((a, b) => a - b);
-    const baselineMs = baselineSamples[10]!;
-
-    const results: FanoutResult[] = [];
-    // Shared by every client, including those created for earlier (smaller) counts.
-    let onEvent: (client: number, at: number) => void = () => undefined;
-    for (const count of subscriberCounts) {
-      // Add subscribers up to `count`.
-      while (clients.length < count) {
-        const index = clients.length;
-        const client = createClient({ url: `ws://127.0.0.1:${port}/graphql`, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0, connectionParams: { authorization: `Bearer ${token}` } });
-        clients.push(client);
-        client.subscribe(
-          { query: `subscription { notifications(types: [OFFICER_REGISTERED]) { id } }` },
-          { next: () => onEvent(index, performance.now()), error: () => undefined, complete: () => undefined },
-        );
-      }
-      // Warm-up: mutate until every subscriber has heard an event, so all subscriptions are registered (bounded).
-      const warmed = new Set<number>();
-      onEvent = (client) => warmed.add(client);
-      for (let i = 0; i < 50 && warmed.size < clients.length; i++) {
-        await registerOfficer();
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      await new Promise((r) => setTimeout(r, 500));
-      const arrivals: number[] = [];
-      const all = new Promise<void>((resolve) => {
-        onEvent = (_client, at) => {
-          arrivals.push(at);
-          if (arrivals.length === clients.length) resolve();
-        };
-      });
-      const start = performance.now();
-      await registerOfficer();
-      const mutationMs = performance.now() - start;
-      await Promise.race([all, new Promise((r) => setTimeout(r, 60_000))]);
-      const latencies = arrivals.map((a) => a - start).sort((a, b) => a - b);
-      const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
-      results.push({ subscribers: latencies.length, mutationMs, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1), serverRssMb: rssMb(child.pid!) });
-      onEvent = () => undefined;
-    }
-    return { baselineMs, results };
+    baselineMs = baselineSamples[10]!;
+    results.push(
+      ...(await fanoutTo(
+        { name: "KeyPortal", port, child, subscription: `subscription { notifications(types: [OFFICER_REGISTERED]) { id } }`, connectionParams: { authorization: `Bearer ${token}` }, publish: registerOfficer },
+        subscriberCounts,
+      )),
+    );
   } finally {
-    await Promise.all(clients.map(async (c) => c.dispose()));
-    child.kill("SIGTERM");
-    await new Promise((r) => child.once("exit", r));
+    await stop(child);
     rmSync(dataDir, { recursive: true, force: true });
   }
+
+  const barePort = port + 1;
+  const bare = spawn(process.execPath, [path.join(ROOT, "dist", "bench", "bare-server.js"), String(barePort)], { stdio: ["ignore", "ignore", "inherit"] });
+  try {
+    await waitReady(`http://127.0.0.1:${barePort}`, bare);
+    results.push(
+      ...(await fanoutTo(
+        { name: "bare graphql-ws", port: barePort, child: bare, subscription: `subscription { notifications { id } }`, publish: () => fetch(`http://127.0.0.1:${barePort}/publish`, { method: "POST" }).then((r) => r.text()) },
+        subscriberCounts,
+      )),
+    );
+  } finally {
+    await stop(bare);
+  }
+  return { baselineMs, results };
 }

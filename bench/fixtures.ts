@@ -7,7 +7,8 @@ import { randomUUID } from "node:crypto";
 import type { App } from "../src/app.js";
 import { Certificate } from "../src/certificates/certificate.entity.js";
 import { CertificateSigningRequest } from "../src/csrs/csr.entity.js";
-import { CertificateKind, CsrStatus, Environment, OfficerStatus, OrganizationKind, Role } from "../src/domain.js";
+import { recordCertificateChanges, recordCsrChanges } from "../src/certificates/tallies.js";
+import { CertificateKind, CertificateStatus, CsrStatus, Environment, OfficerStatus, OrganizationKind, Role } from "../src/domain.js";
 import { Officer } from "../src/officers/officer.entity.js";
 import { Organization } from "../src/organizations/organization.entity.js";
 
@@ -47,6 +48,9 @@ export async function bulkCertificates(app: App, opts: { count: number; notAfter
     await app.db.transaction(async ({ em }) => {
       await em.insert(CertificateSigningRequest, csrs);
       await em.insert(Certificate, certificates);
+      // As issuance does: the tallies behind totalCount change in the same transaction.
+      await recordCsrChanges(em, csrs.map((csr) => ({ csr: csr as CertificateSigningRequest, from: null, to: CsrStatus.SIGNED })));
+      await recordCertificateChanges(em, certificates.map((c) => ({ certificate: c as Certificate, from: null, to: CertificateStatus.ACTIVE })));
     });
   }
   return { organizationId, officerId };

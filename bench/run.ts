@@ -10,9 +10,43 @@ import { issuanceBench } from "./issuance.js";
 import { workflowBench } from "./workflow.js";
 import { amplificationBench } from "./amplification.js";
 import { report } from "./measure.js";
+import { scaleBench } from "./scale.js";
 
 const scale = Number(process.env.BENCH_SCALE ?? "1");
 const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? "3"));
+
+function reportFanout(fanout: Awaited<ReturnType<typeof fanoutBench>>): void {
+  console.log(`registerOfficer alone, nobody subscribed: p50 ${fanout.baselineMs.toFixed(1)} ms`);
+  console.log("| server | subscribers | publish request | receipt p50 | receipt p99 | max | server RSS |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const r of fanout.results) {
+    console.log(`| ${r.server} | ${r.subscribers} | ${r.publishMs.toFixed(1)} ms | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.maxMs.toFixed(1)} ms | ${r.serverRssMb.toFixed(0)} MB |`);
+  }
+  for (const kp of fanout.results.filter((r) => r.server === "KeyPortal")) {
+    const bare = fanout.results.find((r) => r.server !== "KeyPortal" && r.subscribers === kp.subscribers);
+    if (bare) console.log(`  ${kp.subscribers} subscribers: KeyPortal p99 ${(kp.p99Ms / bare.p99Ms).toFixed(2)}x bare graphql-ws, RSS ${(kp.serverRssMb / bare.serverRssMb).toFixed(2)}x`);
+  }
+}
+
+if (scale >= 10_000) {
+  // Scale mode: BENCH_SCALE is the number of certificates (e.g. 1000000).
+  const dbs = (process.env.BENCH_DB ?? "sqlite,postgres").split(",") as Array<"sqlite" | "postgres">;
+  const runs = Math.max(10, Number(process.env.BENCH_RUNS ?? "100"));
+  for (const db of dbs.filter((d) => d === "sqlite" || d === "postgres")) {
+    const r = await scaleBench(db, scale, runs);
+    // Printed as each database finishes: a long run interrupted still leaves what it measured.
+    console.log(`\n## Read path on ${db}: ${r.certificates} certificates (built in ${r.buildSeconds.toFixed(0)} s); HTTP, one request at a time, ${runs} runs each`);
+    console.log("| measurement | p50 | p99 |");
+    console.log("|---|---|---|");
+    for (const m of r.reads) console.log(`| ${m.name} | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms |`);
+    for (const s of r.scans) console.log(`| ${s.name} | ${s.ms.toFixed(0)} ms (${s.emitted} notifications) | |`);
+  }
+  const subscribers = (process.env.BENCH_SUBSCRIBERS ?? "10000").split(",").map(Number).filter((n) => n > 0);
+  if (subscribers.length === 0) process.exit(0);
+  console.log("\n## Subscription fan-out: KeyPortal against a bare graphql-ws server (each in its own process, clients in this one)");
+  reportFanout(await fanoutBench(subscribers));
+  process.exit(0);
+}
 
 for (const section of await issuanceBench(Math.round(1000 * scale), rounds)) {
   report(section.title, section.results, section.baseline);
@@ -32,15 +66,8 @@ for (const c of expiry) {
 }
 console.log(`  same due, 10x the table: ${(expiry[1]!.scanMs / expiry[0]!.scanMs).toFixed(2)}x the time; 10x due, same table: ${(expiry[2]!.scanMs / expiry[1]!.scanMs).toFixed(2)}x the time`);
 
-console.log("\n## Subscription fan-out (compiled server in a child process, clients here)");
-const counts = (process.env.BENCH_SUBSCRIBERS ?? "100,1000,5000").split(",").map(Number);
-const fanout = await fanoutBench(counts);
-console.log(`registerOfficer alone, nobody subscribed: p50 ${fanout.baselineMs.toFixed(1)} ms`);
-for (const r of fanout.results) {
-  console.log(
-    `${r.subscribers} subscribers: mutation ${r.mutationMs.toFixed(1)} ms; receipt after mutation start p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, max ${r.maxMs.toFixed(1)} ms; server RSS ${r.serverRssMb.toFixed(0)} MB`,
-  );
-}
+console.log("\n## Subscription fan-out: KeyPortal against a bare graphql-ws server (each in its own process, clients in this one)");
+reportFanout(await fanoutBench((process.env.BENCH_SUBSCRIBERS ?? "100,1000,5000").split(",").map(Number)));
 
 const amplification = await amplificationBench(Math.round(300 * scale));
 report("Query amplification (compiled server, SQLite, default limits)", amplification.results, amplification.results[0]);

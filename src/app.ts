@@ -16,6 +16,7 @@ import { Authorities, createKeyStore, DatabaseCaMaterialStore } from "./certific
 import { CertificateResolver, OrganizationKeyMaterialResolver } from "./certificates/certificate.resolver.js";
 import { certificateDownloadRoutes } from "./certificates/certificate.routes.js";
 import { CertificateService } from "./certificates/certificate.service.js";
+import { CertificateLifecycle } from "./certificates/lifecycle.js";
 import { crlRoutes } from "./certificates/crl.routes.js";
 import { caRoutes } from "./certificates/ca.routes.js";
 import { ocspRoutes } from "./certificates/ocsp.routes.js";
@@ -185,7 +186,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   });
   const dualControl = new DualControl(config.dualControl);
   const csrs = new CsrService(db, clock, policy, mutations, authorities, overrides.profiles ?? DEFAULT_PROFILES, dualControl);
-  const certificates = new CertificateService(db, clock, policy, authorities);
+  const lifecycle = new CertificateLifecycle(db);
+  const certificates = new CertificateService(db, clock, policy, authorities, lifecycle);
   const crls = new CrlService(db, clock, authorities);
   const kms = new KmsService(db, clock, policy, mutations, keyStore, authorities, {
     keyAlgorithms: kmsKeyAlgorithms(config.caKeyAlgorithm),
@@ -207,7 +209,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     { deadlineMs: resilience.workerDeadlineMs },
   );
   const expiryScanner = new ExpiryScanner(
-    { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", resilience.leaseTtlMs), state: new AppState(db, clock), logger },
+    { db, clock, mutations, lease: new DatabaseLease(db, clock, "lease:expiry-scan", resilience.leaseTtlMs), state: new AppState(db, clock), logger, lifecycle },
     // The KMS's own certificates are watched by the same scan (same lease, schedule and thresholds).
     // A scan may legitimately take longer than a dispatch or mail round: ten of their deadlines.
     { thresholdsDays: config.expiryReminderDays, extraScans: [(actor) => kms.scanExpiry(actor)], deadlineMs: 10 * resilience.workerDeadlineMs },

@@ -1,7 +1,7 @@
 import { Field, ID, ObjectType } from "type-graphql";
 import { Column, Entity, PrimaryColumn } from "typeorm";
 import { isoInstant } from "../db/columns.js";
-import { CertificateKind, Environment, RevocationReason } from "../domain.js";
+import { CertificateKind, CertificateStatus, Environment, RevocationReason } from "../domain.js";
 
 @ObjectType("Certificate")
 @Entity("certificates")
@@ -80,6 +80,14 @@ export class Certificate {
 
   @Column({ type: "varchar", length: 24, transformer: isoInstant })
   createdAt!: Date;
+
+  /**
+   * The status as stored, for indexes (docs/read-path.md): ACTIVE from
+   * issuance until the lifecycle sweep marks it EXPIRED once notAfter has
+   * passed, or REVOKED. The API's status is still derived from time.
+   */
+  @Column({ type: "varchar", length: 16, default: CertificateStatus.ACTIVE })
+  lifecycle!: CertificateStatus;
 }
 
 /** Public keys that may never be certified again (reported compromised). */

@@ -11,8 +11,10 @@ import type { AccessPolicy } from "../policy.js";
 import type { Viewer } from "../viewer.js";
 import type { Authorities } from "./authorities.js";
 import { Certificate } from "./certificate.entity.js";
+import type { CertificateLifecycle } from "./lifecycle.js";
+import { ALL_ORGANIZATIONS, CertificateTally } from "./tally.entity.js";
 import { canonicalSerial } from "./serial.js";
-import { restrictToReadableKeyMaterial } from "./visibility.js";
+import { mergeKeysetPages, readableKeyMaterialBranches, restrictToReadableKeyMaterial } from "./visibility.js";
 
 export interface CertificateFilter {
   organizationId?: string | null;
@@ -23,6 +25,22 @@ export interface CertificateFilter {
 }
 
 const DAY_MS = 86_400_000;
+
+/** expiringWithinDays as instants: notAfter in (now, until]; lastDay is until's UTC day. */
+interface ExpiryWindow {
+  until: string;
+  lastDay: string;
+  /** Instead of "after now": from this instant on (the count's last day). */
+  from?: string;
+}
+
+function expiryWindow(filter: CertificateFilter, now: Date): ExpiryWindow | null {
+  if (filter.expiringWithinDays == null) return null;
+  const days = filter.expiringWithinDays;
+  if (!Number.isInteger(days) || days < 0 || days > 3650) throw badInput("INVALID_FILTER", "expiringWithinDays must be between 0 and 3650");
+  const until = new Date(now.getTime() + days * DAY_MS).toISOString();
+  return { until, lastDay: until.slice(0, 10) };
+}
 
 export function certificateStatus(certificate: Pick<Certificate, "revokedAt" | "notAfter">, now: Date): CertificateStatus {
   if (certificate.revokedAt) return CertificateStatus.REVOKED;
@@ -37,6 +55,7 @@ export class CertificateService {
     private readonly clock: Clock,
     private readonly policy: AccessPolicy,
     private readonly authorities: Authorities,
+    private readonly lifecycle: CertificateLifecycle,
   ) {}
 
   async get(viewer: Viewer | null, id: string): Promise<Certificate | null> {
@@ -52,52 +71,89 @@ export class CertificateService {
     return certificate && (await this.policy.canReadKeyMaterial(v, certificate)) ? certificate : null;
   }
 
+  /**
+   * A page in keyset order: newest first (createdAt, id), or with
+   * expiringWithinDays soonest to expire first (notAfter, id). Each filter
+   * reads an index in that order (docs/read-path.md); totalCount sums the
+   * tallies.
+   */
   async list(viewer: Viewer | null, filter: CertificateFilter | null | undefined, first: number | null | undefined, after: string | null | undefined): Promise<Page<Certificate>> {
     const v = this.policy.requireViewer(viewer);
+    const f = filter ?? {};
     const size = pageSize(first, 50);
     const cursor = decodeKeysetCursor(after);
     const now = this.clock.now();
-    const base = async () => {
+    const window = expiryWindow(f, now);
+    if (f.status || window) await this.lifecycle.sweep(now);
+    const order = window
+      ? // Soonest first: the (lifecycle, notAfter) indexes give this order over exactly the rows asked for.
+        { column: "c.notAfter", direction: "ASC" as const, key: (c: Certificate) => c.notAfter.toISOString() }
+      : { column: "c.createdAt", direction: "DESC" as const, key: (c: Certificate) => c.createdAt.toISOString() };
+    const cursorOf = (c: Certificate) => encodeKeysetCursor(order.key(c), c.id);
+    const pages: Certificate[][] = [];
+    for (const restrict of await readableKeyMaterialBranches<Certificate>("c", this.policy, v)) {
       const qb = this.db.manager.getRepository(Certificate).createQueryBuilder("c");
-      await restrictToReadableKeyMaterial(qb, "c", this.policy, v);
-      this.applyFilter(qb, filter ?? {}, now);
-      return qb;
-    };
-    const qb = await base();
-    if (cursor) {
-      qb.andWhere("(c.createdAt < :cAt OR (c.createdAt = :cAt AND c.id < :cId))", { cAt: cursor.sortKey, cId: cursor.id });
+      restrict(qb);
+      this.applyFilter(qb, f, now, window);
+      // A row value compares like the index it walks (SQLite and PostgreSQL alike), where an OR would not use it.
+      if (cursor) qb.andWhere(`(${order.column}, c.id) ${order.direction === "ASC" ? ">" : "<"} (:cAt, :cId)`, { cAt: cursor.sortKey, cId: cursor.id });
+      pages.push(await qb.orderBy(order.column, order.direction).addOrderBy("c.id", order.direction).take(size + 1).getMany());
     }
-    const rows = await qb.orderBy("c.createdAt", "DESC").addOrderBy("c.id", "DESC").take(size + 1).getMany();
-    const cursorOf = (c: Certificate) => encodeKeysetCursor(c.createdAt.toISOString(), c.id);
+    const rows = mergeKeysetPages(pages, order.direction, (c) => [order.key(c), c.id], size + 1);
     const { nodes, pageInfo } = pageOf(rows, size, cursorOf);
-    return { nodes, pageInfo, cursorOf, count: async () => (await base()).getCount() };
+    return { nodes, pageInfo, cursorOf, count: () => this.count(v, f, now, window) };
   }
 
-  private applyFilter(qb: SelectQueryBuilder<Certificate>, filter: CertificateFilter, now: Date): void {
-    const nowIso = now.toISOString();
+  /**
+   * Exact, from the tallies: the rows matching the filter and the viewer's
+   * scopes (operators read the all-organizations rows). expiringWithinDays
+   * sums whole days before the last one and counts that last, partial day
+   * in the table through its index. The caller has swept at `now`, so every
+   * ACTIVE row has notAfter after now.
+   */
+  private async count(viewer: Viewer, f: CertificateFilter, now: Date, window: ExpiryWindow | null): Promise<number> {
+    if (window && f.status && f.status !== CertificateStatus.ACTIVE) return 0;
+    const tallies = this.db.manager.createQueryBuilder(CertificateTally, "t").select("COALESCE(SUM(t.n), 0)", "n");
+    await restrictToReadableKeyMaterial(tallies, "t", this.policy, viewer);
+    // Officers' scopes name organizations, never the all-organizations rows.
+    if (f.organizationId) tallies.andWhere("t.organizationId = :fOrg", { fOrg: f.organizationId });
+    else if (this.policy.isOperator(viewer)) tallies.andWhere("t.organizationId = :tAll", { tAll: ALL_ORGANIZATIONS });
+    if (f.kind) tallies.andWhere("t.kind = :fKind", { fKind: f.kind });
+    if (f.environment) tallies.andWhere("t.environment = :fEnv", { fEnv: f.environment });
+    if (window) {
+      tallies.andWhere("t.lifecycle = :tActive AND t.expiryDay < :tLastDay", { tActive: CertificateStatus.ACTIVE, tLastDay: window.lastDay });
+    } else if (f.status) {
+      tallies.andWhere("t.lifecycle = :tStatus", { tStatus: f.status });
+    }
+    const whole = Number((await tallies.getRawOne<{ n: string | number }>())?.n ?? 0);
+    if (!window) return whole;
+    const lastDay = this.db.manager.getRepository(Certificate).createQueryBuilder("c");
+    await restrictToReadableKeyMaterial(lastDay, "c", this.policy, viewer);
+    // One lower bound only, the later of now and the day's start: with two, a planner may start the range at the earlier.
+    const dayStart = `${window.lastDay}T00:00:00.000Z`;
+    this.applyFilter(lastDay, f, now, dayStart > now.toISOString() ? { ...window, from: dayStart } : window);
+    return whole + (await lastDay.getCount());
+  }
+
+  private applyFilter(qb: SelectQueryBuilder<Certificate>, filter: CertificateFilter, now: Date, window: ExpiryWindow | null): void {
     if (filter.organizationId) qb.andWhere("c.organizationId = :fOrg", { fOrg: filter.organizationId });
     if (filter.kind) qb.andWhere("c.kind = :fKind", { fKind: filter.kind });
     if (filter.environment) qb.andWhere("c.environment = :fEnv", { fEnv: filter.environment });
     switch (filter.status) {
       case CertificateStatus.ACTIVE:
-        qb.andWhere("c.revokedAt IS NULL AND c.notAfter > :fNow", { fNow: nowIso });
-        break;
       case CertificateStatus.EXPIRED:
-        qb.andWhere("c.revokedAt IS NULL AND c.notAfter <= :fNow", { fNow: nowIso });
-        break;
       case CertificateStatus.REVOKED:
-        qb.andWhere("c.revokedAt IS NOT NULL");
+        qb.andWhere("c.lifecycle = :fStatus", { fStatus: filter.status });
         break;
       case null:
       case undefined:
         break;
     }
-    if (filter.expiringWithinDays != null) {
-      const days = filter.expiringWithinDays;
-      if (!Number.isInteger(days) || days < 0 || days > 3650) throw badInput("INVALID_FILTER", "expiringWithinDays must be between 0 and 3650");
-      qb.andWhere("c.revokedAt IS NULL AND c.notAfter > :eNow AND c.notAfter <= :eUntil", {
-        eNow: nowIso,
-        eUntil: new Date(now.getTime() + days * DAY_MS).toISOString(),
+    if (window) {
+      qb.andWhere(`c.lifecycle = :eActive AND c.notAfter ${window.from ? ">=" : ">"} :eFrom AND c.notAfter <= :eUntil`, {
+        eActive: CertificateStatus.ACTIVE,
+        eFrom: window.from ?? now.toISOString(),
+        eUntil: window.until,
       });
     }
   }

@@ -18,7 +18,10 @@ export class CertificateFilter {
   @Field(() => CertificateStatus, { nullable: true })
   status?: CertificateStatus | null;
 
-  @Field(() => Int, { nullable: true, description: "Active certificates whose notAfter is within this many days from now." })
+  @Field(() => Int, {
+    nullable: true,
+    description: "Active certificates whose notAfter is within this many days from now. With it the list is ordered soonest to expire first; without it, newest first.",
+  })
   expiringWithinDays?: number | null;
 }
 

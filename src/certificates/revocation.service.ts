@@ -1,12 +1,13 @@
 import type { MutationScope, Mutations } from "../audit/mutation.js";
 import type { Clock } from "../clock.js";
-import { NotificationType, RevocationReason } from "../domain.js";
+import { CertificateStatus, NotificationType, RevocationReason } from "../domain.js";
 import { badInput, conflict, forbidden, notFound } from "../errors.js";
 import type { AccessPolicy } from "../policy.js";
 import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { BlockedKey, Certificate } from "./certificate.entity.js";
 import type { CrlService } from "./crl.service.js";
+import { recordCertificateChanges } from "./tallies.js";
 
 /** RFC 5280 reasons an organization's (or its delegated MSP's) officers may give. */
 export const OFFICER_REVOCATION_REASONS: ReadonlySet<RevocationReason> = new Set([
@@ -84,14 +85,19 @@ export class RevocationService {
     const { em, audit, notify } = scope;
     // Whole seconds: what the CRL's revocationDate can say, so the API and the CRL agree.
     const revokedAt = new Date(Math.floor(this.clock.now().getTime() / 1000) * 1000);
+    // The row's lifecycle as it is now (locked on PostgreSQL, as the expiry sweep locks it): what the tallies move from.
+    const current = em.createQueryBuilder(Certificate, "c").select(["c.id", "c.lifecycle"]).where("c.id = :id", { id: certificate.id });
+    if (em.connection.driver.options.type === "postgres") current.setLock("pessimistic_write");
+    const from = (await current.getOne())?.lifecycle ?? certificate.lifecycle;
     const result = await em
       .createQueryBuilder()
       .update(Certificate)
-      .set({ revokedAt, revocationReason: reason })
+      .set({ revokedAt, revocationReason: reason, lifecycle: CertificateStatus.REVOKED })
       .where('"id" = :id AND "revokedAt" IS NULL', { id: certificate.id })
       .execute();
     if (!result.affected) throw alreadyRevoked(certificate);
-    Object.assign(certificate, { revokedAt, revocationReason: reason });
+    Object.assign(certificate, { revokedAt, revocationReason: reason, lifecycle: CertificateStatus.REVOKED });
+    await recordCertificateChanges(em, [{ certificate, from, to: CertificateStatus.REVOKED }]);
 
     const keyBlocked = reason === RevocationReason.KEY_COMPROMISE;
     if (keyBlocked) {

@@ -28,3 +28,43 @@ export async function restrictToReadableKeyMaterial<T extends ObjectLiteral>(
     }),
   );
 }
+
+/**
+ * restrictToReadableKeyMaterial as separate predicates, one per way the
+ * viewer may read (operators: one, unrestricted; officers: their
+ * organization, then each delegation grant). A list runs one query per
+ * predicate, each walking its own index in keyset order for at most a page,
+ * and merges them (mergeKeysetPages): one OR over them would read and sort
+ * every match instead.
+ */
+export async function readableKeyMaterialBranches<T extends ObjectLiteral>(
+  alias: string,
+  policy: AccessPolicy,
+  viewer: Viewer,
+): Promise<Array<(qb: SelectQueryBuilder<T>) => void>> {
+  const scopes = await policy.readableScopes(viewer);
+  if (scopes === null) return [() => undefined];
+  return [
+    (qb) => qb.andWhere(`${alias}.organizationId = :kmOwn`, { kmOwn: scopes.ownOrganizationId }),
+    ...scopes.grants.map((grant) => (qb: SelectQueryBuilder<T>) =>
+      qb.andWhere(`${alias}.organizationId = :kmP AND ${alias}.environment = :kmE AND ${alias}.kind IN (:...kmK)`, {
+        kmP: grant.participantId,
+        kmE: grant.environment,
+        kmK: grant.kinds,
+      }),
+    ),
+  ];
+}
+
+/** The first `limit` distinct rows (by id) of several pages that are each in the keyset order of `key`. */
+export function mergeKeysetPages<T extends { id: string }>(pages: T[][], direction: "ASC" | "DESC", key: (row: T) => [string, string], limit: number): T[] {
+  if (pages.length === 1) return pages[0]!.slice(0, limit);
+  const byId = new Map<string, T>();
+  for (const page of pages) for (const row of page) byId.set(row.id, row);
+  const sign = direction === "ASC" ? 1 : -1;
+  const compare = (a: T, b: T) => {
+    const [ka, kb] = [key(a), key(b)];
+    return sign * (ka[0] < kb[0] ? -1 : ka[0] > kb[0] ? 1 : ka[1] < kb[1] ? -1 : ka[1] > kb[1] ? 1 : 0);
+  };
+  return [...byId.values()].sort(compare).slice(0, limit);
+}

@@ -2,13 +2,15 @@ import { randomUUID } from "node:crypto";
 import { In, type EntityManager, IsNull, Not } from "typeorm";
 import type { MutationScope, Mutations } from "../audit/mutation.js";
 import type { Authorities } from "../certificates/authorities.js";
-import { restrictToReadableKeyMaterial } from "../certificates/visibility.js";
+import { recordCertificateChanges, recordCsrChanges } from "../certificates/tallies.js";
+import { ALL_ORGANIZATIONS, CsrTally } from "../certificates/tally.entity.js";
+import { mergeKeysetPages, readableKeyMaterialBranches, restrictToReadableKeyMaterial } from "../certificates/visibility.js";
 import { BlockedKey, Certificate } from "../certificates/certificate.entity.js";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/data-source.js";
 import { Delegation } from "../delegations/delegation.entity.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
-import { CertificateKind, CsrStatus, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind } from "../domain.js";
+import { CertificateKind, CertificateStatus, CsrStatus, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind } from "../domain.js";
 import type { DualControl } from "../dual-control.js";
 import { badInput, conflict, DomainError, forbidden, notFound, preconditionFailed } from "../errors.js";
 import type { Page } from "../graphql/connection.js";
@@ -177,6 +179,7 @@ export class CsrService {
       if (isUniqueViolation(error)) throw keyReuse();
       throw error;
     }
+    await recordCsrChanges(em, [{ csr, from: null, to: csr.status }]);
     if (!renewalOf) audit.targetId = csr.id;
     await notify({
       type: NotificationType.CSR_SUBMITTED,
@@ -365,6 +368,7 @@ export class CsrService {
           createdAt: now,
         });
         await em.insert(Certificate, certificate);
+        await recordCertificateChanges(em, [{ certificate, from: null, to: CertificateStatus.ACTIVE }]);
         await em.update(CertificateSigningRequest, { id: csr.id }, { certificateId: certificate.id });
         csr.certificateId = certificate.id;
         if (csr.renewalOfId) await em.update(Certificate, { id: csr.renewalOfId }, { renewedById: certificate.id });
@@ -404,6 +408,7 @@ export class CsrService {
       const current = await em.findOne(CertificateSigningRequest, { where: { id: csr.id } });
       throw alreadyDecided(current?.status ?? csr.status);
     }
+    await recordCsrChanges(em, [{ csr, from: CsrStatus.PENDING, to: status }]);
     Object.assign(csr, { status, decidedById: by.officer.id, decidedAt, rejectionReason: reason });
   }
 
@@ -422,24 +427,35 @@ export class CsrService {
     const v = this.policy.requireViewer(viewer);
     const size = pageSize(first, 50);
     const cursor = decodeKeysetCursor(after);
-    const base = async () => {
+    const f = filter ?? {};
+    const pages: CertificateSigningRequest[][] = [];
+    for (const restrict of await readableKeyMaterialBranches<CertificateSigningRequest>("r", this.policy, v)) {
       const qb = this.db.manager.getRepository(CertificateSigningRequest).createQueryBuilder("r");
-      await restrictToReadableKeyMaterial(qb, "r", this.policy, v);
-      const f = filter ?? {};
+      restrict(qb);
       if (f.organizationId) qb.andWhere("r.organizationId = :fOrg", { fOrg: f.organizationId });
       if (f.status) qb.andWhere("r.status = :fStatus", { fStatus: f.status });
       if (f.kind) qb.andWhere("r.kind = :fKind", { fKind: f.kind });
       if (f.environment) qb.andWhere("r.environment = :fEnv", { fEnv: f.environment });
-      return qb;
-    };
-    const qb = await base();
-    if (cursor) {
-      qb.andWhere("(r.submittedAt < :cAt OR (r.submittedAt = :cAt AND r.id < :cId))", { cAt: cursor.sortKey, cId: cursor.id });
+      // A row value compares like the (…, submittedAt, id) index it walks, where an OR would not use it.
+      if (cursor) qb.andWhere("(r.submittedAt, r.id) < (:cAt, :cId)", { cAt: cursor.sortKey, cId: cursor.id });
+      pages.push(await qb.orderBy("r.submittedAt", "DESC").addOrderBy("r.id", "DESC").take(size + 1).getMany());
     }
-    const rows = await qb.orderBy("r.submittedAt", "DESC").addOrderBy("r.id", "DESC").take(size + 1).getMany();
+    const rows = mergeKeysetPages(pages, "DESC", (r) => [r.submittedAt.toISOString(), r.id], size + 1);
     const cursorOf = (r: CertificateSigningRequest) => encodeKeysetCursor(r.submittedAt.toISOString(), r.id);
     const { nodes, pageInfo } = pageOf(rows, size, cursorOf);
-    return { nodes, pageInfo, cursorOf, count: async () => (await base()).getCount() };
+    return { nodes, pageInfo, cursorOf, count: () => this.count(v, f) };
+  }
+
+  /** Exact, from csr_tallies (docs/read-path.md): operators read the all-organizations rows, officers their scopes' rows. */
+  private async count(viewer: Viewer, f: CsrFilter): Promise<number> {
+    const qb = this.db.manager.createQueryBuilder(CsrTally, "t").select("COALESCE(SUM(t.n), 0)", "n");
+    await restrictToReadableKeyMaterial(qb, "t", this.policy, viewer);
+    if (f.organizationId) qb.andWhere("t.organizationId = :fOrg", { fOrg: f.organizationId });
+    else if (this.policy.isOperator(viewer)) qb.andWhere("t.organizationId = :tAll", { tAll: ALL_ORGANIZATIONS });
+    if (f.status) qb.andWhere("t.status = :fStatus", { fStatus: f.status });
+    if (f.kind) qb.andWhere("t.kind = :fKind", { fKind: f.kind });
+    if (f.environment) qb.andWhere("t.environment = :fEnv", { fEnv: f.environment });
+    return Number((await qb.getRawOne<{ n: string | number }>())?.n ?? 0);
   }
 
 }

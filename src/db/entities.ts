@@ -1,6 +1,7 @@
 import { AuditEvent } from "../audit/audit-event.entity.js";
 import { BlockedKey, Certificate } from "../certificates/certificate.entity.js";
 import { CrlState } from "../certificates/crl-state.entity.js";
+import { CertificateTally, CsrTally } from "../certificates/tally.entity.js";
 import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Delegation } from "../delegations/delegation.entity.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
@@ -13,4 +14,21 @@ import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";
 
 /** Every persisted entity; listed explicitly so the compiled build needs no globbing. */
-export const ENTITIES = [Organization, Officer, ApiToken, AuditEvent, Notification, CertificateSigningRequest, Certificate, BlockedKey, Delegation, CrlState, EmailDelivery, KmsCertificate, EnrollmentCode, KmsRotationApproval];
+export const ENTITIES = [
+  Organization,
+  Officer,
+  ApiToken,
+  AuditEvent,
+  Notification,
+  CertificateSigningRequest,
+  Certificate,
+  BlockedKey,
+  Delegation,
+  CrlState,
+  EmailDelivery,
+  KmsCertificate,
+  EnrollmentCode,
+  KmsRotationApproval,
+  CertificateTally,
+  CsrTally,
+];

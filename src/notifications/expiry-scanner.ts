@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { In } from "typeorm";
+import { Brackets, In } from "typeorm";
 import type { Mutations } from "../audit/mutation.js";
 import { Certificate } from "../certificates/certificate.entity.js";
+import type { CertificateLifecycle } from "../certificates/lifecycle.js";
 import type { Clock } from "../clock.js";
 import { type Database, inListChunks } from "../db/data-source.js";
-import { NotificationType } from "../domain.js";
+import { Environment, NotificationType } from "../domain.js";
 import { conflict } from "../errors.js";
 import { WorkerHealth, type WorkerState } from "../health.js";
 import type { Viewer } from "../viewer.js";
@@ -47,6 +48,16 @@ export function daysUntil(notAfter: Date, now: Date): number {
 
 const EXPIRED_THROUGH = "expiry-scan:expired-through";
 
+/** How far before the last scan changedSince looks: longer than any transaction that could commit during it. */
+const CHANGED_SLACK_MS = 10 * 60_000;
+
+/** Certificates with notAfter in (from, to], optionally only these ids. */
+interface ScanRange {
+  from: string;
+  to: string;
+  ids?: string[];
+}
+
 export interface ExpiryScannerOptions {
   thresholdsDays: readonly number[];
   batchSize?: number;
@@ -75,10 +86,13 @@ type Due = Pick<Certificate, "id" | "organizationId" | "kind" | "environment" | 
  * lock on PostgreSQL, one connection on SQLite), so even two scanners
  * racing could not emit a notice twice.
  *
- * Cost grows with what is due, not with the table: it reads, through the
- * notAfter index and in batches, only unrevoked certificates with notAfter
- * between the last completed scan's time (everything before that has had
- * its CERTIFICATE_EXPIRED) and now plus the largest threshold.
+ * Cost grows with what is due, not with the table nor with what waits
+ * inside the reminder horizon: after a completed scan at time L it reads,
+ * through the notAfter index and in batches, only unrevoked certificates
+ * whose notAfter crossed a threshold (or expiry) since L, plus those signed
+ * since L or whose renewal stopped counting since L (crossedSince,
+ * changedSince). The first scan reads everything up to now plus the largest
+ * threshold.
  */
 export class ExpiryScanner {
   private readonly thresholds: number[];
@@ -98,7 +112,15 @@ export class ExpiryScanner {
   private readonly health: WorkerHealth;
 
   constructor(
-    private readonly deps: { db: Database; clock: Clock; mutations: Mutations; lease: DatabaseLease; state: AppState; logger: Logger },
+    private readonly deps: {
+      db: Database;
+      clock: Clock;
+      mutations: Mutations;
+      lease: DatabaseLease;
+      state: AppState;
+      logger: Logger;
+      lifecycle: CertificateLifecycle;
+    },
     options: ExpiryScannerOptions,
   ) {
     this.health = new WorkerHealth("expiry scanner", deps.logger, options.deadlineMs ?? 10 * 60_000);
@@ -238,43 +260,108 @@ export class ExpiryScanner {
 
   private async scan(holder: string, actor: Viewer | null, leaseLost: () => boolean): Promise<number> {
     const now = this.deps.clock.now();
+    // Expiry by time, stored: the certificates whose notAfter has passed move to EXPIRED with their tallies.
+    await this.deps.lifecycle.sweep(now);
     if (this.thresholds.length === 0) return 0;
     const horizon = new Date(now.getTime() + this.thresholds[0]! * DAY_MS).toISOString();
-    let cursor = { notAfter: (await this.deps.state.get(EXPIRED_THROUGH)) ?? "", id: "" };
+    const last = (await this.deps.state.get(EXPIRED_THROUGH)) ?? "";
     let emitted = 0;
-    for (;;) {
-      const batch = await this.dueBatch(now, horizon, cursor);
-      if (batch.length === 0) break;
-      emitted += await this.emit(batch, now, actor);
-      const last = batch[batch.length - 1]!;
-      cursor = { notAfter: last.notAfter.toISOString(), id: last.id };
-      if (batch.length < this.batchSize) break;
-      if (leaseLost() || !(await this.deps.lease.tryAcquire(holder))) throw new Error("lost the expiry-scan lease during a scan");
+    const each = async (range: ScanRange) => {
+      let cursor = { notAfter: range.from, id: "" };
+      for (;;) {
+        const batch = await this.dueBatch(now, range, cursor);
+        if (batch.length === 0) return;
+        emitted += await this.emit(batch, now, actor);
+        const lastRow = batch[batch.length - 1]!;
+        cursor = { notAfter: lastRow.notAfter.toISOString(), id: lastRow.id };
+        if (batch.length < this.batchSize) return;
+        if (leaseLost() || !(await this.deps.lease.tryAcquire(holder))) throw new Error("lost the expiry-scan lease during a scan");
+      }
+    };
+    if (!last || last > now.toISOString()) {
+      // No completed scan yet (or the clock went back): everything inside the horizon.
+      await each({ from: last, to: horizon });
+    } else {
+      for (const range of this.crossedSince(last, now, horizon)) await each(range);
+      const changed = await this.changedSince(last, now);
+      for (const part of inListChunks(changed)) await each({ from: last, to: horizon, ids: part });
     }
     // Every certificate with notAfter up to now has had its CERTIFICATE_EXPIRED (or needs none): later scans start here.
     await this.deps.state.set(EXPIRED_THROUGH, now.toISOString());
     return emitted;
   }
 
-  private dueBatch(now: Date, horizon: string, cursor: { notAfter: string; id: string }): Promise<Due[]> {
-    return this.deps.db.isolated((em) =>
-      em
+  /**
+   * What may be due since the last completed scan at `last`, for a cost that
+   * follows it rather than the table: a certificate crosses threshold T
+   * (0: expiry) when its notAfter is in (last + T, now + T]. Those ranges,
+   * merged, within (last, horizon].
+   */
+  private crossedSince(last: string, now: Date, horizon: string): ScanRange[] {
+    const lastMs = new Date(last).getTime();
+    const ranges = [...this.thresholds, 0]
+      .map((days) => ({ from: lastMs + days * DAY_MS, to: now.getTime() + days * DAY_MS }))
+      .sort((a, b) => a.from - b.from);
+    const merged: Array<{ from: number; to: number }> = [];
+    for (const r of ranges) {
+      const prev = merged[merged.length - 1];
+      if (prev && r.from <= prev.to) prev.to = Math.max(prev.to, r.to);
+      else merged.push({ ...r });
+    }
+    return merged.map((r) => ({ from: new Date(r.from).toISOString(), to: new Date(Math.min(r.to, new Date(horizon).getTime())).toISOString() }));
+  }
+
+  /**
+   * Certificates whose notice may have changed since `last` without a
+   * threshold passing: signed since (already inside a threshold), or whose
+   * renewal stopped counting (the successor revoked or expired). Looked up
+   * a lease length before `last`, so a transaction that committed while the
+   * last scan ran is not missed.
+   */
+  private async changedSince(last: string, now: Date): Promise<string[]> {
+    const since = new Date(new Date(last).getTime() - CHANGED_SLACK_MS).toISOString();
+    const ids = new Set<string>();
+    await this.deps.db.isolated(async (em) => {
+      const signed = await em
+        .createQueryBuilder(Certificate, "c")
+        .select("c.id", "id")
+        .where("c.createdAt > :since", { since })
+        .getRawMany<{ id: string }>();
+      for (const r of signed) ids.add(r.id);
+      const successors = await em
+        .createQueryBuilder(Certificate, "s")
+        .select("s.renewalOfId", "id")
+        .where("s.renewalOfId IS NOT NULL")
+        .andWhere(
+          new Brackets((or) =>
+            or
+              .where("s.environment IN (:...envs) AND s.revokedAt > :since", { envs: Object.values(Environment), since })
+              .orWhere("s.notAfter > :since AND s.notAfter <= :now", { now: now.toISOString() }),
+          ),
+        )
+        .getRawMany<{ id: string }>();
+      for (const r of successors) ids.add(r.id);
+    });
+    return [...ids];
+  }
+
+  private dueBatch(now: Date, range: ScanRange, cursor: { notAfter: string; id: string }): Promise<Due[]> {
+    return this.deps.db.isolated((em) => {
+      const qb = em
         .createQueryBuilder(Certificate, "c")
         .leftJoin(Certificate, "s", "s.id = c.renewedById")
         .select(["c.id", "c.organizationId", "c.kind", "c.environment", "c.commonName", "c.serialNumber", "c.notAfter", "c.csrId"])
-        .where("c.notAfter <= :horizon", { horizon })
+        .where("c.notAfter <= :to", { to: range.to })
         .andWhere("(c.notAfter > :afterNotAfter OR (c.notAfter = :afterNotAfter AND c.id > :afterId))", {
           afterNotAfter: cursor.notAfter,
           afterId: cursor.id,
         })
         .andWhere("c.revokedAt IS NULL")
         // Renewed by a successor that is still good: the officers have acted, no reminder.
-        .andWhere("(s.id IS NULL OR s.revokedAt IS NOT NULL OR s.notAfter <= :now)", { now: now.toISOString() })
-        .orderBy("c.notAfter", "ASC")
-        .addOrderBy("c.id", "ASC")
-        .limit(this.batchSize)
-        .getMany(),
-    );
+        .andWhere("(s.id IS NULL OR s.revokedAt IS NOT NULL OR s.notAfter <= :now)", { now: now.toISOString() });
+      if (range.ids) qb.andWhere("c.id IN (:...ids)", { ids: range.ids });
+      return qb.orderBy("c.notAfter", "ASC").addOrderBy("c.id", "ASC").limit(this.batchSize).getMany();
+    });
   }
 
   private async emit(batch: Due[], now: Date, actor: Viewer | null): Promise<number> {

@@ -1,4 +1,4 @@
-import { Brackets } from "typeorm";
+import type { SelectQueryBuilder } from "typeorm";
 import type { Database } from "../db/data-source.js";
 import type { NotificationType } from "../domain.js";
 import type { NotificationScope } from "../policy.js";
@@ -24,32 +24,48 @@ export class NotificationStore {
 
   /**
    * Notifications after the id that the scope admits (null: all), oldest
-   * first: the SQL form of AccessPolicy.canSeeNotification.
+   * first: the SQL form of AccessPolicy.canSeeNotification. A scoped viewer's
+   * rows come from one query per way of being visible (own organization,
+   * named second, audience, each delegation grant), each walking its own
+   * index in id order for at most `limit` rows, merged here: the cost follows
+   * the page, where one OR over them would read and sort every match.
    */
-  visibleAfter(scope: NotificationScope | null, afterId: number, types: readonly NotificationType[] | null, limit: number): Promise<Notification[]> {
-    return this.db.isolated((em) => {
-      const qb = em.createQueryBuilder(Notification, "n").where("n.id > :after", { after: afterId });
-      if (types) {
-        if (types.length === 0) return Promise.resolve([]);
-        qb.andWhere("n.type IN (:...types)", { types: [...types] });
-      }
-      if (scope) {
-        qb.andWhere(
-          new Brackets((or) => {
-            or.where("n.organizationId = :own", { own: scope.organizationId });
-            or.orWhere("n.secondOrganizationId = :own");
-            if (scope.audiences.length > 0) or.orWhere("n.audience IN (:...audiences)", { audiences: scope.audiences });
-            scope.grants.forEach((g, i) => {
-              or.orWhere(`(n.organizationId = :gp${i} AND n.environment = :ge${i} AND n.certificateKind IN (:...gk${i}))`, {
-                [`gp${i}`]: g.participantId,
-                [`ge${i}`]: g.environment,
-                [`gk${i}`]: g.kinds,
-              });
-            });
-          }),
-        );
-      }
-      return qb.orderBy("n.id", "ASC").limit(limit).getMany();
-    });
+  async visibleAfter(scope: NotificationScope | null, afterId: number, types: readonly NotificationType[] | null, limit: number): Promise<Notification[]> {
+    if (types && types.length === 0) return [];
+    const branch = (where?: (qb: SelectQueryBuilder<Notification>) => void, ofTypes = types) =>
+      this.db.isolated((em) => {
+        const qb = em.createQueryBuilder(Notification, "n").where("n.id > :after", { after: afterId });
+        where?.(qb);
+        if (ofTypes) qb.andWhere("n.type IN (:...types)", { types: [...ofTypes] });
+        return qb.orderBy("n.id", "ASC").limit(limit).getMany();
+      });
+    if (!scope) {
+      // Operators: all rows, or one (type, id) index walk per type asked for.
+      if (!types) return branch();
+      const pages: Notification[][] = [];
+      for (const type of new Set(types)) pages.push(await branch(undefined, [type]));
+      return merged(pages, limit);
+    }
+    const branches: Array<(qb: SelectQueryBuilder<Notification>) => void> = [
+      (qb) => qb.andWhere("n.organizationId = :own", { own: scope.organizationId }),
+      (qb) => qb.andWhere("n.secondOrganizationId = :own", { own: scope.organizationId }),
+    ];
+    if (scope.audiences.length > 0) branches.push((qb) => qb.andWhere("n.audience IN (:...audiences)", { audiences: scope.audiences }));
+    for (const g of scope.grants) {
+      branches.push((qb) =>
+        qb.andWhere("n.organizationId = :gp AND n.environment = :ge AND n.certificateKind IN (:...gk)", { gp: g.participantId, ge: g.environment, gk: g.kinds }),
+      );
+    }
+    const pages: Notification[][] = [];
+    // One after the other: on SQLite each isolated read takes its turn on the one connection anyway.
+    for (const where of branches) pages.push(await branch(where));
+    return merged(pages, limit);
   }
+}
+
+/** The first `limit` distinct notifications of pages that are each in id order. */
+function merged(pages: Notification[][], limit: number): Notification[] {
+  const byId = new Map<number, Notification>();
+  for (const page of pages) for (const n of page) byId.set(n.id, n);
+  return [...byId.values()].sort((a, b) => a.id - b.id).slice(0, limit);
 }

@@ -7,6 +7,7 @@ import { Identity1764300001000 } from "./1764300001000-identity.js";
 import { CanonicalKeyFingerprints1764300001100 } from "./1764300001100-canonical-key-fingerprints.js";
 import { CsrIgnoredExtensions1764300001200 } from "./1764300001200-csr-ignored-extensions.js";
 import { RootCrls1764300001201 } from "./1764300001201-root-crls.js";
+import { ReadPath1764300001500 } from "./1764300001500-read-path.js";
 import { IdempotencyKeys1764300001700 } from "./1764300001700-idempotency-keys.js";
 
 /** In order. Each feature adds its own migration here; never edit one that has shipped. */
@@ -20,5 +21,6 @@ export const MIGRATIONS = [
   CanonicalKeyFingerprints1764300001100,
   CsrIgnoredExtensions1764300001200,
   RootCrls1764300001201,
+  ReadPath1764300001500,
   IdempotencyKeys1764300001700,
 ];

@@ -1,0 +1,269 @@
+/**
+ * The read path at scale (BENCH_SCALE=1000000 npm run bench): a table of
+ * that many certificates (and their CSRs) built with multi-row INSERTs in
+ * transactions, then, over HTTP and one request at a time, every list page
+ * and filter, a page deep into the keyset, totalCount with each filter, and
+ * the expiry scan with nothing due and with 10k due, all against
+ * `{ me { role } }` in the same run; on SQLite and on PostgreSQL.
+ *
+ * The table: 100 participants; certificates created over three years,
+ * valid 365 days (so about a third ACTIVE, the rest EXPIRED), 2% REVOKED,
+ * 70% MTF; with a 125-day gap in creation so that no certificate is inside
+ * the 120-day reminder horizon until the 10k due ones are added. Earlier
+ * scans are taken as done (expired-through = now).
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { DataSource, type EntityManager } from "typeorm";
+import { createApp, type App } from "../src/app.js";
+import { Certificate } from "../src/certificates/certificate.entity.js";
+import { recordCertificateChanges, recountTallies } from "../src/certificates/tallies.js";
+import { ManualClock } from "../src/clock.js";
+import { loadConfig } from "../src/config.js";
+import { CertificateKind, CertificateStatus, Environment } from "../src/domain.js";
+import { encodeKeysetCursor } from "../src/graphql/pagination.js";
+import { measure, type BenchResult } from "./measure.js";
+
+const DAY_MS = 86_400_000;
+const NOW = new Date("2026-11-28T08:00:00.000Z");
+const ORGANIZATIONS = 100;
+const KINDS = [CertificateKind.MTLS_CLIENT, CertificateKind.SIGNING, CertificateKind.ENCRYPTION];
+const PG_URL = process.env.KEYPORTAL_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+const NESTED = `totalCount pageInfo { endCursor hasNextPage }
+  nodes { serialNumber status notAfter daysUntilExpiry organization { name keyExchangeReady } csr { status submittedBy { email } } renewedBy { id } }`;
+
+async function onPostgres(sql: string): Promise<void> {
+  const source = await new DataSource({ type: "postgres", url: PG_URL }).initialize();
+  try {
+    await source.query(sql);
+  } finally {
+    await source.destroy();
+  }
+}
+
+export interface ScaleReport {
+  db: string;
+  certificates: number;
+  buildSeconds: number;
+  reads: BenchResult[];
+  scans: Array<{ name: string; ms: number; emitted: number }>;
+}
+
+/** Multi-row INSERTs of `rows` (each in `columns` order), so many per statement that each stays under the drivers' parameter limits. */
+async function insertRows(em: EntityManager, table: string, columns: string[], rows: unknown[][]): Promise<void> {
+  const postgres = em.connection.driver.options.type === "postgres";
+  const perStatement = Math.floor(30_000 / columns.length);
+  for (let start = 0; start < rows.length; start += perStatement) {
+    const params: unknown[] = [];
+    const values = rows.slice(start, start + perStatement).map((row) => `(${row.map((v) => (params.push(v), postgres ? `$${params.length}` : "?")).join(", ")})`);
+    await em.query(`INSERT INTO "${table}" (${columns.map((c) => `"${c}"`).join(", ")}) VALUES ${values.join(", ")}`, params);
+  }
+}
+
+const CSR_COLUMNS = ["id", "organizationId", "kind", "environment", "status", "subject", "commonName", "keyAlgorithm", "publicKeyFingerprint", "pem", "submittedById", "submittedAt", "decidedById", "decidedAt", "certificateId"];
+const CERTIFICATE_COLUMNS = ["id", "organizationId", "kind", "environment", "serialNumber", "subject", "issuer", "commonName", "keyAlgorithm", "publicKeyFingerprint", "notBefore", "notAfter", "fingerprintSha256", "derBase64", "csrId", "revokedAt", "revocationReason", "createdAt", "lifecycle"];
+
+interface Tenant {
+  organizationId: string;
+  officerId: string;
+}
+
+/** One certificate and its CSR, as rows in the column orders above. */
+function rowsFor(i: number, tenant: Tenant, createdAt: Date, validityDays: number, revoked: boolean): { csr: unknown[]; certificate: unknown[]; lifecycle: CertificateStatus; c: Pick<Certificate, "organizationId" | "environment" | "kind" | "notAfter"> } {
+  const id = `c${i.toString(16).padStart(31, "0")}`;
+  const csrId = `r${i.toString(16).padStart(31, "0")}`;
+  const fingerprint = i.toString(16).padStart(64, "0");
+  const kind = KINDS[i % 3]!;
+  const environment = i % 10 < 7 ? Environment.MTF : Environment.PRODUCTION;
+  const notAfter = new Date(createdAt.getTime() + validityDays * DAY_MS);
+  const lifecycle = revoked ? CertificateStatus.REVOKED : notAfter.getTime() <= NOW.getTime() ? CertificateStatus.EXPIRED : CertificateStatus.ACTIVE;
+  const at = createdAt.toISOString();
+  const subject = `CN=Scale ${i},O=Scale Bank,C=GB`;
+  return {
+    csr: [csrId, tenant.organizationId, kind, environment, "SIGNED", subject, `Scale ${i}`, "EC-P256", fingerprint, "-", tenant.officerId, at, tenant.officerId, at, id],
+    certificate: [
+      id, tenant.organizationId, kind, environment, fingerprint.slice(32), subject, "CN=KeyPortal MTF Issuing CA,O=KeyPortal", `Scale ${i}`, "EC-P256", fingerprint,
+      at, notAfter.toISOString(), fingerprint, "", csrId, revoked ? new Date(createdAt.getTime() + 10 * DAY_MS).toISOString() : null, revoked ? "SUPERSEDED" : null, at, lifecycle,
+    ],
+    lifecycle,
+    c: { organizationId: tenant.organizationId, environment, kind, notAfter },
+  };
+}
+
+/**
+ * The indexes of the tables a bulk load fills, dropped before it and made
+ * again after (an index built once over sorted rows is far cheaper than one
+ * kept up to date row by row): their definitions as the database reports them.
+ */
+async function withoutIndexes(app: App, tables: string[], load: () => Promise<void>): Promise<void> {
+  const list = tables.map((t) => `'${t}'`).join(", ");
+  const indexes = (await app.db.dataSource.query(
+    app.db.isPostgres
+      ? `SELECT indexname AS name, indexdef AS sql FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN (${list})
+           AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'))`
+      : `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN (${list}) AND sql IS NOT NULL`,
+  )) as Array<{ name: string; sql: string }>;
+  for (const index of indexes) await app.db.dataSource.query(`DROP INDEX "${index.name}"`);
+  await load();
+  for (const index of indexes) await app.db.dataSource.query(index.sql);
+}
+
+async function buildTable(app: App, tenants: Tenant[], count: number): Promise<void> {
+  await withoutIndexes(app, ["certificates", "certificate_signing_requests"], () => loadTable(app, tenants, count));
+  await app.db.transaction(async ({ em }) => {
+    await recountTallies(em);
+    await em.query(`INSERT INTO app_state ("key", "value", "updatedAt") VALUES ('expiry-scan:expired-through', '${NOW.toISOString()}', '${NOW.toISOString()}')
+       ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value"`);
+  });
+  if (app.db.isPostgres) await app.db.dataSource.query("ANALYZE");
+}
+
+async function loadTable(app: App, tenants: Tenant[], count: number): Promise<void> {
+  const span = 3 * 365 * DAY_MS - 125 * DAY_MS;
+  const start = NOW.getTime() - 3 * 365 * DAY_MS;
+  const batch = 20_000;
+  for (let from = 0; from < count; from += batch) {
+    const csrs: unknown[][] = [];
+    const certificates: unknown[][] = [];
+    for (let i = from; i < Math.min(count, from + batch); i++) {
+      let t = start + Math.floor((i / count) * span);
+      // The gap: nothing expires within the 120-day reminder horizon.
+      if (t >= NOW.getTime() - 365 * DAY_MS) t += 125 * DAY_MS;
+      const rows = rowsFor(i, tenants[i % tenants.length]!, new Date(t), 365, i % 50 === 7);
+      csrs.push(rows.csr);
+      certificates.push(rows.certificate);
+    }
+    await app.db.transaction(async ({ em }) => {
+      await insertRows(em, "certificate_signing_requests", CSR_COLUMNS, csrs);
+      await insertRows(em, "certificates", CERTIFICATE_COLUMNS, certificates);
+    });
+  }
+}
+
+/** `due` more certificates expiring 1 to 100 days from now, inserted as issuance inserts them (tallies through recordCertificateChanges). */
+async function addDue(app: App, tenants: Tenant[], first: number, due: number): Promise<void> {
+  await app.db.transaction(async ({ em }) => {
+    const csrs: unknown[][] = [];
+    const certificates: unknown[][] = [];
+    const changes: Parameters<typeof recordCertificateChanges>[1][number][] = [];
+    for (let i = first; i < first + due; i++) {
+      const validity = 1 + (i % 100);
+      const rows = rowsFor(i, tenants[i % tenants.length]!, new Date(NOW.getTime() - 60_000), validity, false);
+      csrs.push(rows.csr);
+      certificates.push(rows.certificate);
+      changes.push({ certificate: rows.c, from: null, to: rows.lifecycle });
+    }
+    await insertRows(em, "certificate_signing_requests", CSR_COLUMNS, csrs);
+    await insertRows(em, "certificates", CERTIFICATE_COLUMNS, certificates);
+    await recordCertificateChanges(em, changes);
+  });
+}
+
+export async function scaleBench(db: "sqlite" | "postgres", count: number, runs: number): Promise<ScaleReport> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "kp-bench-scale-"));
+  const token = `kp_bench_${randomBytes(24).toString("base64url")}`;
+  let schema: string | null = null;
+  if (db === "postgres") {
+    schema = `kp_bench_${randomBytes(4).toString("hex")}`;
+    await onPostgres(`CREATE SCHEMA ${schema}`);
+  }
+  const env: Record<string, string> = { KEYPORTAL_DATA_DIR: dataDir, LOG_LEVEL: "silent", PORT: "0", KEYPORTAL_BOOTSTRAP_TOKEN: token, KEYPORTAL_EXPIRY_SCAN_INTERVAL: "24h" };
+  if (schema) env.DATABASE_URL = `${PG_URL}?schema=${schema}`;
+  const clock = new ManualClock(NOW);
+  const app = await createApp(loadConfig(env), { clock });
+  try {
+    const { url } = await app.start();
+    const post = async (query: string, variables: Record<string, unknown> = {}, bearer = token) => {
+      const res = await fetch(`${url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await res.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
+      if (body.errors) throw new Error(JSON.stringify(body.errors));
+      return body.data!;
+    };
+    // One organization through the API (its officer's token measures the officer's view); the others as rows.
+    const org = (await post(`mutation { createOrganization(input: { name: "Scale Bank", kind: PARTICIPANT, contactEmail: "pki@scale.example", country: "GB" }) { id } }`)).createOrganization as { id: string };
+    let officerToken = "";
+    let officerId = "";
+    for (const email of ["a@scale.example", "b@scale.example"]) {
+      const officer = (await post(`mutation($input: RegisterOfficerInput!) { registerOfficer(input: $input) { id } }`, { input: { organizationId: org.id, name: email, email } })).registerOfficer as { id: string };
+      officerId = officer.id;
+      officerToken = ((await post(`mutation($id: ID!) { createApiToken(officerId: $id, label: "bench") { token } }`, { id: officer.id })).createApiToken as { token: string }).token;
+    }
+    const tenants: Tenant[] = [{ organizationId: org.id, officerId }];
+    await app.db.transaction(async ({ em }) => {
+      const orgs: unknown[][] = [];
+      const officers: unknown[][] = [];
+      for (let n = 1; n < ORGANIZATIONS; n++) {
+        const t = { organizationId: randomUUID(), officerId: randomUUID() };
+        tenants.push(t);
+        orgs.push([t.organizationId, `Scale Bank ${n}`, "PARTICIPANT", `pki@scale${n}.example`, "GB", NOW.toISOString()]);
+        officers.push([t.officerId, t.organizationId, "Officer", `officer@scale${n}.example`, "SECURITY_OFFICER", "ACTIVE", NOW.toISOString()]);
+      }
+      await insertRows(em, "organizations", ["id", "name", "kind", "contactEmail", "country", "createdAt"], orgs);
+      await insertRows(em, "officers", ["id", "organizationId", "name", "email", "role", "status", "createdAt"], officers);
+    });
+    const built = performance.now();
+    await buildTable(app, tenants, count);
+    const buildSeconds = (performance.now() - built) / 1000;
+
+    const deep = (await app.db.manager.query(
+      `SELECT "createdAt", "id" FROM certificates ORDER BY "createdAt" DESC, "id" DESC LIMIT 1 OFFSET ${Math.floor(count * 0.9)}`,
+    )) as Array<{ createdAt: string; id: string }>;
+    const deepCursor = encodeKeysetCursor(deep[0]!.createdAt, deep[0]!.id);
+    const page = (filter: string, after = "") => `{ certificates(first: 50${after ? `, after: "${after}"` : ""}${filter ? `, filter: { ${filter} }` : ""}) { ${NESTED} } }`;
+    const countOnly = (filter: string) => `{ certificates(first: 1${filter ? `, filter: { ${filter} }` : ""}) { totalCount } }`;
+    const FILTERS: Array<[string, string]> = [
+      ["organizationId", `organizationId: "${org.id}"`],
+      ["kind", "kind: SIGNING"],
+      ["environment", "environment: MTF"],
+      ["status ACTIVE", "status: ACTIVE"],
+      ["status EXPIRED", "status: EXPIRED"],
+      ["status REVOKED", "status: REVOKED"],
+      ["expiringWithinDays: 365", "expiringWithinDays: 365"],
+      ["environment + status ACTIVE", "environment: PRODUCTION, status: ACTIVE"],
+    ];
+    const reads: BenchResult[] = [];
+    const run = async (name: string, query: string, bearer = token) => {
+      reads.push(await measure(name, runs, () => post(query, {}, bearer), 5));
+    };
+    await run("{ me { role } } (baseline)", `{ me { role } }`);
+    await run("first page of 50, nested fields", page(""));
+    await run(`page 50 at 90% depth of the keyset`, page("", deepCursor));
+    for (const [name, filter] of FILTERS) await run(`first page, ${name}`, page(filter));
+    await run("totalCount, no filter", countOnly(""));
+    for (const [name, filter] of FILTERS) await run(`totalCount, ${name}`, countOnly(filter));
+    await run("officer: first page of own organization, nested", page(""), officerToken);
+    await run("officer: totalCount, status ACTIVE", countOnly("status: ACTIVE"), officerToken);
+    await run("certificateSigningRequests: first page + totalCount", `{ certificateSigningRequests(first: 50) { totalCount nodes { id status submittedBy { email } } } }`);
+    await run("certificateSigningRequests: status SIGNED + totalCount", `{ certificateSigningRequests(first: 50, filter: { status: SIGNED }) { totalCount nodes { id } } }`);
+
+    const scans: ScaleReport["scans"] = [];
+    const scan = async (name: string) => {
+      const t = performance.now();
+      const emitted = await app.services.expiryScanner.runOnce();
+      scans.push({ name, ms: performance.now() - t, emitted });
+    };
+    await scan("expiry scan, nothing due");
+    const due = Math.min(10_000, Math.max(100, Math.floor(count / 100)));
+    await addDue(app, tenants, count, due);
+    await scan(`expiry scan, ${due} due`);
+    await scan(`expiry scan again: nothing new due, ${due} inside the horizon`);
+    await run("totalCount, expiringWithinDays: 30 (after the due ones)", countOnly("expiringWithinDays: 30"));
+    await run("first page, expiringWithinDays: 30", page("expiringWithinDays: 30"));
+    await run("notifications: first page (officer)", `{ notifications(first: 100) { nodes { id type } } }`, officerToken);
+    return { db, certificates: count + due, buildSeconds, reads, scans };
+  } finally {
+    await app.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    if (schema) {
+      await onPostgres(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    }
+  }
+}
