@@ -238,11 +238,15 @@ describe.each<DbKind>(["sqlite", "postgres"])("tampering with the audit log on %
         });
         return;
       }
-      const triggers = (await dataSource.query(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'`)) as Array<{ name: string; sql: string }>;
-      expect(triggers.length).toBe(2);
-      for (const t of triggers) await dataSource.query(`DROP TRIGGER ${t.name}`);
-      await dataSource.query(sql);
-      for (const t of triggers) await dataSource.query(t.sql);
+      // SQLite has one writing connection: take a turn in its transaction queue, so that these statements never
+      // land inside a background transaction (a lease renewal, a delivery claim) and share its fate.
+      await server.app.db.transaction(async ({ em }) => {
+        const triggers = (await em.query(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'`)) as Array<{ name: string; sql: string }>;
+        expect(triggers.length).toBe(2);
+        for (const t of triggers) await em.query(`DROP TRIGGER ${t.name}`);
+        await em.query(sql);
+        for (const t of triggers) await em.query(t.sql);
+      });
     }
 
     beforeAll(async () => {
