@@ -14,6 +14,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { getIntrospectionQuery } from "graphql";
 import { rssMb, waitReady } from "./fanout.js";
 import { type BenchResult, measure, report } from "./measure.js";
+import { enrollmentCodeFromMail } from "./workflow.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const AMPLIFIER = "__schema { types { fields { args { name } type { ofType { name } } } } }";
@@ -54,8 +55,15 @@ export async function amplificationBench(count = 300, port = 4874): Promise<Ampl
       const officer = await post(operator, "mutation($i: RegisterOfficerInput!) { registerOfficer(input: $i) { id } }", {
         i: { organizationId: org.json.data!.createOrganization!.id, name: `Bench ${i}`, email: `bench${i}@amp.example` },
       });
-      const token = await post(operator, 'mutation($id: ID!) { createApiToken(officerId: $id, label: "bench") { token } }', { id: officer.json.data!.registerOfficer!.id });
-      tokens.push(token.json.data!.createApiToken!.token);
+      if (!officer.json.data?.registerOfficer) throw new Error(`registerOfficer failed: ${JSON.stringify(officer.json)}`);
+      // Each officer enrolls with the code mailed to them (the file sink under the data directory); nobody mints another's token.
+      const code = await enrollmentCodeFromMail(path.join(dataDir, "mail"), `bench${i}@amp.example`);
+      const enrolled = await fetch(`${url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ query: 'mutation($code: String!) { enrollOfficer(code: $code, label: "bench") { token } }', variables: { code } }),
+      });
+      tokens.push(((await enrolled.json()) as { data: { enrollOfficer: { token: string } } }).data.enrollOfficer.token);
     }
     const [victim, ...attackers] = tokens as [string, ...string[]];
     const me = () => post(victim, "{ me { role } }");

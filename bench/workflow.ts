@@ -80,7 +80,7 @@ export async function workflowBench(count: number): Promise<BenchResult[]> {
 }
 
 /** The enrollment code in the .eml file mailed to `email`, once it is written. */
-async function enrollmentCodeFromMail(mailDir: string, email: string): Promise<string> {
+export async function enrollmentCodeFromMail(mailDir: string, email: string): Promise<string> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     for (const file of existsSync(mailDir) ? readdirSync(mailDir).filter((f) => f.endsWith(".eml")) : []) {
