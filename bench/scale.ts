@@ -26,6 +26,7 @@ import { loadConfig } from "../src/config.js";
 import { CertificateKind, CertificateStatus, Environment } from "../src/domain.js";
 import { encodeKeysetCursor } from "../src/graphql/pagination.js";
 import { measure, type BenchResult } from "./measure.js";
+import { enrollmentCodeFromMail } from "./workflow.js";
 
 const DAY_MS = 86_400_000;
 const NOW = new Date("2026-11-28T08:00:00.000Z");
@@ -194,7 +195,14 @@ export async function scaleBench(db: "sqlite" | "postgres", count: number, runs:
     for (const email of ["a@scale.example", "b@scale.example"]) {
       const officer = (await post(`mutation($input: RegisterOfficerInput!) { registerOfficer(input: $input) { id } }`, { input: { organizationId: org.id, name: email, email } })).registerOfficer as { id: string };
       officerId = officer.id;
-      officerToken = ((await post(`mutation($id: ID!) { createApiToken(officerId: $id, label: "bench") { token } }`, { id: officer.id })).createApiToken as { token: string }).token;
+      // The officer enrolls with the code mailed to them (the file sink under the data directory), without a token.
+      const code = await enrollmentCodeFromMail(path.join(dataDir, "mail"), email);
+      const enrolled = await fetch(`${url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ query: 'mutation($code: String!) { enrollOfficer(code: $code, label: "bench") { token } }', variables: { code } }),
+      });
+      officerToken = ((await enrolled.json()) as { data: { enrollOfficer: { token: string } } }).data.enrollOfficer.token;
     }
     const tenants: Tenant[] = [{ organizationId: org.id, officerId }];
     await app.db.transaction(async ({ em }) => {
