@@ -70,7 +70,8 @@ interface Decoded {
 const UTF8_STRICT = new TextDecoder("utf-8", { fatal: true });
 const UTF8_LENIENT = new TextDecoder("utf-8");
 const latin1 = (b: Uint8Array) => Buffer.from(b).toString("latin1");
-const codePoint = (ch: string) => `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+/** A character for a message, as U+XXXX: never the raw character, which could be a line break or an override. */
+export const codePoint = (ch: string) => `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
 
 /** The first character of `text` outside `allowed`, as a problem sentence (the character as U+XXXX, never raw). */
 function charset(text: string, allowed: RegExp, what: string): Decoded {

@@ -13,7 +13,7 @@
  */
 import { badInput } from "../errors.js";
 import { nameDer } from "./issue.js";
-import { parseName, STRING_TYPE_NAMES, type NameAttribute } from "./name.js";
+import { codePoint, parseName, STRING_TYPE_NAMES, type NameAttribute } from "./name.js";
 import type { CertificateProfile } from "./profiles.js";
 
 /** RFC 5280 appendix A upper bounds are 64 for CN, O and OU (128 for L and ST); the house limit is 64 for all. */
@@ -30,11 +30,6 @@ const PRINTABLE_STRING = 0x13;
  * that make a name display as something else (U+202E reverses the text after it).
  */
 const FORBIDDEN_CHARACTER = /[\p{Cc}\p{Cn}\p{Co}\p{Cs}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
-
-/** A character for a message, as U+XXXX: never the raw character, which could be a line break or an override. */
-function describeCharacter(ch: string): string {
-  return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
-}
 
 export interface ValidatedSubject {
   /** [short name, value] in DER order, most general first. */
@@ -61,7 +56,7 @@ function checkValue(attr: NameAttribute & { shortName: string }): string {
   if (forbidden !== undefined) {
     throw badInput(
       "SUBJECT_CHARACTER_NOT_ALLOWED",
-      `The subject attribute ${name} holds ${describeCharacter(forbidden)}, a control, unassigned or bidirectional-override character; only printable characters are accepted.`,
+      `The subject attribute ${name} holds ${codePoint(forbidden)}, a control, unassigned or bidirectional-override character; only printable characters are accepted.`,
     );
   }
   const length = [...attr.text].length;
