@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { createApp } from "../src/app.js";
-import { ManualClock } from "../src/clock.js";
+import { ManualClock } from "../src/kernel/clock.js";
 import { loadConfig } from "../src/config.js";
 import { bulkCertificates } from "./fixtures.js";
 

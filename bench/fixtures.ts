@@ -8,7 +8,7 @@ import type { App } from "../src/app.js";
 import { Certificate } from "../src/certificates/certificate.entity.js";
 import { CertificateSigningRequest } from "../src/csrs/csr.entity.js";
 import { recordCertificateChanges, recordCsrChanges } from "../src/certificates/tallies.js";
-import { CertificateKind, CertificateStatus, CsrStatus, Environment, OfficerStatus, OrganizationKind, Role } from "../src/domain.js";
+import { CertificateKind, CertificateStatus, CsrStatus, Environment, OfficerStatus, OrganizationKind, Role } from "../src/kernel/domain.js";
 import { Officer } from "../src/officers/officer.entity.js";
 import { Organization } from "../src/organizations/organization.entity.js";
 

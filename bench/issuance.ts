@@ -12,7 +12,7 @@ import { webcrypto } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CertificateKind, Environment } from "../src/domain.js";
+import { CertificateKind, Environment } from "../src/kernel/domain.js";
 import { FileCaMaterialStore, loadOrCreateAuthority, type CaKeyAlgorithm, type CertificateAuthority } from "../src/pki/ca.js";
 import { parseCsr } from "../src/pki/csr.js";
 import { children, readTlv } from "../src/pki/der.js";

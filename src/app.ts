@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { AuditLog } from "./audit/audit.service.js";
 import { IdempotencyKeys } from "./audit/idempotency.js";
-import { Mutations } from "./audit/mutation.js";
+import { Mutations } from "./kernel/unit-of-work.js";
 import { AuditResolver } from "./audit/audit.resolver.js";
 import { Authorities, createKeyStore, DatabaseCaMaterialStore } from "./certificates/authorities.js";
 import { CertificateResolver, OrganizationKeyMaterialResolver } from "./certificates/certificate.resolver.js";
@@ -24,7 +24,7 @@ import { OcspService } from "./certificates/ocsp.service.js";
 import { CrlService } from "./certificates/crl.service.js";
 import { RevocationResolver } from "./certificates/revocation.resolver.js";
 import { RevocationService } from "./certificates/revocation.service.js";
-import { type Clock, systemClock } from "./clock.js";
+import { type Clock, systemClock } from "./kernel/clock.js";
 import { CsrResolver } from "./csrs/csr.resolver.js";
 import { CsrService } from "./csrs/csr.service.js";
 import type { Config } from "./config.js";
@@ -32,7 +32,7 @@ import { createDataSource, createSqliteReader, Database } from "./db/data-source
 import { DatabaseDelegationGrants } from "./delegations/delegation.grants.js";
 import { DelegationResolver, OrganizationDelegationsResolver } from "./delegations/delegation.resolver.js";
 import { DelegationService } from "./delegations/delegation.service.js";
-import { type EventBus, InProcessEventBus } from "./events.js";
+import { type EventBus, InProcessEventBus } from "./kernel/events.js";
 import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
 import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./http/server.js";
 import type { RuntimeHealth } from "./health.js";
@@ -71,7 +71,7 @@ import { Certificate } from "./certificates/certificate.entity.js";
 import { Officer } from "./officers/officer.entity.js";
 import { Organization } from "./organizations/organization.entity.js";
 import { createQuotas, type Quotas } from "./quotas.js";
-import { Environment } from "./domain.js";
+import { Environment } from "./kernel/domain.js";
 
 /** Where the built GraphiQL page lives, relative to this file in src/ (tests) or dist/src/ (compiled). */
 function defaultWebDir(): string {

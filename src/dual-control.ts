@@ -1,7 +1,7 @@
 import type { EntityManager } from "typeorm";
-import type { Environment } from "./domain.js";
-import { OfficerStatus, Role } from "./domain.js";
-import { preconditionFailed } from "./errors.js";
+import type { Environment } from "./kernel/domain.js";
+import { OfficerStatus, Role } from "./kernel/domain.js";
+import { preconditionFailed } from "./kernel/errors.js";
 import { Officer } from "./officers/officer.entity.js";
 import type { Viewer } from "./viewer.js";
 

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { DomainError } from "./errors.js";
+import { DomainError } from "./kernel/errors.js";
 
 /** A background round that ran past its deadline; its loop goes on without it. */
 export class WorkerStalledError extends Error {

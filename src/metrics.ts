@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Clock } from "./clock.js";
+import type { Clock } from "./kernel/clock.js";
 import type { Database } from "./db/data-source.js";
 import type { RuntimeHealth, WorkerState } from "./health.js";
 

@@ -1,5 +1,5 @@
-import { CertificateKind, Environment, OfficerStatus, OrganizationKind, Role } from "./domain.js";
-import { forbidden, notFound, unauthenticated } from "./errors.js";
+import { CertificateKind, Environment, OfficerStatus, OrganizationKind, Role } from "./kernel/domain.js";
+import { forbidden, notFound, unauthenticated } from "./kernel/errors.js";
 import { NotificationAudience } from "./notifications/notification.entity.js";
 import type { Viewer } from "./viewer.js";
 

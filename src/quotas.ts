@@ -13,7 +13,7 @@
  */
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { rateLimited } from "./errors.js";
+import { rateLimited } from "./kernel/errors.js";
 
 export interface Rate {
   perSecond: number;

@@ -1,4 +1,4 @@
-import { badInput } from "./errors.js";
+import { badInput } from "./kernel/errors.js";
 
 export interface TextRule {
   /** The input's name, for the message. */

@@ -1,4 +1,4 @@
-import { Role } from "./domain.js";
+import { Role } from "./kernel/domain.js";
 import type { Officer } from "./officers/officer.entity.js";
 import type { Organization } from "./organizations/organization.entity.js";
 

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { EntityManager } from "typeorm";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
 import { AuditEvent } from "./audit-event.entity.js";
 

@@ -1,9 +1,9 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
 import type { EntityManager } from "typeorm";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
-import { badInput, conflict } from "../errors.js";
+import { badInput, conflict } from "../kernel/errors.js";
 
 /** What a request carrying an Idempotency-Key asks for: whose key, which key, and which request it was first used for. */
 export interface IdempotentRequest {

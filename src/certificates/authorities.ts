@@ -1,7 +1,7 @@
 import path from "node:path";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
-import { Environment } from "../domain.js";
+import { Environment } from "../kernel/domain.js";
 import { type CaKeyAlgorithm, type CaMaterialStore, type CertificateAuthority, loadOrCreateAuthority } from "../pki/ca.js";
 import { FileKeyStore, type KeyStore, Pkcs11KeyStore } from "../pki/keystore.js";
 

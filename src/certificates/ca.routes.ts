@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { Environment } from "../domain.js";
+import { Environment } from "../kernel/domain.js";
 import type { RouteInstaller } from "../http/server.js";
 import { certificateToPem } from "../pki/bundle.js";
 import type { Authorities } from "./authorities.js";

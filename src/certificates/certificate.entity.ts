@@ -1,7 +1,7 @@
 import { Field, ID, ObjectType } from "type-graphql";
 import { Column, Entity, PrimaryColumn } from "typeorm";
 import { isoInstant } from "../db/columns.js";
-import { CertificateKind, CertificateStatus, Environment, RevocationReason } from "../domain.js";
+import { CertificateKind, CertificateStatus, Environment, RevocationReason } from "../kernel/domain.js";
 
 @ObjectType("Certificate")
 @Entity("certificates")

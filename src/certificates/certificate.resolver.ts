@@ -1,5 +1,5 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Query, Resolver, Root } from "type-graphql";
-import { CertificateStatus, Environment } from "../domain.js";
+import { CertificateStatus, Environment } from "../kernel/domain.js";
 import type { Context } from "../graphql/context.js";
 import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Organization } from "../organizations/organization.entity.js";

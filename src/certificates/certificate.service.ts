@@ -1,8 +1,8 @@
 import type { SelectQueryBuilder } from "typeorm";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
-import { CertificateKind, CertificateStatus, Environment } from "../domain.js";
-import { badInput, notFound } from "../errors.js";
+import { CertificateKind, CertificateStatus, Environment } from "../kernel/domain.js";
+import { badInput, notFound } from "../kernel/errors.js";
 import type { Page } from "../graphql/connection.js";
 import { decodeKeysetCursor, encodeKeysetCursor, pageOf, pageSize } from "../graphql/pagination.js";
 import { certificateToPem, pkcs7CertsOnly } from "../pki/bundle.js";

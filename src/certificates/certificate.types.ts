@@ -1,5 +1,5 @@
 import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
-import { CertificateKind, CertificateStatus, CsrStatus, Environment } from "../domain.js";
+import { CertificateKind, CertificateStatus, CsrStatus, Environment } from "../kernel/domain.js";
 import { connectionTypes } from "../graphql/connection.js";
 import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Certificate } from "./certificate.entity.js";

@@ -1,4 +1,4 @@
-import { Environment } from "../domain.js";
+import { Environment } from "../kernel/domain.js";
 import type { RouteInstaller } from "../http/server.js";
 import type { CrlService } from "./crl.service.js";
 

@@ -1,7 +1,7 @@
 import type { EntityManager } from "typeorm";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
-import { type Environment, RevocationReason } from "../domain.js";
+import { type Environment, RevocationReason } from "../kernel/domain.js";
 import type { CrlEntry } from "../pki/crl.js";
 import type { Authorities } from "./authorities.js";
 import { Certificate } from "./certificate.entity.js";

@@ -1,7 +1,7 @@
 import { In } from "typeorm";
 import type { Database } from "../db/data-source.js";
 import { inListChunks } from "../db/data-source.js";
-import { CertificateStatus } from "../domain.js";
+import { CertificateStatus } from "../kernel/domain.js";
 import { Certificate } from "./certificate.entity.js";
 import { recordCertificateChanges } from "./tallies.js";
 

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
-import { CRL_REASON_CODE, type Environment, RevocationReason } from "../domain.js";
+import { CRL_REASON_CODE, type Environment, RevocationReason } from "../kernel/domain.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
 import {
   buildOcspResponse,

@@ -1,5 +1,5 @@
 import { Arg, Ctx, ID, Mutation, Resolver } from "type-graphql";
-import { RevocationReason } from "../domain.js";
+import { RevocationReason } from "../kernel/domain.js";
 import type { Context } from "../graphql/context.js";
 import { Certificate } from "./certificate.entity.js";
 import type { RevocationService } from "./revocation.service.js";

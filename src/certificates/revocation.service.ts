@@ -1,7 +1,7 @@
-import type { MutationScope, Mutations } from "../audit/mutation.js";
-import type { Clock } from "../clock.js";
-import { CertificateStatus, NotificationType, RevocationReason } from "../domain.js";
-import { badInput, conflict, forbidden, notFound } from "../errors.js";
+import type { MutationScope, Mutations } from "../kernel/unit-of-work.js";
+import type { Clock } from "../kernel/clock.js";
+import { CertificateStatus, NotificationType, RevocationReason } from "../kernel/domain.js";
+import { badInput, conflict, forbidden, notFound } from "../kernel/errors.js";
 import type { AccessPolicy } from "../policy.js";
 import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";

@@ -1,4 +1,4 @@
-import { badInput } from "../errors.js";
+import { badInput } from "../kernel/errors.js";
 
 const SERIAL = /^[0-9a-f]{1,64}$/;
 

@@ -1,6 +1,6 @@
 import type { EntityManager } from "typeorm";
 import type { CertificateSigningRequest } from "../csrs/csr.entity.js";
-import { CertificateStatus, type CsrStatus } from "../domain.js";
+import { CertificateStatus, type CsrStatus } from "../kernel/domain.js";
 import type { Certificate } from "./certificate.entity.js";
 import { ALL_ORGANIZATIONS } from "./tally.entity.js";
 

@@ -1,6 +1,6 @@
 import { Column, Entity, PrimaryColumn } from "typeorm";
 import { bigintNumber } from "../db/columns.js";
-import { CertificateKind, CertificateStatus, CsrStatus, Environment } from "../domain.js";
+import { CertificateKind, CertificateStatus, CsrStatus, Environment } from "../kernel/domain.js";
 
 /** organizationId of the rows that count every organization together. */
 export const ALL_ORGANIZATIONS = "*";

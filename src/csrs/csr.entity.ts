@@ -1,7 +1,7 @@
 import { Field, ID, ObjectType } from "type-graphql";
 import { Column, Entity, PrimaryColumn } from "typeorm";
 import { isoInstant, jsonText } from "../db/columns.js";
-import { CertificateKind, CsrStatus, Environment } from "../domain.js";
+import { CertificateKind, CsrStatus, Environment } from "../kernel/domain.js";
 
 @ObjectType("CertificateSigningRequest")
 @Entity("certificate_signing_requests")

@@ -1,7 +1,7 @@
 import { Field, ID, ObjectType } from "type-graphql";
 import { Column, Entity, PrimaryColumn } from "typeorm";
 import { isoInstant, jsonText } from "../db/columns.js";
-import { CertificateKind, DelegationStatus, Environment } from "../domain.js";
+import { CertificateKind, DelegationStatus, Environment } from "../kernel/domain.js";
 
 /**
  * An MSP performing a participant's key exchange for some kinds in one

@@ -1,5 +1,5 @@
 import type { Database } from "../db/data-source.js";
-import { DelegationStatus } from "../domain.js";
+import { DelegationStatus } from "../kernel/domain.js";
 import type { DelegationGrant, DelegationGrants } from "../policy.js";
 import { Delegation } from "./delegation.entity.js";
 

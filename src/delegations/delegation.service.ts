@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { Brackets, In, type EntityManager } from "typeorm";
-import type { MutationScope, Mutations } from "../audit/mutation.js";
-import type { Clock } from "../clock.js";
+import type { MutationScope, Mutations } from "../kernel/unit-of-work.js";
+import type { Clock } from "../kernel/clock.js";
 import { isUniqueViolation } from "../csrs/csr.service.js";
 import type { Database } from "../db/data-source.js";
-import { CertificateKind, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind } from "../domain.js";
-import { badInput, conflict, forbidden, notFound } from "../errors.js";
-import type { EventBus } from "../events.js";
+import { CertificateKind, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind } from "../kernel/domain.js";
+import { badInput, conflict, forbidden, notFound } from "../kernel/errors.js";
+import type { EventBus } from "../kernel/events.js";
 import { Organization } from "../organizations/organization.entity.js";
 import type { AccessPolicy } from "../policy.js";
 import { freeText } from "../validation.js";

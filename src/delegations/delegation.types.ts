@@ -1,5 +1,5 @@
 import { Field, ID, InputType } from "type-graphql";
-import { CertificateKind, Environment } from "../domain.js";
+import { CertificateKind, Environment } from "../kernel/domain.js";
 
 @InputType()
 export class RequestDelegationInput {

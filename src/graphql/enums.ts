@@ -11,7 +11,7 @@ import {
   OrganizationKind,
   RevocationReason,
   Role,
-} from "../domain.js";
+} from "../kernel/domain.js";
 
 let registered = false;
 

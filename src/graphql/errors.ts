@@ -2,7 +2,7 @@ import type { GraphQLFormattedError } from "graphql";
 import { GraphQLError } from "graphql";
 import type { Logger } from "pino";
 import { isOutage, OUTAGE_RETRY_AFTER_SECONDS } from "../db/outage.js";
-import { DomainError, type ErrorCode, HTTP_STATUS, REASON_HTTP_STATUS } from "../errors.js";
+import { DomainError, type ErrorCode, HTTP_STATUS, REASON_HTTP_STATUS } from "../kernel/errors.js";
 
 /** Codes that GraphQL itself and Apollo produce for malformed requests; they carry no internals. */
 const REQUEST_ERROR_CODES = new Set(["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "BAD_REQUEST", "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED", "OPERATION_RESOLUTION_FAILURE"]);

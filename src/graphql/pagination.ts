@@ -1,5 +1,5 @@
 import { Field, ObjectType } from "type-graphql";
-import { badInput } from "../errors.js";
+import { badInput } from "../kernel/errors.js";
 
 @ObjectType()
 export class PageInfo {

@@ -6,7 +6,7 @@
 import type { NextFunction, Request, Response } from "express";
 import { type DocumentNode, execute, type ExecutionArgs, type GraphQLSchema, validate } from "graphql";
 import { type IdempotencySlot, parseIdempotencyKey, requestFingerprint, withIdempotencySlot } from "../audit/idempotency.js";
-import { type DomainError, HTTP_STATUS } from "../errors.js";
+import { type DomainError, HTTP_STATUS } from "../kernel/errors.js";
 
 /** Before Apollo: a malformed key is refused; a good one is held until the viewer is known (bindIdempotencyKey). */
 export function idempotencyKeyMiddleware(req: Request, res: Response, next: NextFunction): void {

@@ -16,8 +16,8 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { bindIdempotencyKey } from "../audit/idempotency.js";
 import type { Database } from "../db/data-source.js";
 import { isOutage } from "../db/outage.js";
-import { DomainError, type ErrorCode, HTTP_STATUS, RESPONSE_STATUS_CODES, unavailable } from "../errors.js";
-import type { EventBus } from "../events.js";
+import { DomainError, type ErrorCode, HTTP_STATUS, RESPONSE_STATUS_CODES, unavailable } from "../kernel/errors.js";
+import type { EventBus } from "../kernel/events.js";
 import { type Context, createLoaders, type LoaderSources } from "../graphql/context.js";
 import { asRequestError, createErrorFormatter, httpForErrorReasons, requestError } from "../graphql/errors.js";
 import {

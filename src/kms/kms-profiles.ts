@@ -4,7 +4,7 @@
  * database, no key store.
  */
 import { isIP } from "node:net";
-import { Environment, KmsCertificatePurpose } from "../domain.js";
+import { Environment, KmsCertificatePurpose } from "../kernel/domain.js";
 import type { SubjectAltName } from "../pki/issue.js";
 import type { KeyAlgorithmName, KeyPurpose } from "../pki/keystore.js";
 import { KMS_ORGANIZATION } from "../pki/ca.js";

@@ -1,7 +1,7 @@
 import { Field, ID, ObjectType } from "type-graphql";
 import { Column, Entity, PrimaryColumn } from "typeorm";
 import { isoInstant } from "../db/columns.js";
-import { Environment, KmsCertificatePurpose } from "../domain.js";
+import { Environment, KmsCertificatePurpose } from "../kernel/domain.js";
 
 /**
  * Under dual control: one operator's standing approval for the next rotation

@@ -1,6 +1,6 @@
 import DataLoader from "dataloader";
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
-import { CertificateStatus, Environment, KmsCertificatePurpose } from "../domain.js";
+import { CertificateStatus, Environment, KmsCertificatePurpose } from "../kernel/domain.js";
 import { byId, type Context } from "../graphql/context.js";
 import { Notification } from "../notifications/notification.entity.js";
 import { Officer } from "../officers/officer.entity.js";

@@ -1,4 +1,4 @@
-import { Environment, KmsCertificatePurpose } from "../domain.js";
+import { Environment, KmsCertificatePurpose } from "../kernel/domain.js";
 import type { RouteInstaller } from "../http/server.js";
 import type { KmsService } from "./kms.service.js";
 

@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { In, type EntityManager } from "typeorm";
-import type { MutationScope, Mutations, MutationSpec } from "../audit/mutation.js";
+import type { MutationScope, Mutations, MutationSpec } from "../kernel/unit-of-work.js";
 import type { Authorities } from "../certificates/authorities.js";
 import { certificateStatus } from "../certificates/certificate.service.js";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import { isUniqueViolation } from "../csrs/csr.service.js";
 import type { Database } from "../db/data-source.js";
-import { CertificateStatus, Environment, KmsCertificatePurpose, NotificationType, OrganizationKind } from "../domain.js";
-import { badInput, conflict, DomainError, notFound, preconditionFailed } from "../errors.js";
+import { CertificateStatus, Environment, KmsCertificatePurpose, NotificationType, OrganizationKind } from "../kernel/domain.js";
+import { badInput, conflict, DomainError, notFound, preconditionFailed } from "../kernel/errors.js";
 import { Organization } from "../organizations/organization.entity.js";
 import { certificateToPem, rfc4514 } from "../pki/bundle.js";
 import { decryptCms, signCms } from "../pki/cms.js";

@@ -1,6 +1,6 @@
 import { FieldResolver, Int, Resolver, Root } from "type-graphql";
 import { Certificate } from "../certificates/certificate.entity.js";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import { daysUntil } from "./expiry-scanner.js";
 
 /** Certificate.daysUntilExpiry, at the injected clock's now (the expiry scan's notion of days). */

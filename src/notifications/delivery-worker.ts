@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { In } from "typeorm";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
-import type { EventBus } from "../events.js";
+import type { EventBus } from "../kernel/events.js";
 import { WorkerHealth, type WorkerState } from "../health.js";
 import { EmailDelivery, EmailDeliveryStatus } from "./email-delivery.entity.js";
 import type { Mailer } from "./mailer.js";

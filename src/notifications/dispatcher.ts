@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { EventBus, EventPayload } from "../events.js";
+import type { EventBus, EventPayload } from "../kernel/events.js";
 import { WorkerHealth, type WorkerState } from "../health.js";
 import { integerCursor } from "../graphql/pagination.js";
 import type { AccessPolicy, DelegationGrant } from "../policy.js";

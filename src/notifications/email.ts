@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { type EntityManager, In } from "typeorm";
 import { Certificate } from "../certificates/certificate.entity.js";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Delegation } from "../delegations/delegation.entity.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
 import { certificateFileStem, downloadCommand } from "../next-steps.js";
-import { DelegationStatus, NotificationType, OfficerStatus, OrganizationKind } from "../domain.js";
+import { DelegationStatus, NotificationType, OfficerStatus, OrganizationKind } from "../kernel/domain.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";
 import { EmailDelivery, EmailDeliveryStatus } from "./email-delivery.entity.js";

@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { Brackets, In } from "typeorm";
-import type { Mutations } from "../audit/mutation.js";
+import type { Mutations } from "../kernel/unit-of-work.js";
 import { Certificate } from "../certificates/certificate.entity.js";
 import type { CertificateLifecycle } from "../certificates/lifecycle.js";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../kernel/clock.js";
 import { type Database, inListChunks } from "../db/data-source.js";
-import { Environment, NotificationType } from "../domain.js";
-import { conflict } from "../errors.js";
+import { Environment, NotificationType } from "../kernel/domain.js";
+import { conflict } from "../kernel/errors.js";
 import { WorkerHealth, type WorkerState } from "../health.js";
 import type { Viewer } from "../viewer.js";
 import type { AppState, DatabaseLease } from "./lease.js";

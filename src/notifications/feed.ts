@@ -1,4 +1,4 @@
-import type { NotificationType } from "../domain.js";
+import type { NotificationType } from "../kernel/domain.js";
 import type { Viewer } from "../viewer.js";
 import type { Notification } from "./notification.entity.js";
 

@@ -1,4 +1,4 @@
-import type { NotificationType } from "../domain.js";
+import type { NotificationType } from "../kernel/domain.js";
 import type { Viewer } from "../viewer.js";
 import type { Notification } from "./notification.entity.js";
 
@@ -61,7 +61,7 @@ class Fifo<T> {
  * cursor first registers (so live rows start arriving into `buffer`), then
  * reads the history after the cursor in pages, then drains the buffer,
  * skipping what it already sent. Ids commit in increasing order (see
- * audit/mutation.ts), so a row is either in a history page read after it
+ * kernel/unit-of-work.ts), so a row is either in a history page read after it
  * committed or offered live after that page: nothing falls between. The
  * same catch-up runs when a slow consumer lets too much queue up: the stream
  * stops queuing and reads the rest from the database when the consumer is

@@ -1,7 +1,7 @@
 import { Field, ID, Int, ObjectType } from "type-graphql";
 import { Column, Entity } from "typeorm";
 import { bigintNumber, isoInstant } from "../db/columns.js";
-import { NotificationType } from "../domain.js";
+import { NotificationType } from "../kernel/domain.js";
 
 /** Values of Notification.audience: who hears a notification that is about no single organization. */
 export enum NotificationAudience {

@@ -1,5 +1,5 @@
-import type { NotificationType } from "../domain.js";
-import { badInput } from "../errors.js";
+import type { NotificationType } from "../kernel/domain.js";
+import { badInput } from "../kernel/errors.js";
 import { integerCursor, type PageInfo, pageOf, pageSize } from "../graphql/pagination.js";
 import type { AccessPolicy } from "../policy.js";
 import type { Viewer } from "../viewer.js";

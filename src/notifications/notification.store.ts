@@ -1,6 +1,6 @@
 import type { SelectQueryBuilder } from "typeorm";
 import type { Database } from "../db/data-source.js";
-import type { NotificationType } from "../domain.js";
+import type { NotificationType } from "../kernel/domain.js";
 import type { NotificationScope } from "../policy.js";
 import { Notification } from "./notification.entity.js";
 

@@ -1,7 +1,7 @@
 import type { EntityManager } from "typeorm";
-import type { Clock } from "../clock.js";
-import type { NotificationType } from "../domain.js";
-import type { EventBus } from "../events.js";
+import type { Clock } from "../kernel/clock.js";
+import type { NotificationType } from "../kernel/domain.js";
+import type { EventBus } from "../kernel/events.js";
 import { Notification } from "./notification.entity.js";
 
 export interface NewNotification {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { EventBus, EventPayload, EventTopic } from "../events.js";
+import type { EventBus, EventPayload, EventTopic } from "../kernel/events.js";
 import { REPEAT_LOG_MS } from "../health.js";
 
 type Handler = (payload: EventPayload) => void;

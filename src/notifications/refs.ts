@@ -1,5 +1,5 @@
 import { type Database, inListChunks } from "../db/data-source.js";
-import { OfficerStatus, OrganizationKind } from "../domain.js";
+import { OfficerStatus, OrganizationKind } from "../kernel/domain.js";
 import { ApiToken } from "../officers/api-token.entity.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";

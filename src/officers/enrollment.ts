@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import type { Clock } from "../clock.js";
-import { rateLimited } from "../errors.js";
+import type { Clock } from "../kernel/clock.js";
+import { rateLimited } from "../kernel/errors.js";
 import type { Mailer } from "../notifications/mailer.js";
 import { describeSendError } from "../notifications/delivery-worker.js";
 

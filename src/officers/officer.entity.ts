@@ -1,7 +1,7 @@
 import { Field, ID, ObjectType } from "type-graphql";
 import { Column, Entity, PrimaryColumn } from "typeorm";
 import { isoInstant } from "../db/columns.js";
-import { OfficerStatus, Role } from "../domain.js";
+import { OfficerStatus, Role } from "../kernel/domain.js";
 
 @ObjectType()
 @Entity("officers")

@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { In } from "typeorm";
-import type { Mutations } from "../audit/mutation.js";
-import type { Clock } from "../clock.js";
+import type { Mutations } from "../kernel/unit-of-work.js";
+import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
-import { NotificationType, OfficerStatus, OrganizationKind, Role } from "../domain.js";
-import type { EventBus } from "../events.js";
-import { badInput, conflict, forbidden, notFound, preconditionFailed } from "../errors.js";
+import { NotificationType, OfficerStatus, OrganizationKind, Role } from "../kernel/domain.js";
+import type { EventBus } from "../kernel/events.js";
+import { badInput, conflict, forbidden, notFound, preconditionFailed } from "../kernel/errors.js";
 import { Organization } from "../organizations/organization.entity.js";
 import { normalizeEmail } from "../organizations/organization.service.js";
 import type { AccessPolicy } from "../policy.js";

@@ -1,4 +1,4 @@
-import { forbidden } from "../errors.js";
+import { forbidden } from "../kernel/errors.js";
 import type { Context } from "../graphql/context.js";
 import type { AccessPolicy } from "../policy.js";
 import type { Officer } from "./officer.entity.js";

@@ -1,7 +1,7 @@
 import DataLoader from "dataloader";
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
-import { OfficerStatus, OrganizationKind, Role } from "../domain.js";
-import { forbidden } from "../errors.js";
+import { OfficerStatus, OrganizationKind, Role } from "../kernel/domain.js";
+import { forbidden } from "../kernel/errors.js";
 import type { Context } from "../graphql/context.js";
 import { Officer } from "../officers/officer.entity.js";
 import { MIN_ACTIVE_OFFICERS, type OfficerService } from "../officers/officer.service.js";

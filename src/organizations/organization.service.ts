@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { In } from "typeorm";
-import type { Mutations } from "../audit/mutation.js";
-import type { Clock } from "../clock.js";
+import type { Mutations } from "../kernel/unit-of-work.js";
+import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
-import { OrganizationKind } from "../domain.js";
-import { badInput, conflict, notFound } from "../errors.js";
+import { OrganizationKind } from "../kernel/domain.js";
+import { badInput, conflict, notFound } from "../kernel/errors.js";
 import type { AccessPolicy } from "../policy.js";
 import { singleLine } from "../validation.js";
 import type { Viewer } from "../viewer.js";

@@ -1,5 +1,5 @@
 import { Field, InputType, ObjectType } from "type-graphql";
-import { OrganizationKind, Role } from "../domain.js";
+import { OrganizationKind, Role } from "../kernel/domain.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "./organization.entity.js";
 

@@ -10,7 +10,7 @@ import { promises as fs, constants as fsConstants } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { X509Certificate } from "@peculiar/x509";
-import { Environment } from "../domain.js";
+import { Environment } from "../kernel/domain.js";
 import {
   buildCertificate,
   certificateSubjectDer,

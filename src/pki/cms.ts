@@ -22,7 +22,7 @@ import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
 import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
 import { ContentInfo, EnvelopedData, id_envelopedData, type KeyTransRecipientInfo } from "@peculiar/asn1-cms";
 import { RsaEsOaepParams } from "@peculiar/asn1-rsa";
-import { badInput, DomainError } from "../errors.js";
+import { badInput, DomainError } from "../kernel/errors.js";
 import {
   asBufferSource,
   children,

@@ -6,7 +6,7 @@
  * no entries has no revokedCertificates field (5.1.2.6 too).
  */
 import "reflect-metadata";
-import { CRL_REASON_CODE, RevocationReason } from "../domain.js";
+import { CRL_REASON_CODE, RevocationReason } from "../kernel/domain.js";
 import { encodeOid, encodeUnsignedInteger, sequence, tlv } from "./der.js";
 import { certificateSubjectDer, keyIdentifierOf, type IssuerRef } from "./issue.js";
 import { lintSigned, lintTbsCertList } from "./lint.js";

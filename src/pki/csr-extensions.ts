@@ -17,7 +17,7 @@
  * the profile's. Everything else (subjectAltName, a requested key
  * identifier, ...) is not copied, so it is ignored.
  */
-import { badInput } from "../errors.js";
+import { badInput } from "../kernel/errors.js";
 import { children, content, decodeOid, DerError, type Tlv } from "./der.js";
 import type { CertificateProfile } from "./profiles.js";
 import { decodeBasicConstraintsCa, decodeExtendedKeyUsage, decodeKeyUsage, EKU_OIDS } from "./tbs.js";

@@ -17,7 +17,7 @@ import { AsnConvert } from "@peculiar/asn1-schema";
 import { CertificationRequest } from "@peculiar/asn1-csr";
 import { RsaSaPssParams } from "@peculiar/asn1-rsa";
 import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
-import { badInput, DomainError } from "../errors.js";
+import { badInput, DomainError } from "../kernel/errors.js";
 import { children, content, decodeOid, raw, readTlv, DerError, type Tlv } from "./der.js";
 import { rfc4514 } from "./name.js";
 import { grantedKeyUsage, type CertificateProfile } from "./profiles.js";

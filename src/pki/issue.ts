@@ -16,7 +16,7 @@
 import "reflect-metadata";
 import { randomFillSync } from "node:crypto";
 import { SubjectKeyIdentifierExtension, type X509Certificate } from "@peculiar/x509";
-import { badInput } from "../errors.js";
+import { badInput } from "../kernel/errors.js";
 import { children, concat, DerError, encodeOid, raw, readTlv, sequence, tlv } from "./der.js";
 import { PRINTABLE_STRING } from "./name.js";
 import { grantedKeyUsage, type CertificateProfile } from "./profiles.js";

@@ -9,7 +9,7 @@
  * Each rule has a stable name (the `rule` of the error); test/pki/lint.test.ts
  * feeds a deliberately broken template to each.
  */
-import { DomainError } from "../errors.js";
+import { DomainError } from "../kernel/errors.js";
 import { checkStrictDer, children, content, decodeOid, readTlv, DerError, type Tlv } from "./der.js";
 import { parseName, STRING_TYPE_NAMES } from "./name.js";
 import { grantedKeyUsage, type CertificateProfile } from "./profiles.js";

@@ -3,7 +3,7 @@
  * contain. The profile, not the CSR, decides the extensions (design.md,
  * "Certificate profiles"); these are the defaults, the app may configure others.
  */
-import { CertificateKind } from "../domain.js";
+import { CertificateKind } from "../kernel/domain.js";
 
 /** Key usage bit names as in RFC 5280 section 4.2.1.3 (camelCase, as OpenSSL's config names them). */
 export type KeyUsageName =

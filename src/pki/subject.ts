@@ -11,7 +11,7 @@
  * PrintableString, the others PrintableString when they fit its character
  * set, UTF8String otherwise (nameDer).
  */
-import { badInput } from "../errors.js";
+import { badInput } from "../kernel/errors.js";
 import { nameDer } from "./issue.js";
 import { codePoint, parseName, STRING_TYPE_NAMES, type NameAttribute } from "./name.js";
 import type { CertificateProfile } from "./profiles.js";

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rateLimited } from "../../src/errors.js";
+import { rateLimited } from "../../src/kernel/errors.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";

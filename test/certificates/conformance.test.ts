@@ -8,8 +8,8 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ManualClock } from "../../src/clock.js";
-import { Environment } from "../../src/domain.js";
+import { ManualClock } from "../../src/kernel/clock.js";
+import { Environment } from "../../src/kernel/domain.js";
 import { children, readTlv } from "../../src/pki/der.js";
 import { makeTempDir, openssl, opensslResult, toPem, writeFile } from "../pki/helpers.js";
 import { available } from "../support/deps.js";

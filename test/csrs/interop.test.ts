@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
-import { Environment } from "../../src/domain.js";
+import { Environment } from "../../src/kernel/domain.js";
 import { freePort, generateKey, makeCsr, makeTempDir, openssl, opensslResult, sClient, spawnOpenssl, type TestKey, writeFile } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization, approveAsSecondOperator } from "../support/fixtures.js";

@@ -14,7 +14,7 @@ import { BlockedKey, Certificate } from "../../src/certificates/certificate.enti
 import { CertificateSigningRequest } from "../../src/csrs/csr.entity.js";
 import { createDataSource } from "../../src/db/data-source.js";
 import { CanonicalKeyFingerprints1764300001100 } from "../../src/db/migrations/1764300001100-canonical-key-fingerprints.js";
-import { CsrStatus, Environment } from "../../src/domain.js";
+import { CsrStatus, Environment } from "../../src/kernel/domain.js";
 import { certificateSpki, requestSpki } from "../../src/pki/key-identity.js";
 import { newSerialHex } from "../../src/pki/issue.js";
 import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";

@@ -7,7 +7,7 @@
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CertificateKind } from "../../src/domain.js";
+import { CertificateKind } from "../../src/kernel/domain.js";
 import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";

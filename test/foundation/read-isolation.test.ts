@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OrganizationKind } from "../../src/domain.js";
+import { OrganizationKind } from "../../src/kernel/domain.js";
 import { Organization } from "../../src/organizations/organization.entity.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 

@@ -3,7 +3,7 @@
  * configured thresholds, once each, only for current certificates.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Environment, KmsCertificatePurpose, NotificationType, OrganizationKind } from "../../src/domain.js";
+import { Environment, KmsCertificatePurpose, NotificationType, OrganizationKind } from "../../src/kernel/domain.js";
 import { KmsCertificate } from "../../src/kms/kms-certificate.entity.js";
 import { Notification } from "../../src/notifications/notification.entity.js";
 import { Organization } from "../../src/organizations/organization.entity.js";

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Environment } from "../../src/domain.js";
+import { Environment } from "../../src/kernel/domain.js";
 import { Pkcs11KeyStore } from "../../src/pki/keystore.js";
 import { available } from "../support/deps.js";
 import { startTestServer, type TestServer } from "../support/server.js";

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Environment, KmsCertificatePurpose } from "../../src/domain.js";
+import { Environment, KmsCertificatePurpose } from "../../src/kernel/domain.js";
 import { KmsCertificate } from "../../src/kms/kms-certificate.entity.js";
 import { EmailDelivery } from "../../src/notifications/email-delivery.entity.js";
 import { Notification } from "../../src/notifications/notification.entity.js";

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ManualClock } from "../../src/clock.js";
+import { ManualClock } from "../../src/kernel/clock.js";
 import { EmailDelivery } from "../../src/notifications/email-delivery.entity.js";
 import { freePort } from "../pki/helpers.js";
 import { createOrganization } from "../support/fixtures.js";

@@ -1,6 +1,6 @@
 import "reflect-metadata";
 import { afterEach, describe, expect, it } from "vitest";
-import { ManualClock } from "../../src/clock.js";
+import { ManualClock } from "../../src/kernel/clock.js";
 import { Certificate } from "../../src/certificates/certificate.entity.js";
 import { dueExpiryNotice } from "../../src/notifications/expiry-scanner.js";
 import { Notification } from "../../src/notifications/notification.entity.js";

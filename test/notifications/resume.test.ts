@@ -1,6 +1,6 @@
 import "reflect-metadata";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InProcessEventBus } from "../../src/events.js";
+import { InProcessEventBus } from "../../src/kernel/events.js";
 import { NotificationDispatcher } from "../../src/notifications/dispatcher.js";
 import type { Notification } from "../../src/notifications/notification.entity.js";
 import { NotificationStore } from "../../src/notifications/notification.store.js";

@@ -1,8 +1,8 @@
 import "reflect-metadata";
 import { afterAll, describe, expect, it } from "vitest";
 import { readdirSync } from "node:fs";
-import { Environment } from "../../src/domain.js";
-import { ManualClock } from "../../src/clock.js";
+import { Environment } from "../../src/kernel/domain.js";
+import { ManualClock } from "../../src/kernel/clock.js";
 import { FileCaMaterialStore, loadOrCreateAuthority, type LoadOrCreateAuthorityOptions } from "../../src/pki/ca.js";
 import { FileKeyStore } from "../../src/pki/keystore.js";
 import { makeTempDir } from "./helpers.js";

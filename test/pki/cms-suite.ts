@@ -5,9 +5,9 @@
 import "reflect-metadata";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { Environment } from "../../src/domain.js";
-import { systemClock } from "../../src/clock.js";
-import { DomainError } from "../../src/errors.js";
+import { Environment } from "../../src/kernel/domain.js";
+import { systemClock } from "../../src/kernel/clock.js";
+import { DomainError } from "../../src/kernel/errors.js";
 import { FileCaMaterialStore, loadOrCreateAuthority, type CertificateAuthority } from "../../src/pki/ca.js";
 import { issueCertificate, nameDer, newSerialHex } from "../../src/pki/issue.js";
 import { signCms, decryptCms } from "../../src/pki/cms.js";

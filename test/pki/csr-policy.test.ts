@@ -5,8 +5,8 @@
  * as strictly as `openssl req -verify`.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { CertificateKind } from "../../src/domain.js";
-import { DomainError } from "../../src/errors.js";
+import { CertificateKind } from "../../src/kernel/domain.js";
+import { DomainError } from "../../src/kernel/errors.js";
 import { parseCsr } from "../../src/pki/csr.js";
 import { parseName } from "../../src/pki/name.js";
 import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";

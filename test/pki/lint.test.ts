@@ -4,7 +4,7 @@
  */
 import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { CertificateKind } from "../../src/domain.js";
+import { CertificateKind } from "../../src/kernel/domain.js";
 import { encodeOid, sequence, tlv } from "../../src/pki/der.js";
 import { nameDer } from "../../src/pki/issue.js";
 import { LintError, lintTbsCertList, lintTbsCertificate, type LintExpectations } from "../../src/pki/lint.js";

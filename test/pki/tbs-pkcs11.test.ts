@@ -6,7 +6,7 @@
 import "reflect-metadata";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPublicKey, generateKeyPairSync, verify as nodeVerify } from "node:crypto";
-import { CertificateKind, Environment } from "../../src/domain.js";
+import { CertificateKind, Environment } from "../../src/kernel/domain.js";
 import { FileCaMaterialStore, loadOrCreateAuthority, type CertificateAuthority } from "../../src/pki/ca.js";
 import { children, content, raw, readTlv } from "../../src/pki/der.js";
 import { nameDer, newSerialHex } from "../../src/pki/issue.js";

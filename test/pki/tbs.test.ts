@@ -20,8 +20,8 @@ import {
   SubjectKeyIdentifierExtension,
   X509Certificate,
 } from "@peculiar/x509";
-import { CertificateKind, Environment } from "../../src/domain.js";
-import { DomainError } from "../../src/errors.js";
+import { CertificateKind, Environment } from "../../src/kernel/domain.js";
+import { DomainError } from "../../src/kernel/errors.js";
 import { certificateToPem } from "../../src/pki/bundle.js";
 import { FileCaMaterialStore, loadOrCreateAuthority, type CertificateAuthority } from "../../src/pki/ca.js";
 import { children, content, encodeOid, raw, readTlv, sequence, tlv } from "../../src/pki/der.js";

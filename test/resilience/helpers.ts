@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { pino, type Logger } from "pino";
 import { afterAll, afterEach, beforeAll, vi } from "vitest";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { ManualClock } from "../../src/clock.js";
+import { ManualClock } from "../../src/kernel/clock.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.js";
 import { freshPostgresSchema, startTestServer, type TestServer } from "../support/server.js";

@@ -1,7 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ManualClock } from "../../src/clock.js";
-import { Environment } from "../../src/domain.js";
+import { ManualClock } from "../../src/kernel/clock.js";
+import { Environment } from "../../src/kernel/domain.js";
 import { freePort, makeTempDir, openssl, opensslResult, sClient, spawnOpenssl, writeFile } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";

@@ -12,7 +12,7 @@ import pg from "pg";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { type App, type AppOverrides, createApp } from "../../src/app.js";
-import { ManualClock } from "../../src/clock.js";
+import { ManualClock } from "../../src/kernel/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
 import { createMailer, type Mailer, type OutgoingEmail } from "../../src/notifications/mailer.js";

@@ -1,6 +1,6 @@
 /** download, ca, revoke, compromise: certificates once issued. */
 import { promises as fs } from "node:fs";
-import { Environment, RevocationReason } from "../../domain.js";
+import { Environment, RevocationReason } from "../../kernel/domain.js";
 import { CliError, EXIT } from "../client.js";
 import { type Command, idOption, need, oneOf, optionalString } from "../command.js";
 

@@ -1,5 +1,5 @@
 /** delegations list|approve|decline|revoke: a participant's answer to the KMS's delegation requests. */
-import { DelegationStatus } from "../../domain.js";
+import { DelegationStatus } from "../../kernel/domain.js";
 import { type Command, idOption, oneOf, optionalString } from "../command.js";
 
 interface DelegationView {

@@ -1,7 +1,7 @@
 /** csr and renew: a new key pair and CSR made on this machine; the private key never leaves it. */
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { CertificateKind } from "../../domain.js";
+import { CertificateKind } from "../../kernel/domain.js";
 import { CliError, EXIT } from "../client.js";
 import { type Command, type CommandContext, idOption, need, oneOf, optionalString, readFileFor, shellCommand } from "../command.js";
 import { type CliKeyType, createKeyAndCsr, KEY_TYPES } from "../keygen.js";

@@ -1,5 +1,5 @@
 /** submit, status, cancel, whoami: an officer's CSRs and what state they are in. */
-import { CertificateKind, Environment } from "../../domain.js";
+import { CertificateKind, Environment } from "../../kernel/domain.js";
 import { CliError, EXIT } from "../client.js";
 import { downloadCommand } from "../../next-steps.js";
 import { type Command, idOption, need, oneOf, readFileFor, shellCommand } from "../command.js";

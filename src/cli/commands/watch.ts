@@ -1,5 +1,5 @@
 /** watch: follow notifications live, reconnecting and resuming after its last cursor. */
-import { NotificationType } from "../../domain.js";
+import { NotificationType } from "../../kernel/domain.js";
 import { CliError, EXIT, type WatchedNotification, watchNotifications } from "../client.js";
 import { type Command, listOf, optionalString, shellCommand } from "../command.js";
 import { downloadCommandFor } from "./requests.js";

@@ -1,12 +1,12 @@
 import type { Logger } from "pino";
 import type { Database, Tx } from "../db/data-source.js";
-import { DomainError, unavailable } from "../errors.js";
+import { DomainError, unavailable } from "./errors.js";
 import { LintError } from "../pki/lint.js";
 import type { NewNotification, Outbox } from "../notifications/outbox.js";
 import type { Notification } from "../notifications/notification.entity.js";
 import type { Viewer } from "../viewer.js";
-import type { AuditLog } from "./audit.service.js";
-import { currentIdempotentRequest, type IdempotencyKeys, type IdempotentRequest } from "./idempotency.js";
+import type { AuditLog } from "../audit/audit.service.js";
+import { currentIdempotentRequest, type IdempotencyKeys, type IdempotentRequest } from "../audit/idempotency.js";
 
 export interface MutationSpec {
   /** e.g. csr.submit */
