@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Clock } from "./kernel/clock.js";
 import type { Database } from "./db/data-source.js";
 import type { RuntimeHealth, WorkerState } from "./health.js";
@@ -17,6 +17,8 @@ export interface MetricsSources {
   subscribers(): number;
   /** Redis, mutation queue and background loops of this instance. */
   runtime?(): RuntimeHealth;
+  /** Bearer tokens answered from this instance's cache, and read from the database; absent without a cache. */
+  tokenCache?: { readonly hits: number; readonly misses: number; readonly size: number };
 }
 
 const DAY_MS = 86_400_000;
@@ -188,6 +190,28 @@ export class Metrics {
       (await query(`SELECT status, COUNT(*) AS n FROM email_deliveries GROUP BY status`)).map((r) => [{ status: String(r.status) }, Number(r.n)]),
     );
     fromDatabase("keyportal_audit_events", "Events in the audit chain.", [], async () => [[{}, Number((await query(`SELECT seq FROM audit_head WHERE id = 1`))[0]?.seq ?? 0)]]);
+    const tokenCache = sources.tokenCache;
+    if (tokenCache) {
+      new Counter<"result">({
+        name: "keyportal_token_cache_lookups_total",
+        help: "Bearer tokens resolved on this instance: hit (from the cache) or miss (read from the database).",
+        labelNames: ["result"],
+        registers,
+        collect() {
+          this.reset();
+          this.inc({ result: "hit" }, tokenCache.hits);
+          this.inc({ result: "miss" }, tokenCache.misses);
+        },
+      });
+      new Gauge({
+        name: "keyportal_token_cache_entries",
+        help: "Tokens held in this instance's cache.",
+        registers,
+        collect() {
+          this.set(tokenCache.size);
+        },
+      });
+    }
     new Gauge({
       name: "keyportal_notification_subscriptions",
       help: "Live notification subscriptions on this instance.",
