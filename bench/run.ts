@@ -11,6 +11,7 @@ import { workflowBench } from "./workflow.js";
 import { amplificationBench } from "./amplification.js";
 import { report } from "./measure.js";
 import { scaleBench } from "./scale.js";
+import { peersBench, reportPeers } from "./peers.js";
 
 const scale = Number(process.env.BENCH_SCALE ?? "1");
 const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? "3"));
@@ -28,6 +29,12 @@ function reportFanout(fanout: Awaited<ReturnType<typeof fanoutBench>>): void {
     const bare = fanout.results.find((r) => r.server !== "KeyPortal" && r.requested === kp.requested);
     if (bare) console.log(`  ${kp.requested} clients: KeyPortal p99 ${(kp.p99Ms / bare.p99Ms).toFixed(2)}x bare graphql-ws, RSS ${(kp.serverRssMb / bare.serverRssMb).toFixed(2)}x`);
   }
+}
+
+if (process.env.BENCH_ONLY === "peers") {
+  // KeyPortal beside cfssl serve, one wrk for both (bench/peers.ts).
+  reportPeers(await peersBench());
+  process.exit(0);
 }
 
 if (scale >= 10_000) {
