@@ -34,7 +34,8 @@ const server = http.createServer((req, res) => {
 });
 const wss = new WebSocketServer({ server, path: "/graphql" });
 useServer({ schema, roots: { subscription: { notifications: () => pubsub.subscribe("notification") } } }, wss);
-server.listen(port, "127.0.0.1");
+// A deep accept queue, as for a busy production server (Node's default is 511).
+server.listen({ port, host: "127.0.0.1", backlog: 4096 });
 process.on("SIGTERM", () => {
   wss.close();
   server.close(() => process.exit(0));

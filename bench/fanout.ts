@@ -24,7 +24,12 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 
 export interface FanoutResult {
   server: string;
+  /** Subscribers that received the measured event. */
   subscribers: number;
+  /** Clients asked for; of them, connections refused or failed before the handshake, and those dropped (reset, closed) after it. */
+  requested: number;
+  failed: number;
+  dropped: number;
   publishMs: number;
   p50Ms: number;
   p99Ms: number;
@@ -63,57 +68,109 @@ interface Target {
   publish(): Promise<unknown>;
 }
 
-/** Subscribes up to each count in turn, publishes once per count, and reports receipt latencies; bounded at 60 s a count. */
+/** At most this many WebSocket handshakes at a time: a burst above the listen backlog is answered with resets. */
+const HANDSHAKES_IN_FLIGHT = 200;
+
+/**
+ * Subscribes up to each count in turn, publishes once per count, and reports
+ * receipt latencies; bounded at 60 s a count. A connection refused, reset or
+ * closed by the server is counted (failed before its handshake, dropped
+ * after it) and the run goes on with the others: under load a server that
+ * sheds connections is a result, not a crash of the bench.
+ */
 async function fanoutTo(target: Target, subscriberCounts: number[]): Promise<FanoutResult[]> {
   const clients: Client[] = [];
   const results: FanoutResult[] = [];
+  const state: Array<"connecting" | "open" | "failed" | "dropped"> = [];
+  let disposing = false;
   // Shared by every client, including those created for earlier (smaller) counts.
   let onEvent: (client: number, at: number) => void = () => undefined;
+  const count = (s: "failed" | "dropped") => state.filter((x) => x === s).length;
   try {
-    for (const count of subscriberCounts) {
-      while (clients.length < count) {
+    for (const wanted of subscriberCounts) {
+      const pending = new Set<Promise<void>>();
+      while (clients.length < wanted) {
         const index = clients.length;
+        state.push("connecting");
+        let settle: () => void = () => undefined;
+        const handshake = new Promise<void>((resolve) => (settle = resolve));
+        const lost = () => {
+          if (disposing || (state[index] !== "open" && state[index] !== "connecting")) return;
+          state[index] = state[index] === "open" ? "dropped" : "failed";
+          settle();
+        };
         const client = createClient({
           url: `ws://127.0.0.1:${target.port}/graphql`,
           webSocketImpl: WebSocket,
           lazy: false,
           retryAttempts: 0,
           ...(target.connectionParams ? { connectionParams: target.connectionParams } : {}),
+          on: {
+            connected: () => {
+              state[index] = "open";
+              settle();
+            },
+            closed: lost,
+            error: lost,
+          },
+          // Counted above; nothing to print per connection.
+          onNonLazyError: () => undefined,
         });
         clients.push(client);
         client.subscribe(
           { query: target.subscription },
           { next: () => onEvent(index, performance.now()), error: () => undefined, complete: () => undefined },
         );
-        // Let connections open in steps rather than all at once.
-        if (index % 500 === 499) await new Promise((r) => setTimeout(r, 100));
+        const tracked = Promise.race([handshake, new Promise<void>((r) => setTimeout(r, 30_000))]).then(() => void pending.delete(tracked));
+        pending.add(tracked);
+        if (pending.size >= HANDSHAKES_IN_FLIGHT) await Promise.race(pending);
       }
-      // Warm-up: publish until every subscriber has heard an event, so all subscriptions are registered (bounded).
+      await Promise.all(pending);
+      const live = () => state.filter((x) => x === "open").length;
+      // Warm-up: publish until every live subscriber has heard an event, so all subscriptions are registered (bounded).
       const warmed = new Set<number>();
       onEvent = (client) => warmed.add(client);
-      for (let i = 0; i < 60 && warmed.size < clients.length; i++) {
-        await target.publish();
+      for (let i = 0; i < 60 && warmed.size < live(); i++) {
+        await target.publish().catch(() => undefined);
         await new Promise((r) => setTimeout(r, 500));
       }
       await new Promise((r) => setTimeout(r, 1000));
+      const expected = live();
       const arrivals: number[] = [];
       const all = new Promise<void>((resolve) => {
         onEvent = (_client, at) => {
           arrivals.push(at);
-          if (arrivals.length === clients.length) resolve();
+          if (arrivals.length >= expected) resolve();
         };
       });
       const start = performance.now();
-      await target.publish();
-      const publishMs = performance.now() - start;
+      let publishMs: number;
+      try {
+        await target.publish();
+        publishMs = performance.now() - start;
+      } catch {
+        publishMs = Number.NaN;
+      }
       await Promise.race([all, new Promise((r) => setTimeout(r, 60_000))]);
       const latencies = arrivals.map((a) => a - start).sort((a, b) => a - b);
       const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
-      results.push({ server: target.name, subscribers: latencies.length, publishMs, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1), serverRssMb: rssMb(target.child.pid!) });
+      results.push({
+        server: target.name,
+        subscribers: latencies.length,
+        requested: wanted,
+        failed: count("failed"),
+        dropped: count("dropped"),
+        publishMs,
+        p50Ms: at(0.5),
+        p99Ms: at(0.99),
+        maxMs: at(1),
+        serverRssMb: rssMb(target.child.pid!),
+      });
       onEvent = () => undefined;
     }
     return results;
   } finally {
+    disposing = true;
     await Promise.all(clients.map(async (c) => c.dispose()));
   }
 }
@@ -132,7 +189,19 @@ export async function fanoutBench(
   const token = `kp_bench_${randomBytes(24).toString("base64url")}`;
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, [path.join(ROOT, "dist", "src", "main.js")], {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", KEYPORTAL_DATA_DIR: dataDir, KEYPORTAL_BOOTSTRAP_TOKEN: token, LOG_LEVEL: "warn" },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      KEYPORTAL_DATA_DIR: dataDir,
+      KEYPORTAL_BOOTSTRAP_TOKEN: token,
+      LOG_LEVEL: "warn",
+      // Every subscriber uses the one bench token: the per-token quotas would refuse all but the first 20 connections.
+      KEYPORTAL_TOKEN_RATE: "1000000",
+      KEYPORTAL_TOKEN_BURST: "1000000",
+      KEYPORTAL_MAX_SOCKETS_PER_TOKEN: "1000000",
+      KEYPORTAL_MAX_SUBSCRIPTION_UNITS_PER_TOKEN: "1000000",
+    },
     stdio: ["ignore", "ignore", "inherit"],
   });
   const results: FanoutResult[] = [];

@@ -11,21 +11,30 @@ import { workflowBench } from "./workflow.js";
 import { amplificationBench } from "./amplification.js";
 import { report } from "./measure.js";
 import { scaleBench } from "./scale.js";
+import { peersBench, reportPeers } from "./peers.js";
 
 const scale = Number(process.env.BENCH_SCALE ?? "1");
 const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? "3"));
 
 function reportFanout(fanout: Awaited<ReturnType<typeof fanoutBench>>): void {
   console.log(`registerOfficer alone, nobody subscribed: p50 ${fanout.baselineMs.toFixed(1)} ms`);
-  console.log("| server | subscribers | publish request | receipt p50 | receipt p99 | max | server RSS |");
-  console.log("|---|---|---|---|---|---|---|");
+  console.log("| server | clients | received | failed | dropped | publish request | receipt p50 | receipt p99 | max | server RSS |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
   for (const r of fanout.results) {
-    console.log(`| ${r.server} | ${r.subscribers} | ${r.publishMs.toFixed(1)} ms | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.maxMs.toFixed(1)} ms | ${r.serverRssMb.toFixed(0)} MB |`);
+    console.log(
+      `| ${r.server} | ${r.requested} | ${r.subscribers} | ${r.failed} | ${r.dropped} | ${r.publishMs.toFixed(1)} ms | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.maxMs.toFixed(1)} ms | ${r.serverRssMb.toFixed(0)} MB |`,
+    );
   }
   for (const kp of fanout.results.filter((r) => r.server === "KeyPortal")) {
-    const bare = fanout.results.find((r) => r.server !== "KeyPortal" && r.subscribers === kp.subscribers);
-    if (bare) console.log(`  ${kp.subscribers} subscribers: KeyPortal p99 ${(kp.p99Ms / bare.p99Ms).toFixed(2)}x bare graphql-ws, RSS ${(kp.serverRssMb / bare.serverRssMb).toFixed(2)}x`);
+    const bare = fanout.results.find((r) => r.server !== "KeyPortal" && r.requested === kp.requested);
+    if (bare) console.log(`  ${kp.requested} clients: KeyPortal p99 ${(kp.p99Ms / bare.p99Ms).toFixed(2)}x bare graphql-ws, RSS ${(kp.serverRssMb / bare.serverRssMb).toFixed(2)}x`);
   }
+}
+
+if (process.env.BENCH_ONLY === "peers") {
+  // KeyPortal beside cfssl serve, one wrk for both (bench/peers.ts).
+  reportPeers(await peersBench());
+  process.exit(0);
 }
 
 if (scale >= 10_000) {

@@ -57,6 +57,7 @@ import { RedisEventBus } from "./notifications/redis-event-bus.js";
 import { NotificationRefs } from "./notifications/refs.js";
 import { OfficerResolver } from "./officers/officer.resolver.js";
 import { OfficerService } from "./officers/officer.service.js";
+import { TokenCache } from "./officers/token-cache.js";
 import { EnrollmentMailer, EnrollmentThrottle } from "./officers/enrollment.js";
 import { bootstrap } from "./organizations/bootstrap.js";
 import { OrganizationResolver } from "./organizations/organization.resolver.js";
@@ -168,11 +169,17 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const organizations = new OrganizationService(db, clock, policy, mutations);
   const mailer = overrides.mailer ?? createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
   const enrollmentMailer = new EnrollmentMailer(mailer, config.mailFrom, config.publicUrl, logger);
-  const officers = new OfficerService(db, clock, policy, mutations, bus, {
-    ttlMs: config.enrollmentTtlMs,
-    mailer: enrollmentMailer,
-    throttle: new EnrollmentThrottle(clock),
-  });
+  // Resolved tokens are cached only where every instance that can revoke one is heard on this bus: SQLite (one instance) or Redis.
+  const tokenCache = !config.databaseUrl || config.redisUrl ? new TokenCache(clock, bus) : null;
+  const officers = new OfficerService(
+    db,
+    clock,
+    policy,
+    mutations,
+    bus,
+    { ttlMs: config.enrollmentTtlMs, mailer: enrollmentMailer, throttle: new EnrollmentThrottle(clock) },
+    tokenCache,
+  );
 
   await bootstrap({ db, clock, mutations, officers, logger }, { dataDir: config.dataDir, token: config.bootstrapToken });
 
@@ -244,7 +251,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     mutationQueueStuck: mutations.stuck,
     workers: { dispatcher: dispatcher.state, mail: emailWorker.state, expiryScan: expiryScanner.state },
   });
-  const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount, runtime: runtimeHealth });
+  const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount, runtime: runtimeHealth, tokenCache: tokenCache ?? undefined });
 
   let http: RunningHttpServer | null = null;
   let stopped: Promise<void> | null = null;
@@ -306,6 +313,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         enrollmentMailer.close();
         mailer.close();
         await quotas.close();
+        tokenCache?.close();
         await bus.close();
         await keyStore.close();
         await db.close();

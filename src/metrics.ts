@@ -1,7 +1,8 @@
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Clock } from "./kernel/clock.js";
 import type { Database } from "./db/data-source.js";
 import type { RuntimeHealth, WorkerState } from "./health.js";
+import { ALL_ORGANIZATIONS } from "./certificates/tally.entity.js";
 
 /**
  * Prometheus text exposition at GET /metrics (prom-client): what an operator
@@ -16,6 +17,8 @@ export interface MetricsSources {
   subscribers(): number;
   /** Redis, mutation queue and background loops of this instance. */
   runtime?(): RuntimeHealth;
+  /** Bearer tokens answered from this instance's cache, and read from the database; absent without a cache. */
+  tokenCache?: { readonly hits: number; readonly misses: number; readonly size: number };
 }
 
 const DAY_MS = 86_400_000;
@@ -128,29 +131,87 @@ export class Metrics {
     fromDatabase("keyportal_csrs", "Certificate signing requests by status (PENDING ones wait for a KMS operator).", ["status"], async () =>
       (await query(`SELECT status, COUNT(*) AS n FROM certificate_signing_requests GROUP BY status`)).map((r) => [{ status: String(r.status) }, Number(r.n)]),
     );
-    fromDatabase("keyportal_certificates", "Participant certificates by environment and status.", ["environment", "status"], async () =>
+    /**
+     * Certificates from the tallies (certificates/tallies.ts), exact and cheap
+     * at any table size: status as of now, although the lifecycle sweep may
+     * not yet have marked every certificate past notAfter. Whole past days of
+     * ACTIVE tallies count as EXPIRED; today's and the boundary days of the
+     * 30-day window are split by a range read of the (lifecycle, notAfter)
+     * index, which holds one day of rows at most.
+     */
+    const dayOf = (t: Date) => t.toISOString().slice(0, 10);
+    const activeBetween = async (from: string, fromInclusive: boolean, until: string, untilInclusive: boolean) =>
       (
         await query(
-          `SELECT environment,
-                  CASE WHEN "revokedAt" IS NOT NULL THEN 'REVOKED' WHEN "notAfter" <= ${p(1)} THEN 'EXPIRED' ELSE 'ACTIVE' END AS status,
-                  COUNT(*) AS n
-             FROM certificates GROUP BY 1, 2`,
-          [sources.clock.now().toISOString()],
+          `SELECT environment, COUNT(*) AS n FROM certificates
+            WHERE lifecycle = 'ACTIVE' AND "notAfter" ${fromInclusive ? ">=" : ">"} ${p(1)} AND "notAfter" ${untilInclusive ? "<=" : "<"} ${p(2)}
+            GROUP BY environment`,
+          [from, until],
         )
-      ).map((r) => [{ environment: String(r.environment), status: String(r.status) }, Number(r.n)]),
-    );
+      ).map((r) => [String(r.environment), Number(r.n)] as const);
+    fromDatabase("keyportal_certificates", "Participant certificates by environment and status.", ["environment", "status"], async () => {
+      const now = sources.clock.now();
+      const today = dayOf(now);
+      const counts = new Map<string, number>();
+      const add = (environment: string, status: string, n: number) => counts.set(`${environment}\n${status}`, (counts.get(`${environment}\n${status}`) ?? 0) + n);
+      const tallies = await query(
+        `SELECT environment, CASE WHEN lifecycle = 'ACTIVE' AND "expiryDay" < ${p(1)} THEN 'EXPIRED' ELSE lifecycle END AS status, SUM(n) AS n
+           FROM certificate_tallies WHERE "organizationId" = ${p(2)} GROUP BY 1, 2`,
+        [today, ALL_ORGANIZATIONS],
+      );
+      for (const r of tallies) add(String(r.environment), String(r.status), Number(r.n));
+      // Expired earlier today, still ACTIVE in the tallies until the sweep runs.
+      for (const [environment, n] of await activeBetween(`${today}T00:00:00.000Z`, true, now.toISOString(), true)) {
+        add(environment, "ACTIVE", -n);
+        add(environment, "EXPIRED", n);
+      }
+      return [...counts].filter(([, n]) => n !== 0).map(([key, n]) => {
+        const [environment, status] = key.split("\n") as [string, string];
+        return [{ environment, status }, n];
+      });
+    });
     fromDatabase("keyportal_certificates_expiring_30d", "Active certificates whose notAfter is within 30 days.", [], async () => {
       const now = sources.clock.now();
-      const rows = await query(
-        `SELECT COUNT(*) AS n FROM certificates WHERE "revokedAt" IS NULL AND "notAfter" > ${p(1)} AND "notAfter" <= ${p(2)}`,
-        [now.toISOString(), new Date(now.getTime() + 30 * DAY_MS).toISOString()],
+      const until = new Date(now.getTime() + 30 * DAY_MS);
+      const [first, last] = [dayOf(now), dayOf(until)];
+      const whole = await query(
+        `SELECT COALESCE(SUM(n), 0) AS n FROM certificate_tallies
+          WHERE "organizationId" = ${p(1)} AND lifecycle = 'ACTIVE' AND "expiryDay" > ${p(2)} AND "expiryDay" < ${p(3)}`,
+        [ALL_ORGANIZATIONS, first, last],
       );
-      return [[{}, Number(rows[0]?.n ?? 0)]];
+      const sum = (rows: ReadonlyArray<readonly [string, number]>) => rows.reduce((total, [, n]) => total + n, 0);
+      // The rest of today after now, and the last day up to the window's end, from the index (30 days apart: never the same day).
+      const tomorrow = dayOf(new Date(Date.parse(`${first}T00:00:00.000Z`) + DAY_MS));
+      const firstDay = sum(await activeBetween(now.toISOString(), false, `${tomorrow}T00:00:00.000Z`, false));
+      const lastDay = sum(await activeBetween(`${last}T00:00:00.000Z`, true, until.toISOString(), true));
+      return [[{}, Number(whole[0]?.n ?? 0) + firstDay + lastDay]];
     });
     fromDatabase("keyportal_email_deliveries", "Notification emails by delivery status (FAILED ones gave up after their retries).", ["status"], async () =>
       (await query(`SELECT status, COUNT(*) AS n FROM email_deliveries GROUP BY status`)).map((r) => [{ status: String(r.status) }, Number(r.n)]),
     );
     fromDatabase("keyportal_audit_events", "Events in the audit chain.", [], async () => [[{}, Number((await query(`SELECT seq FROM audit_head WHERE id = 1`))[0]?.seq ?? 0)]]);
+    const tokenCache = sources.tokenCache;
+    if (tokenCache) {
+      new Counter<"result">({
+        name: "keyportal_token_cache_lookups_total",
+        help: "Bearer tokens resolved on this instance: hit (from the cache) or miss (read from the database).",
+        labelNames: ["result"],
+        registers,
+        collect() {
+          this.reset();
+          this.inc({ result: "hit" }, tokenCache.hits);
+          this.inc({ result: "miss" }, tokenCache.misses);
+        },
+      });
+      new Gauge({
+        name: "keyportal_token_cache_entries",
+        help: "Tokens held in this instance's cache.",
+        registers,
+        collect() {
+          this.set(tokenCache.size);
+        },
+      });
+    }
     new Gauge({
       name: "keyportal_notification_subscriptions",
       help: "Live notification subscriptions on this instance.",

@@ -15,6 +15,7 @@ import { ApiToken } from "./api-token.entity.js";
 import { EnrollmentCode } from "./enrollment-code.entity.js";
 import { type EnrollmentMailer, type EnrollmentThrottle, hashEnrollmentCode, newEnrollmentCode } from "./enrollment.js";
 import { Officer } from "./officer.entity.js";
+import type { TokenCache } from "./token-cache.js";
 import { hashApiToken, newApiToken } from "./tokens.js";
 
 export interface RegisterOfficer {
@@ -61,6 +62,8 @@ export class OfficerService {
     private readonly mutations: Mutations,
     private readonly bus: EventBus,
     private readonly enrollment: EnrollmentOptions,
+    /** Null where the bus does not reach every instance that can revoke (app.ts decides). */
+    private readonly tokenCache: TokenCache | null = null,
   ) {}
 
   async register(viewer: Viewer | null, input: RegisterOfficer): Promise<Officer> {
@@ -112,7 +115,8 @@ export class OfficerService {
   }
 
   async deactivate(viewer: Viewer | null, officerId: string): Promise<Officer> {
-    return this.mutations.run(
+    let signalled: Promise<void> | undefined;
+    const officer = await this.mutations.run(
       { action: "officer.deactivate", targetType: "Officer", targetId: officerId, actor: viewer },
       async ({ em, audit, notify, afterCommit }) => {
         const v = this.policy.requireViewer(viewer);
@@ -147,10 +151,13 @@ export class OfficerService {
           officerId: target.id,
           message: `${target.name} <${target.email}> is no longer a security officer of ${org.name}.`,
         });
-        afterCommit(() => void this.bus.publish("access.revoked", { officerId: target.id }));
+        afterCommit(() => (signalled = this.bus.publish("access.revoked", { officerId: target.id })));
         return target;
       },
     );
+    // Answered once every instance's bus has the signal: the next request anywhere finds the officer's tokens gone from its cache.
+    await signalled;
+    return officer;
   }
 
   /** Tokens are personal: an officer creates them for themself only, operators included. */
@@ -289,7 +296,8 @@ export class OfficerService {
   }
 
   async revokeApiToken(viewer: Viewer | null, tokenId: string): Promise<boolean> {
-    return this.mutations.run(
+    let signalled: Promise<void> | undefined;
+    const revoked = await this.mutations.run(
       { action: "token.revoke", targetType: "ApiToken", targetId: tokenId, actor: viewer },
       async ({ em, audit, afterCommit }) => {
         const v = this.policy.requireViewer(viewer);
@@ -308,25 +316,47 @@ export class OfficerService {
           .execute();
         if (!result.affected) throw conflict("ALREADY_REVOKED", "the token is already revoked");
         audit.details = { officerId: owner.id, label: token.label };
-        afterCommit(() => void this.bus.publish("access.revoked", { tokenId }));
+        afterCommit(() => (signalled = this.bus.publish("access.revoked", { tokenId })));
         return true;
       },
     );
+    // As for deactivate: answered once Redis has passed the signal on (publish never throws; it logs an outage).
+    await signalled;
+    return revoked;
   }
 
-  /** Resolves a bearer token to a viewer, or null when unknown, revoked, expired or its officer deactivated. */
+  /**
+   * Resolves a bearer token to a viewer, or null when unknown, revoked,
+   * expired or its officer deactivated. Through the token cache when there is
+   * one (token-cache.ts says what a cached viewer holds and what empties it).
+   */
   async authenticate(token: string): Promise<Viewer | null> {
-    // One statement for token, officer and organization: this runs for every request and WebSocket.
+    const hash = hashApiToken(token);
+    const cache = this.tokenCache?.usable() ? this.tokenCache : null;
+    const generation = cache?.generation ?? 0;
+    if (cache) {
+      // A signal from another instance that arrived with this request is handled first (I/O callbacks run before setImmediate).
+      if (this.bus.connected) await new Promise((resolve) => setImmediate(resolve));
+      const hit = cache.get(hash);
+      if (hit) {
+        this.touch(hit.viewer.tokenId, hit.lastUsedAt);
+        return hit.viewer;
+      }
+    }
+    // One statement for token, officer and organization: this runs for every request and WebSocket the cache does not answer.
     const row = (await this.db.manager
       .createQueryBuilder(ApiToken, "t")
       .innerJoinAndMapOne("t.officer", Officer, "o", "o.id = t.officerId")
       .innerJoinAndMapOne("t.organization", Organization, "g", "g.id = o.organizationId")
-      .where("t.tokenHash = :hash AND t.revokedAt IS NULL AND o.status = :active", { hash: hashApiToken(token), active: OfficerStatus.ACTIVE })
+      .where("t.tokenHash = :hash AND t.revokedAt IS NULL AND o.status = :active", { hash, active: OfficerStatus.ACTIVE })
       .andWhere("(t.expiresAt IS NULL OR t.expiresAt > :now)", { now: this.clock.now().toISOString() })
       .getOne()) as (ApiToken & { officer: Officer; organization: Organization }) | null;
     if (!row) return null;
-    this.touch(row);
-    return { officer: row.officer, organization: row.organization, role: row.officer.role, tokenId: row.id, tokenExpiresAt: row.expiresAt };
+    const viewer: Viewer = { officer: row.officer, organization: row.organization, role: row.officer.role, tokenId: row.id, tokenExpiresAt: row.expiresAt };
+    // Not kept when access was revoked anywhere while it was read: the row may predate that revocation.
+    cache?.set(hash, viewer, row.lastUsedAt, generation);
+    this.touch(row.id, row.lastUsedAt);
+    return viewer;
   }
 
   /** Whether the viewer's token has expired by now (no database read: open WebSockets are swept with it). */
@@ -339,13 +369,13 @@ export class OfficerService {
    * resolution, written once per token and minute even when many requests
    * (a burst of WebSocket connections) arrive together.
    */
-  private touch(token: ApiToken): void {
+  private touch(tokenId: string, lastUsedAt: Date | null): void {
     const now = this.clock.now();
-    const last = Math.max(token.lastUsedAt?.getTime() ?? 0, this.lastUsedWritten.get(token.id) ?? 0);
+    const last = Math.max(lastUsedAt?.getTime() ?? 0, this.lastUsedWritten.get(tokenId) ?? 0);
     if (now.getTime() - last <= LAST_USED_RESOLUTION_MS) return;
     if (this.lastUsedWritten.size > 10_000) this.lastUsedWritten.clear();
-    this.lastUsedWritten.set(token.id, now.getTime());
-    void this.db.transaction((tx) => tx.em.update(ApiToken, { id: token.id }, { lastUsedAt: now })).catch(() => undefined);
+    this.lastUsedWritten.set(tokenId, now.getTime());
+    void this.db.transaction((tx) => tx.em.update(ApiToken, { id: tokenId }, { lastUsedAt: now })).catch(() => undefined);
   }
 
   /** Whether a viewer still has access (for open WebSocket connections). */
