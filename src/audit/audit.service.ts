@@ -81,6 +81,10 @@ export class AuditLog {
     this.sequencer = sequencer;
   }
 
+  get sequenced(): boolean {
+    return this.sequencer !== null;
+  }
+
   /** Appends inside the caller's transaction (SQLite: into the chain; PostgreSQL: for the sequencer). */
   async append(em: EntityManager, entry: AuditEntry): Promise<void> {
     const at = this.clock.now();

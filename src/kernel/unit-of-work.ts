@@ -6,6 +6,7 @@ import type { NewNotification, Outbox } from "../notifications/outbox.js";
 import type { Notification } from "../notifications/notification.entity.js";
 import type { Viewer } from "../viewer.js";
 import type { AuditLog } from "../audit/audit.service.js";
+import { Sequencer } from "../notifications/sequencer.js";
 import { currentIdempotentRequest, type IdempotencyKeys, type IdempotentRequest } from "../audit/idempotency.js";
 
 export interface MutationSpec {
@@ -41,11 +42,14 @@ export interface MutationScope extends Tx {
  *
  * On PostgreSQL a mutation that has not begun its transaction within
  * deadlineMs (all pooled connections busy) fails as UNAVAILABLE and never
- * runs.
+ * runs; so does every new one while a transaction of this instance has run
+ * past the deadline (`stuck`, which also fails readiness).
  */
 export class Mutations {
-  /** Mutations waiting for a connection (their transaction has not begun). */
+  /** Mutations waiting for a slot or a connection (their transaction has not begun). */
   private waiting = 0;
+  private freeSlots: number;
+  private readonly slotWaiters: Array<() => void> = [];
   /** When each running transaction began (monotonic ms). */
   private readonly running = new Set<{ since: number }>();
   private readonly deadlineMs: number;
@@ -56,10 +60,14 @@ export class Mutations {
     private readonly outbox: Outbox,
     private readonly logger: Logger,
     /** A mutation whose transaction has not begun after deadlineMs fails as UNAVAILABLE, never having run. */
-    options: { deadlineMs?: number; idempotency?: IdempotencyKeys } = {},
+    options: { deadlineMs?: number; idempotency?: IdempotencyKeys; maxConcurrent?: number } = {},
   ) {
     this.deadlineMs = options.deadlineMs ?? 30_000;
+    // The pool has 10 connections (db/data-source.ts): two stay for reads outside transactions, leases and sequencer rounds.
+    this.freeSlots = options.maxConcurrent ?? 8;
     this.idempotency = options.idempotency ?? null;
+    // One built here when the application has not given the audit log its sequencer: rounds on demand, no sweeping.
+    if (!audit.sequenced) audit.sequenceWith(new Sequencer({ db, bus: outbox.bus, audit, logger }));
   }
 
   private readonly idempotency: IdempotencyKeys | null;
@@ -82,6 +90,11 @@ export class Mutations {
     const keyed = request ? { request, seq: request.seq++ } : null;
     // SQLite: Database.transaction queues transactions on its one connection; they run in turn, without a deadline.
     if (!this.db.isPostgres) return this.runNow(spec, work, keyed, { expired: false, begun: false }, () => undefined);
+    // A transaction of this instance has run past the deadline: the database is not keeping up; shed the load.
+    if (this.stuck) {
+      this.logger.warn({ action: spec.action, deadlineMs: this.deadlineMs }, "a mutation ran past its deadline; refusing new ones as UNAVAILABLE");
+      return Promise.reject(unavailable("the database is not keeping up; the change was not made, retry shortly"));
+    }
     return new Promise<T>((resolve, reject) => {
       const turn = { expired: false, begun: false };
       this.waiting += 1;
@@ -93,13 +106,37 @@ export class Mutations {
         reject(unavailable("the database is not keeping up; the change was not made, retry shortly"));
       }, this.deadlineMs);
       timer.unref();
-      this.runNow(spec, work, keyed, turn, () => {
-        clearTimeout(timer);
-        this.waiting -= 1;
-      }).then(resolve, (error: unknown) => {
-        if (!turn.expired) reject(error);
+      void this.slot().then((release) => {
+        if (turn.expired) {
+          release();
+          return;
+        }
+        this.runNow(spec, work, keyed, turn, () => {
+          clearTimeout(timer);
+          this.waiting -= 1;
+        }, release).then(resolve, (error: unknown) => {
+          if (!turn.expired) reject(error);
+        });
       });
     });
+  }
+
+  /**
+   * One of maxConcurrent transaction slots (PostgreSQL): fewer than the pool
+   * has connections, so that a transaction whose work reads through the pool
+   * outside itself (the policy's delegation grants) always finds one.
+   */
+  private slot(): Promise<() => void> {
+    const release = () => {
+      const next = this.slotWaiters.shift();
+      if (next) next();
+      else this.freeSlots += 1;
+    };
+    if (this.freeSlots > 0) {
+      this.freeSlots -= 1;
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve) => this.slotWaiters.push(() => resolve(release)));
   }
 
   private async runNow<T>(
@@ -108,6 +145,7 @@ export class Mutations {
     keyed: { request: IdempotentRequest; seq: number } | null,
     turn: { expired: boolean; begun: boolean },
     onBegin: () => void,
+    onEnd: () => void = () => undefined,
   ): Promise<T> {
     const record = {
       targetId: spec.targetId ?? null,
@@ -161,6 +199,7 @@ export class Mutations {
       });
     } catch (error) {
       this.running.delete(timing);
+      onEnd();
       if (turn.expired) throw error;
       if (error instanceof LintError) {
         // Something of ours was about to be signed wrong: an alert for the operators, with the rule (never the client's business).
@@ -183,6 +222,7 @@ export class Mutations {
       throw error;
     }
     this.running.delete(timing);
+    onEnd();
     // Committed: answer once its audit event and notifications have their positions (PostgreSQL; at once on SQLite).
     await this.audit.settle().catch((error: unknown) =>
       this.logger.error({ err: error, action: spec.action }, "a sequencer round failed after a commit; the lease holder's sweep will sequence it"),

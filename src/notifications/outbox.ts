@@ -33,7 +33,7 @@ export class Outbox {
 
   constructor(
     private readonly clock: Clock,
-    private readonly bus: EventBus,
+    readonly bus: EventBus,
   ) {}
 
   onInsert(listener: OutboxListener): void {

@@ -54,11 +54,12 @@ export class Sequencer {
   private readonly sweepIntervalMs: number;
 
   constructor(
-    private readonly deps: { db: Database; bus: EventBus; audit: AuditLog; lease: DatabaseLease; logger: Logger },
+    /** Without a lease the sequencer only runs the rounds mutations ask for (flush) and never sweeps. */
+    private readonly deps: { db: Database; bus: EventBus; audit: AuditLog; lease?: DatabaseLease; logger: Logger },
     private readonly options: SequencerOptions = {},
   ) {
     this.batchSize = options.batchSize ?? 500;
-    this.sweepIntervalMs = options.sweepIntervalMs ?? Math.max(50, Math.floor(deps.lease.ttlMs / 3));
+    this.sweepIntervalMs = options.sweepIntervalMs ?? Math.max(50, Math.floor((deps.lease?.ttlMs ?? 30_000) / 3));
   }
 
   /** Whether this instance holds the sequencer lease (sweeps). */
@@ -67,7 +68,7 @@ export class Sequencer {
   }
 
   start(): void {
-    if (!this.deps.db.isPostgres || this.timer || this.stopped) return;
+    if (!this.deps.db.isPostgres || !this.deps.lease || this.timer || this.stopped) return;
     void this.sweep();
     this.timer = setInterval(() => void this.sweep(), this.sweepIntervalMs);
     this.timer.unref();
@@ -83,7 +84,7 @@ export class Sequencer {
     this.timer = null;
     await this.next?.catch(() => undefined);
     await this.current?.catch(() => undefined);
-    if (this.leader && options.release !== false) {
+    if (this.leader && this.deps.lease && options.release !== false) {
       await this.deps.lease.release(this.holder).catch(() => undefined);
     }
     this.leader = false;
@@ -156,7 +157,7 @@ export class Sequencer {
 
   /** The lease holder runs a round on a timer; the others keep trying to take the lease. */
   private async sweep(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || !this.deps.lease) return;
     try {
       this.leader = await this.deps.lease.tryAcquire(this.holder);
       if (this.leader && !this.stopped) await this.flush();

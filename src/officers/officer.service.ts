@@ -16,6 +16,7 @@ import { EnrollmentCode } from "./enrollment-code.entity.js";
 import { type EnrollmentMailer, type EnrollmentThrottle, hashEnrollmentCode, newEnrollmentCode } from "./enrollment.js";
 import { Officer } from "./officer.entity.js";
 import { hashApiToken, newApiToken } from "./tokens.js";
+import { lockName, lockOrganization } from "../db/locks.js";
 
 export interface RegisterOfficer {
   organizationId: string;
@@ -84,6 +85,7 @@ export class OfficerService {
         const name = validatePersonName(input.name);
         const email = normalizeEmail(input.email);
         audit.details = { organizationId: org.id, email };
+        await lockName(em, `officer-email ${org.id} ${email}`); // two registrations of one email: the second sees the first
         const taken = await em.findOne(Officer, { where: { organizationId: org.id, email } });
         if (taken) throw conflict("EMAIL_TAKEN", `${email} is already registered for ${org.name}`);
         const officer = em.create(Officer, {
@@ -126,6 +128,8 @@ export class OfficerService {
           throw forbidden("an officer cannot deactivate themself; another officer of the organization must");
         }
         if (target.status !== OfficerStatus.ACTIVE) throw conflict("ALREADY_DEACTIVATED", "the officer is already deactivated");
+        // Deactivations in one organization (and CSR submissions, which count its officers) take their turn.
+        await lockOrganization(em, target.organizationId);
         if (target.role === Role.KMS_OPERATOR) {
           const operators = await em.count(Officer, { where: { role: Role.KMS_OPERATOR, status: OfficerStatus.ACTIVE } });
           if (operators <= 1) throw preconditionFailed("LAST_OPERATOR", "the last active KMS operator cannot be deactivated");
