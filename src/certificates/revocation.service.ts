@@ -8,7 +8,6 @@ import type { Viewer } from "../viewer.js";
 import { BlockedKey, Certificate } from "./certificate.entity.js";
 import type { CrlService } from "./crl.service.js";
 import { recordCertificateChanges } from "./tallies.js";
-import { lockKey } from "../db/locks.js";
 
 /** RFC 5280 reasons an organization's (or its delegated MSP's) officers may give. */
 export const OFFICER_REVOCATION_REASONS: ReadonlySet<RevocationReason> = new Set([
@@ -102,7 +101,6 @@ export class RevocationService {
 
     const keyBlocked = reason === RevocationReason.KEY_COMPROMISE;
     if (keyBlocked) {
-      await lockKey(em, certificate.publicKeyFingerprint);
       await em
         .createQueryBuilder()
         .insert()

@@ -331,7 +331,6 @@ export class CsrService {
           await this.dualControl.assertApprovedByAnother(em, csr.approvedById, v, `the ${csr.environment} request`);
           audit.details = { approvedById: csr.approvedById };
         }
-        await lockKey(em, csr.publicKeyFingerprint); // a block of this key commits before this check or after this certificate
         if (await em.count(BlockedKey, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) {
           throw conflict("KEY_BLOCKED", "the request's key was reported compromised after submission; it cannot be certified");
         }
@@ -341,6 +340,8 @@ export class CsrService {
         const org = await em.findOneOrFail(Organization, { where: { id: csr.organizationId } });
         if (csr.delegationId) await this.assertDelegationStillActive(em, csr.delegationId);
         await this.decide(em, csr, CsrStatus.SIGNED, v, null);
+        // After the guarded UPDATE (losers stop there): a submission of this key now waits and then sees the certificate.
+        await lockKey(em, csr.publicKeyFingerprint);
 
         const ca = this.authorities.of(csr.environment);
         const request = await parseCsr(csr.pem, profile, { organizationName: org.name, country: org.country });
