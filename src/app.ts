@@ -53,6 +53,7 @@ import { NotificationResolver } from "./notifications/notification.resolver.js";
 import { NotificationService } from "./notifications/notification.service.js";
 import { NotificationStore } from "./notifications/notification.store.js";
 import { Outbox } from "./notifications/outbox.js";
+import { Sequencer } from "./notifications/sequencer.js";
 import { RedisEventBus } from "./notifications/redis-event-bus.js";
 import { NotificationRefs } from "./notifications/refs.js";
 import { OfficerResolver } from "./officers/officer.resolver.js";
@@ -103,6 +104,8 @@ export interface App {
     audit: AuditLog;
     mutations: Mutations;
     outbox: Outbox;
+    /** PostgreSQL: assigns positions and chains the audit log after commit (docs/sequencer.md). */
+    sequencer: Sequencer;
     organizations: OrganizationService;
     officers: OfficerService;
     keyStore: KeyStore;
@@ -160,6 +163,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const policy = new AccessPolicy(new DatabaseDelegationGrants(db));
   const audit = new AuditLog(db, clock);
   const outbox = new Outbox(clock, bus);
+  const sequencer = new Sequencer({ db, bus, audit, lease: new DatabaseLease(db, clock, "lease:sequencer", resilience.leaseTtlMs), logger });
+  audit.sequenceWith(sequencer);
   const mutations = new Mutations(db, audit, outbox, logger, {
     deadlineMs: resilience.mutationDeadlineMs,
     idempotency: new IdempotencyKeys(db, clock, resilience.idempotencyTtlMs),
@@ -262,9 +267,10 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     clock,
     db,
     bus,
-    services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, ocsp, revocations, delegations, kms,
+    services: { policy, audit, mutations, outbox, sequencer, organizations, officers, keyStore, authorities, csrs, certificates, crls, ocsp, revocations, delegations, kms,
       notifications, dispatcher, expiryScanner, emailWorker, mailer, quotas },
     async start() {
+      sequencer.start();
       await dispatcher.start();
       emailWorker.start();
       expiryScanner.start(config.expiryScanIntervalMs);
@@ -310,6 +316,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         await dispatcher.stop();
         await expiryScanner.stop();
         await emailWorker.stop();
+        await sequencer.stop();
         enrollmentMailer.close();
         mailer.close();
         await quotas.close();

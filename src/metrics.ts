@@ -100,7 +100,7 @@ export class Metrics {
     });
     new Gauge({
       name: "keyportal_mutations_queued",
-      help: "Mutations waiting for their turn on this instance.",
+      help: "Mutations waiting for a transaction slot or connection on this instance.",
       registers,
       collect() {
         this.set(runtime()?.mutationsQueued ?? 0);
@@ -108,7 +108,7 @@ export class Metrics {
     });
     new Gauge({
       name: "keyportal_mutation_queue_stuck",
-      help: "1 while the running mutation has passed its deadline.",
+      help: "1 while a mutation transaction of this instance has run past its deadline.",
       registers,
       collect() {
         this.set(runtime()?.mutationQueueStuck ? 1 : 0);

@@ -48,38 +48,122 @@ export interface AuditVerificationResult {
   firstInvalidSeq: number | null;
 }
 
+/** An audit_pending row (PostgreSQL): an event committed by its mutation, not yet in the chain. */
+interface PendingRow {
+  id: string | number;
+  at: string;
+  actorId: string | null;
+  organizationId: string | null;
+  action: string;
+  outcome: string;
+  targetType: string;
+  targetId: string | null;
+  details: string;
+}
+
+/**
+ * The hash-chained audit log. On SQLite (one writer) append chains the event
+ * at once. On PostgreSQL mutations commit concurrently: append leaves the
+ * event in audit_pending and the sequencer chains it after commit, in the
+ * order it takes them (chainPending, docs/sequencer.md); settle() waits for
+ * that, so a mutation answers only once its event is in the chain.
+ */
 export class AuditLog {
+  private sequencer: { flush(): Promise<void> } | null = null;
+
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
   ) {}
 
-  /** Appends inside the caller's transaction; the audit_head row lock keeps seq gapless under concurrency. */
-  async append(em: EntityManager, entry: AuditEntry): Promise<AuditEvent> {
-    const headQuery = em.createQueryBuilder().select(["h.seq AS seq", "h.hash AS hash"]).from("audit_head", "h").where("h.id = 1");
-    if (this.db.isPostgres) headQuery.setLock("pessimistic_write");
-    const head = await headQuery.getRawOne<{ seq: string | number; hash: string }>();
+  /** PostgreSQL: the sequencer that chains pending events. */
+  sequenceWith(sequencer: { flush(): Promise<void> }): void {
+    this.sequencer = sequencer;
+  }
+
+  get sequenced(): boolean {
+    return this.sequencer !== null;
+  }
+
+  /** Appends inside the caller's transaction (SQLite: into the chain; PostgreSQL: for the sequencer). */
+  async append(em: EntityManager, entry: AuditEntry): Promise<void> {
+    const at = this.clock.now();
+    const details = canonicalJson(entry.details);
+    if (this.db.isPostgres) {
+      await em
+        .createQueryBuilder()
+        .insert()
+        .into("audit_pending")
+        .values({ at: at.toISOString(), actorId: entry.actorId, organizationId: entry.organizationId, action: entry.action, outcome: entry.outcome,
+          targetType: entry.targetType, targetId: entry.targetId, details })
+        .execute();
+      return;
+    }
+    const head = await em
+      .createQueryBuilder()
+      .select(["h.seq AS seq", "h.hash AS hash"])
+      .from("audit_head", "h")
+      .where("h.id = 1")
+      .getRawOne<{ seq: string | number; hash: string }>();
     if (!head) throw new Error("audit_head row missing");
+    const event = this.link(Number(head.seq) + 1, head.hash, { ...entry, at, details });
+    await em.insert(AuditEvent, event);
+    await em.createQueryBuilder().update("audit_head").set({ seq: event.seq, hash: event.hash }).where("id = 1").execute();
+  }
+
+  /**
+   * PostgreSQL, inside a sequencer round (which holds the round lock): moves
+   * up to `limit` pending events into the chain in the order they are taken,
+   * numbering them after audit_head. Returns how many it moved.
+   */
+  async chainPending(em: EntityManager, limit: number): Promise<number> {
+    const taken = (await em.query(`DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT $1) RETURNING *`, [limit])) as [
+      PendingRow[],
+      number,
+    ] | PendingRow[];
+    const rows = (Array.isArray(taken[0]) ? taken[0] : taken) as PendingRow[];
+    if (rows.length === 0) return 0;
+    rows.sort((a, b) => Number(a.id) - Number(b.id));
+    const head = (await em.query(`SELECT seq, hash FROM audit_head WHERE id = 1`)) as Array<{ seq: string | number; hash: string }>;
+    if (!head[0]) throw new Error("audit_head row missing");
+    let seq = Number(head[0].seq);
+    let prevHash = head[0].hash;
+    const events: AuditEvent[] = [];
+    for (const row of rows) {
+      const event = this.link(++seq, prevHash, { ...row, at: new Date(row.at) });
+      events.push(event);
+      prevHash = event.hash;
+    }
+    await em.insert(AuditEvent, events);
+    await em.query(`UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1`, [seq, prevHash]);
+    return rows.length;
+  }
+
+  /** PostgreSQL: resolves once the events committed so far are in the chain (a failed round is logged by the caller). */
+  settle(): Promise<void> {
+    return this.sequencer?.flush() ?? Promise.resolve();
+  }
+
+  /** Appends in a transaction of its own: for refused attempts, whose own transaction rolled back. */
+  async appendAlone(entry: AuditEntry): Promise<void> {
+    await this.db.transaction((tx) => this.append(tx.em, entry));
+    await this.settle();
+  }
+
+  private link(seq: number, prevHash: string, entry: Omit<AuditEntry, "details"> & { at: Date; details: string }): AuditEvent {
     const event = new AuditEvent();
-    event.seq = Number(head.seq) + 1;
-    event.at = this.clock.now();
+    event.seq = seq;
+    event.at = entry.at;
     event.actorId = entry.actorId;
     event.organizationId = entry.organizationId;
     event.action = entry.action;
     event.outcome = entry.outcome;
     event.targetType = entry.targetType;
     event.targetId = entry.targetId;
-    event.details = canonicalJson(entry.details);
-    event.prevHash = head.hash;
-    event.hash = auditHash(head.hash, event);
-    await em.insert(AuditEvent, event);
-    await em.createQueryBuilder().update("audit_head").set({ seq: event.seq, hash: event.hash }).where("id = 1").execute();
+    event.details = entry.details;
+    event.prevHash = prevHash;
+    event.hash = auditHash(prevHash, event);
     return event;
-  }
-
-  /** Appends in a transaction of its own: for refused attempts, whose own transaction rolled back. */
-  async appendAlone(entry: AuditEntry): Promise<void> {
-    await this.db.transaction((tx) => this.append(tx.em, entry));
   }
 
   async page(opts: { organizationId?: string; afterSeq: number; first: number }): Promise<AuditEvent[]> {

@@ -59,8 +59,8 @@ export function requestFingerprint(query: unknown, operationName: unknown, varia
 type StoredResult = { value: string | number | boolean | null } | { entity: string; id: string } | { opaque: true };
 
 /**
- * The idempotency_keys table. Mutations.run calls find() first inside its
- * transaction (after the audit_head lock on PostgreSQL, in the one queued
+ * The idempotency_keys table. Mutations.run calls lock() and find() first
+ * inside its transaction (a lock on the key on PostgreSQL, the one queued
  * connection on SQLite, so two attempts with one key never both run) and
  * record() last, in the same transaction: a key is recorded exactly when its
  * mutation committed. A retry then returns the committed result (the same
@@ -77,6 +77,17 @@ export class IdempotencyKeys {
     private readonly clock: Clock,
     readonly ttlMs: number,
   ) {}
+
+  /**
+   * PostgreSQL: waits, inside the mutation's transaction, for any other
+   * attempt under the same key and position to commit or roll back (a
+   * transaction-scoped advisory lock on the key), so find() then sees what
+   * it committed. SQLite has one writer: nothing to wait for.
+   */
+  async lock(em: EntityManager, request: IdempotentRequest, seq: number): Promise<void> {
+    if (!this.db.isPostgres) return;
+    await em.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`idempotency ${request.scope} ${request.key} ${seq}`]);
+  }
 
   /** The result committed under this key and position, if any (and not older than the TTL). */
   async find(em: EntityManager, request: IdempotentRequest, seq: number): Promise<{ found: false } | { found: true; result: unknown }> {

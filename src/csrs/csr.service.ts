@@ -28,6 +28,7 @@ import type { AccessPolicy, KeyMaterialScope } from "../policy.js";
 import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { CertificateSigningRequest } from "./csr.entity.js";
+import { lockKey, lockOrganization } from "../db/locks.js";
 
 export interface SubmitCsr {
   organizationId: string;
@@ -135,6 +136,7 @@ export class CsrService {
       );
     }
     if (org.id !== v.organization.id) delegationId = (await this.policy.delegationCovering(v, target))?.delegationId ?? null;
+    await lockOrganization(em, org.id, "share"); // no deactivation commits between this count and the submission
     const activeOfficers = await em.count(Officer, { where: { organizationId: org.id, status: OfficerStatus.ACTIVE, enrolledAt: Not(IsNull()) } });
     if (activeOfficers < MIN_ACTIVE_OFFICERS) {
       throw preconditionFailed(
@@ -196,6 +198,7 @@ export class CsrService {
   /** KEY_REUSE: a key already certified, waiting in a request, or blocked after a compromise. */
   private async assertKeyUnused(em: EntityManager, parsed: ParsedCsr): Promise<void> {
     const fingerprint = parsed.publicKeyFingerprint;
+    await lockKey(em, fingerprint); // two requests for one key: the second waits, then sees the first
     // One after the other: a transaction is one connection, and pg refuses overlapping queries on it.
     if (await em.count(BlockedKey, { where: { publicKeyFingerprint: fingerprint } })) {
       throw badInput("KEY_REUSE", "This public key was reported compromised and is blocked; generate a new key pair.");
@@ -337,6 +340,8 @@ export class CsrService {
         const org = await em.findOneOrFail(Organization, { where: { id: csr.organizationId } });
         if (csr.delegationId) await this.assertDelegationStillActive(em, csr.delegationId);
         await this.decide(em, csr, CsrStatus.SIGNED, v, null);
+        // After the guarded UPDATE (losers stop there): a submission of this key now waits and then sees the certificate.
+        await lockKey(em, csr.publicKeyFingerprint);
 
         const ca = this.authorities.of(csr.environment);
         const request = await parseCsr(csr.pem, profile, { organizationName: org.name, country: org.country });

@@ -12,6 +12,7 @@ import type { AccessPolicy } from "../policy.js";
 import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { Delegation } from "./delegation.entity.js";
+import { lockOrganization } from "../db/locks.js";
 
 export interface RequestDelegation {
   participantId: string;
@@ -234,6 +235,8 @@ export class DelegationService {
   }
 
   private async assertNoOpenDelegation(em: EntityManager, participant: Organization, msp: Organization, environment: Environment): Promise<void> {
+    // Two requests for the same pair: the second waits and then sees the first (DELEGATION_EXISTS, not a unique violation).
+    await lockOrganization(em, participant.id);
     const open = await em.count(Delegation, { where: { participantId: participant.id, mspId: msp.id, environment, status: In(OPEN) } });
     if (open > 0) throw delegationExists(participant, msp, environment);
   }

@@ -23,7 +23,7 @@ export interface EventPayload {
   tokenId?: string;
   officerId?: string;
   delegationId?: string;
-  /** notifications.committed: highest id committed. */
+  /** notifications.committed: highest position now visible. */
   upTo?: number;
 }
 

@@ -6,6 +6,7 @@ import type { NewNotification, Outbox } from "../notifications/outbox.js";
 import type { Notification } from "../notifications/notification.entity.js";
 import type { Viewer } from "../viewer.js";
 import type { AuditLog } from "../audit/audit.service.js";
+import { Sequencer } from "../notifications/sequencer.js";
 import { currentIdempotentRequest, type IdempotencyKeys, type IdempotentRequest } from "../audit/idempotency.js";
 
 export interface MutationSpec {
@@ -31,21 +32,26 @@ export interface MutationScope extends Tx {
  * after commit. A refused attempt (a DomainError) is audited in a transaction
  * of its own with its error code as the outcome.
  *
- * On PostgreSQL the audit_head row is locked first, so mutations commit one
- * at a time and notification ids become visible in increasing order: that is
- * what lets subscribers resume from an id with no gap.
+ * Mutations run concurrently (SQLite queues them on its one connection in
+ * Database.transaction). Nothing here orders them: on PostgreSQL their
+ * notifications and audit events get their positions from the sequencer
+ * after commit, and a mutation answers once that is done (docs/sequencer.md).
+ * Invariants between mutations hold by guarded updates, unique constraints
+ * and narrow row locks in the services; two attempts under one
+ * Idempotency-Key are serialized by a lock on that key.
  *
- * Since they run one at a time anyway, they also wait their turn in this
- * process before taking a pooled connection: otherwise every connection can
- * end up held by a transaction waiting for that lock, while the one holding
- * it waits for a connection to read outside its transaction (the policy's
- * delegation grants), and nothing moves again.
+ * On PostgreSQL a mutation that has not begun its transaction within
+ * deadlineMs (all pooled connections busy) fails as UNAVAILABLE and never
+ * runs; so does every new one while a transaction of this instance has run
+ * past the deadline (`stuck`, which also fails readiness).
  */
 export class Mutations {
-  private turn: Promise<unknown> = Promise.resolve();
-  /** When the mutation at the head of the queue started (monotonic ms), or null when none runs. */
-  private headSince: number | null = null;
+  /** Mutations waiting for a slot or a connection (their transaction has not begun). */
   private waiting = 0;
+  private freeSlots: number;
+  private readonly slotWaiters: Array<() => void> = [];
+  /** When each running transaction began (monotonic ms). */
+  private readonly running = new Set<{ since: number }>();
   private readonly deadlineMs: number;
 
   constructor(
@@ -53,74 +59,112 @@ export class Mutations {
     private readonly audit: AuditLog,
     private readonly outbox: Outbox,
     private readonly logger: Logger,
-    /** A mutation that has not had its turn after deadlineMs fails as UNAVAILABLE, never having run. */
-    options: { deadlineMs?: number; idempotency?: IdempotencyKeys } = {},
+    /** A mutation whose transaction has not begun after deadlineMs fails as UNAVAILABLE, never having run. */
+    options: { deadlineMs?: number; idempotency?: IdempotencyKeys; maxConcurrent?: number } = {},
   ) {
     this.deadlineMs = options.deadlineMs ?? 30_000;
+    // The pool has 10 connections (db/data-source.ts): two stay for reads outside transactions, leases and sequencer rounds.
+    this.freeSlots = options.maxConcurrent ?? 8;
     this.idempotency = options.idempotency ?? null;
+    // One built here when the application has not given the audit log its sequencer: rounds on demand, no sweeping.
+    if (!audit.sequenced) audit.sequenceWith(new Sequencer({ db, bus: outbox.bus, audit, logger }));
   }
 
   private readonly idempotency: IdempotencyKeys | null;
 
-  /** Mutations waiting for their turn in this process. */
+  /** Mutations waiting for their transaction to begin in this process. */
   get queued(): number {
     return this.waiting;
   }
 
-  /** True while the mutation at the head of the queue has run longer than the deadline (readiness). */
+  /** True while a mutation's transaction has run longer than the deadline (readiness). */
   get stuck(): boolean {
-    return this.headSince !== null && performance.now() - this.headSince > this.deadlineMs;
+    const now = performance.now();
+    for (const r of this.running) if (now - r.since > this.deadlineMs) return true;
+    return false;
   }
 
   run<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
     // A request with an Idempotency-Key: this is its seq-th mutation (GraphQL runs a document's mutations in order).
     const request = this.idempotency ? currentIdempotentRequest() : undefined;
     const keyed = request ? { request, seq: request.seq++ } : null;
-    // SQLite: Database.transaction queues transactions on its one connection already.
-    if (!this.db.isPostgres) return this.runNow(spec, work, keyed);
+    // SQLite: Database.transaction queues transactions on its one connection; they run in turn, without a deadline.
+    if (!this.db.isPostgres) return this.runNow(spec, work, keyed, { expired: false, begun: false }, () => undefined);
+    // A transaction of this instance has run past the deadline: the database is not keeping up; shed the load.
+    if (this.stuck) {
+      this.logger.warn({ action: spec.action, deadlineMs: this.deadlineMs }, "a mutation ran past its deadline; refusing new ones as UNAVAILABLE");
+      return Promise.reject(unavailable("the database is not keeping up; the change was not made, retry shortly"));
+    }
     return new Promise<T>((resolve, reject) => {
-      let expired = false;
+      const turn = { expired: false, begun: false };
       this.waiting += 1;
       const timer = setTimeout(() => {
-        expired = true;
+        if (turn.begun) return;
+        turn.expired = true;
         this.waiting -= 1;
         this.logger.warn({ action: spec.action, deadlineMs: this.deadlineMs }, "a mutation waited past its deadline; refused as UNAVAILABLE");
         reject(unavailable("the database is not keeping up; the change was not made, retry shortly"));
       }, this.deadlineMs);
       timer.unref();
-      this.turn = this.turn.then(async () => {
-        clearTimeout(timer);
-        if (expired) return;
-        this.waiting -= 1;
-        this.headSince = performance.now();
-        try {
-          resolve(await this.runNow(spec, work, keyed));
-        } catch (error) {
-          reject(error);
-        } finally {
-          this.headSince = null;
+      void this.slot().then((release) => {
+        if (turn.expired) {
+          release();
+          return;
         }
+        this.runNow(spec, work, keyed, turn, () => {
+          clearTimeout(timer);
+          this.waiting -= 1;
+        }, release).then(resolve, (error: unknown) => {
+          if (!turn.expired) reject(error);
+        });
       });
     });
+  }
+
+  /**
+   * One of maxConcurrent transaction slots (PostgreSQL): fewer than the pool
+   * has connections, so that a transaction whose work reads through the pool
+   * outside itself (the policy's delegation grants) always finds one.
+   */
+  private slot(): Promise<() => void> {
+    const release = () => {
+      const next = this.slotWaiters.shift();
+      if (next) next();
+      else this.freeSlots += 1;
+    };
+    if (this.freeSlots > 0) {
+      this.freeSlots -= 1;
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve) => this.slotWaiters.push(() => resolve(release)));
   }
 
   private async runNow<T>(
     spec: MutationSpec,
     work: (scope: MutationScope) => Promise<T>,
     keyed: { request: IdempotentRequest; seq: number } | null,
+    turn: { expired: boolean; begun: boolean },
+    onBegin: () => void,
+    onEnd: () => void = () => undefined,
   ): Promise<T> {
     const record = {
       targetId: spec.targetId ?? null,
       organizationId: spec.organizationId ?? null,
       details: { ...(spec.details ?? {}) },
     };
+    const timing = { since: 0 };
+    let result: T;
     try {
-      return await this.db.transaction(async (tx) => {
-        if (this.db.isPostgres) {
-          await tx.em.query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE");
-        }
-        // Serialized with every other mutation here, so two attempts under one key can never both run.
+      result = await this.db.transaction(async (tx) => {
+        // Refused at the deadline while waiting for a connection: it must not run now.
+        if (turn.expired) throw unavailable("the database is not keeping up; the change was not made, retry shortly");
+        turn.begun = true;
+        onBegin();
+        timing.since = performance.now();
+        this.running.add(timing);
         if (keyed && this.idempotency) {
+          // Two attempts under one key wait for each other here, so they can never both run.
+          await this.idempotency.lock(tx.em, keyed.request, keyed.seq);
           const prior = await this.idempotency.find(tx.em, keyed.request, keyed.seq);
           if (prior.found) return prior.result as T;
         }
@@ -130,7 +174,7 @@ export class Mutations {
           audit: record,
           notify: async (n) => {
             const saved = await this.outbox.insert(tx.em, n);
-            lastNotification = Math.max(lastNotification, saved.id);
+            lastNotification = Math.max(lastNotification, saved.position ?? 0);
             return saved;
           },
         };
@@ -149,10 +193,14 @@ export class Mutations {
           await keys.record(tx.em, keyed.request, keyed.seq, spec.action, result);
           tx.afterCommit(() => keys.purgeSoon());
         }
-        if (lastNotification > 0) tx.afterCommit(() => this.outbox.announce(lastNotification));
+        // SQLite: positions were assigned at insert; PostgreSQL: the sequencer announces after its round.
+        if (lastNotification > 0 && !this.db.isPostgres) tx.afterCommit(() => this.outbox.announce(lastNotification));
         return result;
       });
     } catch (error) {
+      this.running.delete(timing);
+      onEnd();
+      if (turn.expired) throw error;
       if (error instanceof LintError) {
         // Something of ours was about to be signed wrong: an alert for the operators, with the rule (never the client's business).
         this.logger.error({ action: spec.action, targetId: record.targetId, rule: error.rule, detail: error.detail }, "certificate lint failed; nothing was signed");
@@ -173,5 +221,12 @@ export class Mutations {
       }
       throw error;
     }
+    this.running.delete(timing);
+    onEnd();
+    // Committed: answer once its audit event and notifications have their positions (PostgreSQL; at once on SQLite).
+    await this.audit.settle().catch((error: unknown) =>
+      this.logger.error({ err: error, action: spec.action }, "a sequencer round failed after a commit; the lease holder's sweep will sequence it"),
+    );
+    return result;
   }
 }

@@ -23,7 +23,7 @@ export interface DispatcherOptions {
 /**
  * One per instance. On "notifications.committed" (from this instance or,
  * through Redis, from any other) it reads the rows after its high-water
- * mark in id order and offers each live subscription of this instance the
+ * mark in position order and offers each live subscription of this instance the
  * rows its viewer may see. Subscribers whose token was revoked or whose
  * officer was deactivated are ended, both on "access.revoked" and by a check
  * before every delivery.
@@ -105,12 +105,12 @@ export class NotificationDispatcher implements NotificationFeed {
     return stream;
   }
 
-  /** Parses a client's cursor (decimal id). */
+  /** Parses a client's cursor (a decimal position, published as the notification id). */
   static cursor(after: string | null | undefined): number | null {
     return after == null || after === "" ? null : integerCursor(after);
   }
 
-  /** Look for committed rows now. `upTo`: the highest id the signal announced, when known. */
+  /** Look for committed rows now. `upTo`: the highest position the signal announced, when known. */
   kick(upTo?: number): void {
     if (!this.started || this.stopped) return;
     if (this.pumping) {
@@ -142,7 +142,7 @@ export class NotificationDispatcher implements NotificationFeed {
       if (run !== this.pumpRun || rows.length === 0) return;
       await this.fanOut(rows, () => run === this.pumpRun);
       if (run !== this.pumpRun) return;
-      this.highWater = rows[rows.length - 1]!.id;
+      this.highWater = rows[rows.length - 1]!.position;
       if (rows.length < this.batchSize) return;
     }
   }

@@ -82,9 +82,10 @@ type Due = Pick<Certificate, "id" | "organizationId" | "kind" | "environment" | 
  * see DatabaseLease), chosen over a PostgreSQL advisory lock because it works
  * on SQLite too and needs no connection pinned for the length of the scan.
  * The lease only saves work: exactly-once comes from the unique dedupeKey,
- * checked inside Mutations.run, whose transactions are serialized (audit_head
- * lock on PostgreSQL, one connection on SQLite), so even two scanners
- * racing could not emit a notice twice.
+ * checked inside Mutations.run and enforced by the unique index, so even two
+ * scanners racing could not emit a notice twice (on PostgreSQL the second
+ * insert waits for the first and fails; its round is retried and finds the
+ * notice).
  *
  * Cost grows with what is due, not with the table nor with what waits
  * inside the reminder horizon: after a completed scan at time L it reads,

@@ -4,8 +4,8 @@ import type { Notification } from "./notification.entity.js";
 
 /** What a stream needs from its dispatcher. */
 export interface StreamHost {
-  /** Visible history after the id, oldest first, with the viewer's current grants. */
-  history(viewer: Viewer, afterId: number, types: readonly NotificationType[] | null, limit: number): Promise<Notification[]>;
+  /** Visible history after the position, oldest first, with the viewer's current grants. */
+  history(viewer: Viewer, afterPosition: number, types: readonly NotificationType[] | null, limit: number): Promise<Notification[]>;
   /** Token not revoked and officer active. */
   stillValid(viewer: Viewer): Promise<boolean>;
   /** Changes whenever a delegation is revoked: a history page read across a change is read again. */
@@ -54,15 +54,16 @@ class Fifo<T> {
 }
 
 /**
- * One subscriber's notifications, as an async iterator, in id order with no
- * gap and no duplicate.
+ * One subscriber's notifications, as an async iterator, in position order
+ * with no gap and no duplicate.
  *
  * The dispatcher offers it every committed row it may see. A stream with a
  * cursor first registers (so live rows start arriving into `buffer`), then
  * reads the history after the cursor in pages, then drains the buffer,
- * skipping what it already sent. Ids commit in increasing order (see
- * kernel/unit-of-work.ts), so a row is either in a history page read after it
- * committed or offered live after that page: nothing falls between. The
+ * skipping what it already sent. Positions become visible in increasing
+ * order (docs/sequencer.md), so a row is either in a history page read after
+ * its position was assigned or offered live after that page: nothing falls
+ * between. The
  * same catch-up runs when a slow consumer lets too much queue up: the stream
  * stops queuing and reads the rest from the database when the consumer is
  * ready again.
@@ -119,7 +120,7 @@ export class NotificationStream implements AsyncIterableIterator<Notification> {
         }
         continue;
       }
-      if (n.id <= this.lastQueued) continue;
+      if (n.position <= this.lastQueued) continue;
       if (this.queue.length >= this.limits.maxQueued) {
         // Slow consumer: stop holding rows in memory and read them from the database when it is ready.
         this.bufferDropped = true;
@@ -187,7 +188,7 @@ export class NotificationStream implements AsyncIterableIterator<Notification> {
   }
 
   private enqueue(n: Notification): void {
-    this.lastQueued = n.id;
+    this.lastQueued = n.position;
     const waiting = this.pendingNext;
     if (waiting) {
       this.pendingNext = null;
@@ -243,14 +244,14 @@ export class NotificationStream implements AsyncIterableIterator<Notification> {
         const page = await this.host.history(this.viewer, this.lastQueued, this.types, this.limits.pageSize);
         if (this.ended) return;
         if (epoch !== this.host.grantsEpoch()) continue; // read with grants that changed meanwhile: read again
-        for (const n of page) if (n.id > this.lastQueued) this.enqueue(n);
+        for (const n of page) if (n.position > this.lastQueued) this.enqueue(n);
         if (page.length < this.limits.pageSize && !this.bufferDropped) break;
       }
       // Synchronously from here: every row not in the history read above is in the buffer or still to be offered.
       this.catchingUp = false;
-      const buffered = this.buffer.sort((a, b) => a.id - b.id);
+      const buffered = this.buffer.sort((a, b) => a.position - b.position);
       this.buffer = [];
-      for (const n of buffered) if (n.id > this.lastQueued) this.enqueue(n);
+      for (const n of buffered) if (n.position > this.lastQueued) this.enqueue(n);
     } catch (error) {
       this.fail(error);
     }

@@ -16,7 +16,16 @@ export enum NotificationAudience {
 @ObjectType()
 @Entity("notifications")
 export class Notification {
-  @Field(() => ID, { description: "Monotonically increasing; also the resume cursor for the subscription." })
+  /**
+   * The order subscribers see: assigned after commit (docs/sequencer.md), so
+   * null only on a row not yet sequenced, which nothing reads. Published as
+   * the notification's id: the resume cursor.
+   */
+  @Field(() => ID, { name: "id", description: "Monotonically increasing; also the resume cursor for the subscription." })
+  @Column({ type: "bigint", nullable: true, transformer: bigintNumber })
+  position!: number;
+
+  /** The row's key, assigned at insert (email deliveries refer to it); not the order rows commit in. */
   @Column({ type: "integer", primary: true, generated: "increment", transformer: bigintNumber })
   id!: number;
 

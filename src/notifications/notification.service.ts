@@ -26,7 +26,7 @@ export class NotificationService {
     const v = this.policy.requireViewer(viewer);
     const size = pageSize(args.first, 100);
     const rows = await this.store.visibleAfter(await this.policy.notificationScope(v), integerCursor(args.after), args.types ?? null, size + 1);
-    return pageOf(rows, size, (n) => String(n.id));
+    return pageOf(rows, size, (n) => String(n.position));
   }
 
   /** Operators only: scan now; answers how many notifications it emitted. */

@@ -4,40 +4,41 @@ import type { NotificationType } from "../kernel/domain.js";
 import type { NotificationScope } from "../policy.js";
 import { Notification } from "./notification.entity.js";
 
-/** Reads of the notification history, always in id order (the id is the cursor). */
+/** Reads of the notification history, always in position order (the position is the cursor, published as the id). */
 export class NotificationStore {
   constructor(private readonly db: Database) {}
 
+  /** The highest position assigned so far (the newest cursor). */
   async maxId(): Promise<number> {
     const row = await this.db.isolated((em) =>
-      em.createQueryBuilder(Notification, "n").select("MAX(n.id)", "max").getRawOne<{ max: string | number | null }>(),
+      em.createQueryBuilder(Notification, "n").select("MAX(n.position)", "max").getRawOne<{ max: string | number | null }>(),
     );
     return row?.max == null ? 0 : Number(row.max);
   }
 
-  /** Every notification after the id, for the dispatcher (visibility is decided per subscriber). */
-  after(afterId: number, limit: number): Promise<Notification[]> {
+  /** Every notification after the position, for the dispatcher (visibility is decided per subscriber). */
+  after(afterPosition: number, limit: number): Promise<Notification[]> {
     return this.db.isolated((em) =>
-      em.createQueryBuilder(Notification, "n").where("n.id > :after", { after: afterId }).orderBy("n.id", "ASC").limit(limit).getMany(),
+      em.createQueryBuilder(Notification, "n").where("n.position > :after", { after: afterPosition }).orderBy("n.position", "ASC").limit(limit).getMany(),
     );
   }
 
   /**
-   * Notifications after the id that the scope admits (null: all), oldest
+   * Notifications after the position that the scope admits (null: all), oldest
    * first: the SQL form of AccessPolicy.canSeeNotification. A scoped viewer's
    * rows come from one query per way of being visible (own organization,
    * named second, audience, each delegation grant), each walking its own
-   * index in id order for at most `limit` rows, merged here: the cost follows
+   * index in position order for at most `limit` rows, merged here: the cost follows
    * the page, where one OR over them would read and sort every match.
    */
   async visibleAfter(scope: NotificationScope | null, afterId: number, types: readonly NotificationType[] | null, limit: number): Promise<Notification[]> {
     if (types && types.length === 0) return [];
     const branch = (where?: (qb: SelectQueryBuilder<Notification>) => void, ofTypes = types) =>
       this.db.isolated((em) => {
-        const qb = em.createQueryBuilder(Notification, "n").where("n.id > :after", { after: afterId });
+        const qb = em.createQueryBuilder(Notification, "n").where("n.position > :after", { after: afterId });
         where?.(qb);
         if (ofTypes) qb.andWhere("n.type IN (:...types)", { types: [...ofTypes] });
-        return qb.orderBy("n.id", "ASC").limit(limit).getMany();
+        return qb.orderBy("n.position", "ASC").limit(limit).getMany();
       });
     if (!scope) {
       // Operators: all rows, or one (type, id) index walk per type asked for.
@@ -63,9 +64,9 @@ export class NotificationStore {
   }
 }
 
-/** The first `limit` distinct notifications of pages that are each in id order. */
+/** The first `limit` distinct notifications of pages that are each in position order. */
 function merged(pages: Notification[][], limit: number): Notification[] {
-  const byId = new Map<number, Notification>();
-  for (const page of pages) for (const n of page) byId.set(n.id, n);
-  return [...byId.values()].sort((a, b) => a.id - b.id).slice(0, limit);
+  const byPosition = new Map<number, Notification>();
+  for (const page of pages) for (const n of page) byPosition.set(n.position, n);
+  return [...byPosition.values()].sort((a, b) => a.position - b.position).slice(0, limit);
 }

@@ -33,7 +33,7 @@ export class Outbox {
 
   constructor(
     private readonly clock: Clock,
-    private readonly bus: EventBus,
+    readonly bus: EventBus,
   ) {}
 
   onInsert(listener: OutboxListener): void {
@@ -57,11 +57,13 @@ export class Outbox {
       occurredAt: this.clock.now(),
     });
     const saved = await em.save(Notification, row);
+    // SQLite: a trigger sets position = id at insert (one writer: ids commit in order). PostgreSQL: the sequencer assigns it after commit.
+    if (saved.position == null && em.connection.options.type !== "postgres") saved.position = saved.id;
     for (const listener of this.listeners) await listener(em, saved);
     return saved;
   }
 
-  /** Called after commit. */
+  /** Called after commit, with the highest position committed (SQLite; on PostgreSQL the sequencer announces). */
   announce(upTo: number): void {
     void this.bus.publish("notifications.committed", { upTo });
   }

@@ -17,6 +17,7 @@ import { type EnrollmentMailer, type EnrollmentThrottle, hashEnrollmentCode, new
 import { Officer } from "./officer.entity.js";
 import type { TokenCache } from "./token-cache.js";
 import { hashApiToken, newApiToken } from "./tokens.js";
+import { lockName, lockOrganization } from "../db/locks.js";
 
 export interface RegisterOfficer {
   organizationId: string;
@@ -87,6 +88,7 @@ export class OfficerService {
         const name = validatePersonName(input.name);
         const email = normalizeEmail(input.email);
         audit.details = { organizationId: org.id, email };
+        await lockName(em, `officer-email ${org.id} ${email}`); // two registrations of one email: the second sees the first
         const taken = await em.findOne(Officer, { where: { organizationId: org.id, email } });
         if (taken) throw conflict("EMAIL_TAKEN", `${email} is already registered for ${org.name}`);
         const officer = em.create(Officer, {
@@ -130,6 +132,8 @@ export class OfficerService {
           throw forbidden("an officer cannot deactivate themself; another officer of the organization must");
         }
         if (target.status !== OfficerStatus.ACTIVE) throw conflict("ALREADY_DEACTIVATED", "the officer is already deactivated");
+        // Deactivations in one organization (and CSR submissions, which count its officers) take their turn.
+        await lockOrganization(em, target.organizationId);
         if (target.role === Role.KMS_OPERATOR) {
           const operators = await em.count(Officer, { where: { role: Role.KMS_OPERATOR, status: OfficerStatus.ACTIVE } });
           if (operators <= 1) throw preconditionFailed("LAST_OPERATOR", "the last active KMS operator cannot be deactivated");

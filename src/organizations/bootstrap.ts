@@ -11,6 +11,7 @@ import { Officer } from "../officers/officer.entity.js";
 import type { OfficerService } from "../officers/officer.service.js";
 import { newApiToken } from "../officers/tokens.js";
 import { Organization } from "./organization.entity.js";
+import { lockName } from "../db/locks.js";
 
 export const KMS_ORGANIZATION_NAME = "KeyPortal KMS";
 
@@ -35,8 +36,9 @@ export async function bootstrap(
   let created = false;
   try {
     await deps.mutations.run({ action: "system.bootstrap", targetType: "Organization", actor: null }, async ({ em, audit }) => {
-      // Checked again inside the transaction: another instance may have won the race. Losing is a refusal
-      // (audited as such), not a second successful bootstrap.
+      // Checked again inside the transaction, after waiting for any other instance's attempt: another instance
+      // may have won the race. Losing is a refusal (audited as such), not a second successful bootstrap.
+      await lockName(em, "bootstrap");
       if (await em.findOne(Organization, { where: { kind: OrganizationKind.KMS } })) {
         throw conflict("ALREADY_BOOTSTRAPPED", "another instance created the KMS organization first");
       }

@@ -10,6 +10,7 @@ import { singleLine } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { isCountryCode } from "./countries.js";
 import { Organization } from "./organization.entity.js";
+import { lockName } from "../db/locks.js";
 
 export interface CreateOrganization {
   name: string;
@@ -51,6 +52,7 @@ export class OrganizationService {
         const country = input.country.trim().toUpperCase();
         if (!isCountryCode(country)) throw badInput("INVALID_COUNTRY", `"${input.country}" is not an ISO 3166-1 alpha-2 country code`);
         const contactEmail = normalizeEmail(input.contactEmail, "contactEmail");
+        await lockName(em, `organization-name ${name}`); // two creations of one name: the second sees the first
         const existing = await em.findOne(Organization, { where: { name } });
         if (existing) throw conflict("NAME_TAKEN", `an organization named "${name}" already exists`);
         const org = em.create(Organization, { id: randomUUID(), name, kind: input.kind, contactEmail, country, createdAt: this.clock.now() });

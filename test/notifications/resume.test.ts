@@ -106,7 +106,7 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
         })();
         const caughtUp = async () => {
           const lastId = Number((await history(server, org.officers[0]!.token, null)).at(-1)!.id);
-          await eventually(() => (received.some((n) => n.id === lastId) ? true : undefined), "the slow subscriber to catch up", 20_000);
+          await eventually(() => (received.some((n) => n.position === lastId) ? true : undefined), "the slow subscriber to catch up", 20_000);
         };
         // 1. Nobody reads while the replay is due and more rows land: the replay waits, live rows overflow its buffer.
         for (let i = 0; i < 12; i++) await register();
@@ -126,7 +126,7 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
         paused = false;
         await caughtUp();
         const expected = (await history(server, org.officers[0]!.token, String(cursor))).map((n) => Number(n.id));
-        expect(received.map((n) => n.id)).toEqual(expected);
+        expect(received.map((n) => n.position)).toEqual(expected);
         await stream.return();
         await consume;
       } finally {
@@ -182,7 +182,7 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
           received.push(next.value);
         }
         const expected = (await history(server, org.officers[0]!.token, String(cursor))).map((n) => Number(n.id));
-        expect(received.map((n) => n.id)).toEqual(expected);
+        expect(received.map((n) => n.position)).toEqual(expected);
         expect(received.map((n) => n.officerId)).toContain(during.id);
         await stream.return();
       } finally {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { Outbox } from "../../src/notifications/outbox.js";
+import { AuditLog } from "../../src/audit/audit.service.js";
 import { generateKey, makeCsr, makeTempDir } from "../pki/helpers.js";
 import { SUBMIT } from "../notifications/helpers.js";
 import { available } from "../support/deps.js";
@@ -103,11 +103,11 @@ describe.skipIf(!hasCluster)("Idempotency-Key across instances after an ambiguou
     const { a, b } = setup.cluster();
     const csrId = await pendingCsr(a.server, setup.org(), setup.tmp);
     const key = randomUUID();
-    // The database goes away right after the commit, before the answer is complete.
-    const announce = Outbox.prototype.announce;
-    vi.spyOn(Outbox.prototype, "announce").mockImplementationOnce(function (this: Outbox, upTo: number) {
+    // The database goes away right after the commit (as the mutation waits for its sequencer round), before the answer is complete.
+    const settle = AuditLog.prototype.settle;
+    vi.spyOn(AuditLog.prototype, "settle").mockImplementationOnce(function (this: AuditLog) {
       a.pg.refuse();
-      return announce.call(this, upTo);
+      return settle.call(this);
     });
     const first = await post<Signed>(a.server, SIGN_WITH_ORG, { id: csrId }, { headers: { "idempotency-key": key } });
     expect(first.status).toBe(503);

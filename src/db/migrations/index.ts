@@ -9,6 +9,7 @@ import { CsrIgnoredExtensions1764300001200 } from "./1764300001200-csr-ignored-e
 import { RootCrls1764300001201 } from "./1764300001201-root-crls.js";
 import { ReadPath1764300001500 } from "./1764300001500-read-path.js";
 import { IdempotencyKeys1764300001700 } from "./1764300001700-idempotency-keys.js";
+import { Sequencer1764300001900 } from "./1764300001900-sequencer.js";
 
 /** In order. Each feature adds its own migration here; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   RootCrls1764300001201,
   ReadPath1764300001500,
   IdempotencyKeys1764300001700,
+  Sequencer1764300001900,
 ];
