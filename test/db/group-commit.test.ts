@@ -28,6 +28,8 @@ describe("group commit on SQLite", () => {
       log: () => undefined,
     };
     Object.defineProperty(server.app.db.dataSource, "logger", { value: logger, configurable: true });
+    // On a loaded machine ten units can outlast the time bound; these cases are about what one batch does.
+    server.app.db.batchLimits.ms = 10_000;
   }, 60_000);
   afterAll(async () => {
     await server?.close();
@@ -99,6 +101,22 @@ describe("group commit on SQLite", () => {
     // The connection is usable again afterwards.
     await db.transaction(({ em }) => em.query(`INSERT INTO probe ("id", "parent") VALUES ('after', 'p')`));
     expect(await ids()).toContain("after");
+  });
+
+  it("should close a batch at its unit bound and start the next one", async () => {
+    log.length = 0;
+    const db = server.app.db;
+    db.batchLimits.units = 4;
+    try {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => db.transaction(({ em }) => em.query(`INSERT INTO probe ("id", "parent") VALUES (?, 'p')`, [`u${i}`]))));
+    } finally {
+      db.batchLimits.units = 64;
+    }
+    const first = log.findIndex((s) => s.startsWith("INSERT INTO probe"));
+    const last = log.findLastIndex((s) => s.startsWith("INSERT INTO probe"));
+    // 4 + 4 + 2: at least two COMMITs between the first insert and the last (background units may add to the batches).
+    expect(log.slice(first, last + 1).filter((s) => /^COMMIT/i.test(s)).length).toBeGreaterThanOrEqual(2);
+    expect((await ids()).filter((id) => id.startsWith("u"))).toHaveLength(10);
   });
 
   it("should run with synchronous=FULL in WAL mode (durable at every COMMIT)", async () => {
