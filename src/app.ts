@@ -162,15 +162,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
 
   const policy = new AccessPolicy(new DatabaseDelegationGrants(db));
   const audit = new AuditLog(db, clock);
-  const outbox = new Outbox(clock, bus);
+  // Every notification gets its email deliveries in its own transaction.
+  const outbox = new Outbox(clock, bus, new NotificationEmails(clock, config.publicUrl));
   const sequencer = new Sequencer({ db, bus, audit, lease: new DatabaseLease(db, clock, "lease:sequencer", resilience.leaseTtlMs), logger });
   audit.sequenceWith(sequencer);
   const mutations = new Mutations(db, audit, outbox, logger, {
     deadlineMs: resilience.mutationDeadlineMs,
     idempotency: new IdempotencyKeys(db, clock, resilience.idempotencyTtlMs),
   });
-  // Every notification gets its email deliveries in its own transaction.
-  outbox.onInsert(new NotificationEmails(clock, config.publicUrl).onNotification);
   const organizations = new OrganizationService(db, clock, policy, mutations);
   const mailer = overrides.mailer ?? createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
   const enrollmentMailer = new EnrollmentMailer(mailer, config.mailFrom, config.publicUrl, logger);

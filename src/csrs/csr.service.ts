@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { In, type EntityManager, IsNull, Not } from "typeorm";
-import type { MutationScope, Mutations } from "../kernel/unit-of-work.js";
+import type { MutationScope, Mutations, PrepareScope } from "../kernel/unit-of-work.js";
+import type { NewNotification, PreparedEmails } from "../notifications/outbox.js";
 import type { Authorities } from "../certificates/authorities.js";
 import { recordCertificateChanges, recordCsrChanges } from "../certificates/tallies.js";
 import { ALL_ORGANIZATIONS, CsrTally } from "../certificates/tally.entity.js";
@@ -10,7 +11,7 @@ import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
 import { Delegation } from "../delegations/delegation.entity.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
-import { CertificateKind, CertificateStatus, CsrStatus, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind } from "../kernel/domain.js";
+import { CertificateKind, CertificateStatus, CsrStatus, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind, Role } from "../kernel/domain.js";
 import type { DualControl } from "../dual-control.js";
 import { badInput, conflict, DomainError, forbidden, notFound, preconditionFailed } from "../kernel/errors.js";
 import type { Page } from "../graphql/connection.js";
@@ -81,7 +82,7 @@ export class CsrService {
   }
 
   async submit(viewer: Viewer | null, input: SubmitCsr): Promise<CertificateSigningRequest> {
-    return this.mutations.run(
+    return this.mutations.run<CertificateSigningRequest, PreparedRequest>(
       {
         action: "csr.submit",
         targetType: "CertificateSigningRequest",
@@ -89,13 +90,14 @@ export class CsrService {
         actor: viewer,
         details: { organizationId: input.organizationId, kind: input.kind, environment: input.environment },
       },
-      (scope) => this.createRequest(scope, viewer, input, null),
+      (scope, prepared) => this.commitRequest(scope, prepared),
+      (scope) => this.prepareRequest(scope, viewer, input, null),
     );
   }
 
   /** A new request for the same organization, kind and environment as a certificate, with a fresh key. */
   async renew(viewer: Viewer | null, input: { certificateId: string; pem: string }): Promise<CertificateSigningRequest> {
-    return this.mutations.run(
+    return this.mutations.run<CertificateSigningRequest, PreparedRequest>(
       {
         action: "certificate.renew",
         targetType: "Certificate",
@@ -103,25 +105,29 @@ export class CsrService {
         actor: viewer,
         details: { certificateId: input.certificateId },
       },
+      async (scope, prepared) => {
+        const csr = await this.commitRequest(scope, prepared);
+        scope.audit.details = { certificateId: input.certificateId, csrId: csr.id, publicKeyFingerprint: csr.publicKeyFingerprint };
+        return csr;
+      },
       async (scope) => {
         const v = this.policy.requireViewer(viewer);
-        const old = await scope.em.findOne(Certificate, { where: { id: input.certificateId } });
+        const old = await this.db.manager.findOne(Certificate, { where: { id: input.certificateId } });
         if (!old || !(await this.policy.canReadKeyMaterial(v, old))) throw notFound("certificate");
         scope.audit.organizationId = old.organizationId;
-        const csr = await this.createRequest(scope, viewer, { organizationId: old.organizationId, kind: old.kind, environment: old.environment, pem: input.pem }, old);
-        scope.audit.details = { certificateId: old.id, csrId: csr.id, publicKeyFingerprint: csr.publicKeyFingerprint };
-        return csr;
+        return this.prepareRequest(scope, viewer, { organizationId: old.organizationId, kind: old.kind, environment: old.environment, pem: input.pem }, old);
       },
     );
   }
 
-  private async createRequest(
-    scope: MutationScope,
+  /** The checks of a submission on committed data and the parse, before the transaction that inserts the request. */
+  private async prepareRequest(
+    { audit, recipients }: PrepareScope,
     viewer: Viewer | null,
     input: SubmitCsr,
     renewalOf: Certificate | null,
-  ): Promise<CertificateSigningRequest> {
-    const { em, audit, notify } = scope;
+  ): Promise<PreparedRequest> {
+    const em = this.db.manager;
     const v = this.policy.requireViewer(viewer);
     const org = await em.findOne(Organization, { where: { id: input.organizationId } });
     const target: KeyMaterialScope = { organizationId: input.organizationId, kind: input.kind, environment: input.environment };
@@ -136,14 +142,7 @@ export class CsrService {
       );
     }
     if (org.id !== v.organization.id) delegationId = (await this.policy.delegationCovering(v, target))?.delegationId ?? null;
-    await lockOrganization(em, org.id, "share"); // no deactivation commits between this count and the submission
-    const activeOfficers = await em.count(Officer, { where: { organizationId: org.id, status: OfficerStatus.ACTIVE, enrolledAt: Not(IsNull()) } });
-    if (activeOfficers < MIN_ACTIVE_OFFICERS) {
-      throw preconditionFailed(
-        "INSUFFICIENT_OFFICERS",
-        `${org.name} has ${activeOfficers} active and enrolled security officer(s); at least ${MIN_ACTIVE_OFFICERS} are required before CSRs can be submitted`,
-      );
-    }
+    await this.assertEnoughOfficers(em, org);
     const parsed = await parseCsr(input.pem, this.profile(input.kind), { organizationName: org.name, country: org.country });
     audit.details = {
       ...audit.details,
@@ -172,18 +171,11 @@ export class CsrService {
       rejectionReason: null,
       renewalOfId: renewalOf?.id ?? null,
       certificateId: null,
+      approvedById: null,
+      approvedAt: null,
       ignoredExtensions: parsed.ignoredExtensions,
     });
-    try {
-      await em.insert(CertificateSigningRequest, csr);
-    } catch (error) {
-      // The partial unique index on pending keys: a concurrent submission of the same key won.
-      if (isUniqueViolation(error)) throw keyReuse();
-      throw error;
-    }
-    await recordCsrChanges(em, [{ csr, from: null, to: csr.status }]);
-    if (!renewalOf) audit.targetId = csr.id;
-    await notify({
+    const notification: NewNotification = {
       type: NotificationType.CSR_SUBMITTED,
       organizationId: org.id,
       certificateKind: csr.kind,
@@ -191,14 +183,69 @@ export class CsrService {
       csrId: csr.id,
       certificateId: renewalOf?.id ?? null,
       message: `${v.officer.name} submitted a ${csr.kind} request for ${csr.commonName} (${csr.environment})${renewalOf ? ` renewing certificate ${renewalOf.serialNumber}` : ""}.`,
-    });
+    };
+    return {
+      org,
+      csr,
+      renewal: renewalOf !== null,
+      notification,
+      emails: { recipients: await recipients(notification), subjects: { organization: org, csr, certificate: renewalOf } },
+    };
+  }
+
+  /** INSUFFICIENT_OFFICERS: fewer than MIN_ACTIVE_OFFICERS active and enrolled officers. */
+  private async assertEnoughOfficers(em: EntityManager, org: Organization): Promise<void> {
+    const activeOfficers = await em.count(Officer, { where: { organizationId: org.id, status: OfficerStatus.ACTIVE, enrolledAt: Not(IsNull()) } });
+    if (activeOfficers < MIN_ACTIVE_OFFICERS) {
+      throw preconditionFailed(
+        "INSUFFICIENT_OFFICERS",
+        `${org.name} has ${activeOfficers} active and enrolled security officer(s); at least ${MIN_ACTIVE_OFFICERS} are required before CSRs can be submitted`,
+      );
+    }
+  }
+
+  /**
+   * In the transaction: the officers are counted again (a deactivation may
+   * have come in meanwhile) and the partial unique index on pending keys
+   * decides between two submissions of one key.
+   */
+  private async commitRequest(scope: MutationScope, p: PreparedRequest): Promise<CertificateSigningRequest> {
+    const { em, audit, notify } = scope;
+    const { csr } = p;
+    await lockOrganization(em, p.org.id, "share"); // PostgreSQL: no deactivation commits between this count and the submission
+    await this.assertEnoughOfficers(em, p.org);
+    // PostgreSQL: a signature of another request for this key takes the same lock after its guarded UPDATE, so this waits and then sees it.
+    await lockKey(em, csr.publicKeyFingerprint);
+    if (this.db.isPostgres) await this.assertKeyStillFree(em, csr.publicKeyFingerprint);
+    try {
+      await em.createQueryBuilder().insert().into(CertificateSigningRequest).values(csr).updateEntity(false).execute();
+    } catch (error) {
+      // The partial unique index on pending keys: a concurrent submission of the same key won.
+      if (isUniqueViolation(error)) throw keyReuse();
+      throw error;
+    }
+    await recordCsrChanges(em, [{ csr, from: null, to: csr.status }]);
+    if (!p.renewal) audit.targetId = csr.id;
+    await notify(p.notification, p.emails);
     return csr;
+  }
+
+  /**
+   * In the transaction, under the key's lock (PostgreSQL, where mutations run
+   * concurrently): the key was not certified or blocked since the checks
+   * before it. A second pending request for the key is the partial unique
+   * index's to refuse.
+   */
+  private async assertKeyStillFree(em: EntityManager, fingerprint: string): Promise<void> {
+    if (await em.count(BlockedKey, { where: { publicKeyFingerprint: fingerprint } })) {
+      throw badInput("KEY_REUSE", "This public key was reported compromised and is blocked; generate a new key pair.");
+    }
+    if (await em.count(Certificate, { where: { publicKeyFingerprint: fingerprint } })) throw keyReuse();
   }
 
   /** KEY_REUSE: a key already certified, waiting in a request, or blocked after a compromise. */
   private async assertKeyUnused(em: EntityManager, parsed: ParsedCsr): Promise<void> {
     const fingerprint = parsed.publicKeyFingerprint;
-    await lockKey(em, fingerprint); // two requests for one key: the second waits, then sees the first
     // One after the other: a transaction is one connection, and pg refuses overlapping queries on it.
     if (await em.count(BlockedKey, { where: { publicKeyFingerprint: fingerprint } })) {
       throw badInput("KEY_REUSE", "This public key was reported compromised and is blocked; generate a new key pair.");
@@ -312,84 +359,176 @@ export class CsrService {
     );
   }
 
-  /** Operators only. Exactly one certificate per request, whatever the concurrency: the guarded UPDATE decides. */
+  /**
+   * Operators only. Exactly one certificate per request, whatever the
+   * concurrency: the guarded UPDATE decides. Everything slow happens before
+   * the transaction (prepareSignature: the checks on committed data, the
+   * parse and the CA signature); inside it the guards are read again in that
+   * UPDATE, and a loser's signature is discarded: never stored, served or
+   * announced.
+   */
   async sign(viewer: Viewer | null, input: SignCsr): Promise<Certificate> {
-    return this.mutations.run(
-      { action: "csr.sign", targetType: "CertificateSigningRequest", targetId: input.csrId, actor: viewer },
-      async ({ em, audit, notify }) => {
-        const v = this.policy.requireOperator(viewer);
-        const csr = await em.findOne(CertificateSigningRequest, { where: { id: input.csrId } });
-        if (!csr) throw notFound("certificate signing request");
-        audit.organizationId = csr.organizationId;
-        const profile = this.profile(csr.kind);
-        const validityDays = input.validityDays ?? profile.defaultValidityDays;
-        if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > profile.maxValidityDays) {
-          throw badInput("INVALID_VALIDITY", `validityDays must be between 1 and ${profile.maxValidityDays} for ${csr.kind}`);
-        }
-        if (csr.status !== CsrStatus.PENDING) throw alreadyDecided(csr.status);
-        if (this.dualControl.appliesTo(csr.environment)) {
-          await this.dualControl.assertApprovedByAnother(em, csr.approvedById, v, `the ${csr.environment} request`);
-          audit.details = { approvedById: csr.approvedById };
-        }
-        if (await em.count(BlockedKey, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) {
-          throw conflict("KEY_BLOCKED", "the request's key was reported compromised after submission; it cannot be certified");
-        }
-        // A request can only be pending with a certified key if it came in under another encoding before keys were canonical.
-        if (await em.count(Certificate, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) throw keyReuse();
-        await this.assertNotSystemKey(em, csr.publicKeyFingerprint);
-        const org = await em.findOneOrFail(Organization, { where: { id: csr.organizationId } });
-        if (csr.delegationId) await this.assertDelegationStillActive(em, csr.delegationId);
-        await this.decide(em, csr, CsrStatus.SIGNED, v, null);
-        // After the guarded UPDATE (losers stop there): a submission of this key now waits and then sees the certificate.
-        await lockKey(em, csr.publicKeyFingerprint);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.mutations.run<Certificate, PreparedSignature>(
+          { action: "csr.sign", targetType: "CertificateSigningRequest", targetId: input.csrId, actor: viewer },
+          (scope, signed) => this.commitSignature(scope, signed),
+          (scope) => this.prepareSignature(viewer, input, scope),
+        );
+      } catch (error) {
+        // A serial drawn before the transaction is unique by the index; one taken meanwhile (2^-127 per pair) draws again.
+        if (attempt < 3 && isUniqueViolation(error) && /serial/i.test(uniqueConstraintOf(error))) continue;
+        throw error;
+      }
+    }
+  }
 
-        const ca = this.authorities.of(csr.environment);
-        const request = await parseCsr(csr.pem, profile, { organizationName: org.name, country: org.country });
-        const now = this.clock.now();
-        const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
-        const notAfter = new Date(notBefore.getTime() + validityDays * DAY_MS);
-        const serialNumber = newSerialHex();
-        const der = await ca.issue({ profile, subjectDer: request.subjectDer, spki: request.spki, serialHex: serialNumber, notBefore, notAfter });
-        const certificate = em.create(Certificate, {
-          id: randomUUID(),
-          organizationId: csr.organizationId,
-          kind: csr.kind,
-          environment: csr.environment,
-          serialNumber,
-          subject: csr.subject,
-          issuer: rfc4514(toBytes(ca.issuing.subjectName.toArrayBuffer())),
-          commonName: csr.commonName,
-          keyAlgorithm: csr.keyAlgorithm,
-          publicKeyFingerprint: csr.publicKeyFingerprint,
-          notBefore,
-          notAfter,
-          fingerprintSha256: sha256Hex(der),
-          derBase64: Buffer.from(der).toString("base64"),
-          csrId: csr.id,
-          revokedAt: null,
-          revocationReason: null,
-          renewalOfId: csr.renewalOfId,
-          renewedById: null,
-          createdAt: now,
-        });
-        await em.insert(Certificate, certificate);
-        await recordCertificateChanges(em, [{ certificate, from: null, to: CertificateStatus.ACTIVE }]);
-        await em.update(CertificateSigningRequest, { id: csr.id }, { certificateId: certificate.id });
-        csr.certificateId = certificate.id;
-        if (csr.renewalOfId) await em.update(Certificate, { id: csr.renewalOfId }, { renewedById: certificate.id });
-        audit.details = { ...audit.details, certificateId: certificate.id, serialNumber, validityDays, notAfter: notAfter.toISOString() };
-        await notify({
-          type: NotificationType.CSR_SIGNED,
-          organizationId: csr.organizationId,
-          certificateKind: csr.kind,
-          environment: csr.environment,
-          csrId: csr.id,
-          certificateId: certificate.id,
-          message: `The ${csr.kind} certificate for ${csr.commonName} (${csr.environment}) was signed: serial ${serialNumber}, valid until ${notAfter.toISOString()}. Download it from KeyPortal.`,
-        });
-        return certificate;
-      },
-    );
+  /** The checks of signCsr on committed data, the parse and the signature: nothing here holds the write path. */
+  private async prepareSignature(viewer: Viewer | null, input: SignCsr, { audit, recipients }: PrepareScope): Promise<PreparedSignature> {
+    const em = this.db.manager;
+    const v = this.policy.requireOperator(viewer);
+    const csr = await em.findOne(CertificateSigningRequest, { where: { id: input.csrId } });
+    if (!csr) throw notFound("certificate signing request");
+    audit.organizationId = csr.organizationId;
+    const profile = this.profile(csr.kind);
+    const validityDays = input.validityDays ?? profile.defaultValidityDays;
+    if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > profile.maxValidityDays) {
+      throw badInput("INVALID_VALIDITY", `validityDays must be between 1 and ${profile.maxValidityDays} for ${csr.kind}`);
+    }
+    if (csr.status !== CsrStatus.PENDING) throw alreadyDecided(csr.status);
+    const dualControl = this.dualControl.appliesTo(csr.environment);
+    try {
+      if (dualControl) {
+        await this.dualControl.assertApprovedByAnother(em, csr.approvedById, v, `the ${csr.environment} request`);
+        audit.details = { approvedById: csr.approvedById };
+      }
+      await this.assertSignable(em, csr);
+    } catch (error) {
+      // Decided by someone else since it was read (its key is then certified): the refusal a loser gets.
+      const now = error instanceof DomainError ? await em.findOne(CertificateSigningRequest, { where: { id: csr.id } }) : null;
+      if (now && now.status !== CsrStatus.PENDING) throw alreadyDecided(now.status);
+      throw error;
+    }
+    await this.assertNotSystemKey(em, csr.publicKeyFingerprint);
+    const org = await em.findOneOrFail(Organization, { where: { id: csr.organizationId } });
+
+    const ca = this.authorities.of(csr.environment);
+    const request = await parseCsr(csr.pem, profile, { organizationName: org.name, country: org.country });
+    const now = this.clock.now();
+    const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
+    const notAfter = new Date(notBefore.getTime() + validityDays * DAY_MS);
+    const serialNumber = newSerialHex();
+    const der = await ca.issue({ profile, subjectDer: request.subjectDer, spki: request.spki, serialHex: serialNumber, notBefore, notAfter });
+    const certificate = em.create(Certificate, {
+      id: randomUUID(),
+      organizationId: csr.organizationId,
+      kind: csr.kind,
+      environment: csr.environment,
+      serialNumber,
+      subject: csr.subject,
+      issuer: rfc4514(toBytes(ca.issuing.subjectName.toArrayBuffer())),
+      commonName: csr.commonName,
+      keyAlgorithm: csr.keyAlgorithm,
+      publicKeyFingerprint: csr.publicKeyFingerprint,
+      notBefore,
+      notAfter,
+      fingerprintSha256: sha256Hex(der),
+      derBase64: Buffer.from(der).toString("base64"),
+      csrId: csr.id,
+      revokedAt: null,
+      revocationReason: null,
+      renewalOfId: csr.renewalOfId,
+      renewedById: null,
+      createdAt: now,
+      lifecycle: CertificateStatus.ACTIVE,
+    });
+    const notification: NewNotification = {
+      type: NotificationType.CSR_SIGNED,
+      organizationId: csr.organizationId,
+      certificateKind: csr.kind,
+      environment: csr.environment,
+      csrId: csr.id,
+      certificateId: certificate.id,
+      message: `The ${csr.kind} certificate for ${csr.commonName} (${csr.environment}) was signed: serial ${serialNumber}, valid until ${notAfter.toISOString()}. Download it from KeyPortal.`,
+    };
+    audit.details = { ...audit.details, certificateId: certificate.id, serialNumber, validityDays, notAfter: notAfter.toISOString() };
+    return {
+      operator: v,
+      csr,
+      dualControl,
+      certificate,
+      notification,
+      emails: { recipients: await recipients(notification), subjects: { organization: org, certificate, csr } },
+    };
+  }
+
+  /**
+   * The decision, in the transaction: one UPDATE that re-reads the guards
+   * (still PENDING, the same dual-control approval by a still active
+   * operator, key neither blocked nor certified, delegation still active)
+   * and records the decision with its certificate; then the rows it causes.
+   */
+  private async commitSignature({ em, notify }: MutationScope, p: PreparedSignature): Promise<Certificate> {
+    const { csr, certificate } = p;
+    const decidedAt = this.clock.now();
+    const guarded = em
+      .createQueryBuilder()
+      .update(CertificateSigningRequest)
+      .set({ status: CsrStatus.SIGNED, decidedById: p.operator.officer.id, decidedAt, rejectionReason: null, certificateId: certificate.id })
+      .where("id = :id AND status = :pending", { id: csr.id, pending: CsrStatus.PENDING })
+      .andWhere(`NOT EXISTS (SELECT 1 FROM "blocked_keys" WHERE "publicKeyFingerprint" = :fp)`, { fp: csr.publicKeyFingerprint })
+      .andWhere(`NOT EXISTS (SELECT 1 FROM "certificates" WHERE "publicKeyFingerprint" = :fp)`);
+    if (p.dualControl) {
+      guarded.andWhere(`"approvedById" = :approver AND EXISTS (SELECT 1 FROM "officers" WHERE "id" = :approver AND "role" = :operatorRole AND "status" = :active)`, {
+        approver: csr.approvedById,
+        operatorRole: Role.KMS_OPERATOR,
+        active: OfficerStatus.ACTIVE,
+      });
+    }
+    if (csr.delegationId) {
+      guarded.andWhere(`EXISTS (SELECT 1 FROM "delegations" WHERE "id" = :delegationId AND "status" = :delegationActive)`, {
+        delegationId: csr.delegationId,
+        delegationActive: DelegationStatus.ACTIVE,
+      });
+    }
+    const result = await guarded.execute();
+    if (!result.affected) throw await this.whyNotSignable(em, p);
+    // After the guarded UPDATE (losers stop there): a submission of this key now waits and then sees the certificate.
+    await lockKey(em, csr.publicKeyFingerprint);
+    await recordCsrChanges(em, [{ csr, from: CsrStatus.PENDING, to: CsrStatus.SIGNED }]);
+    Object.assign(csr, { status: CsrStatus.SIGNED, decidedById: p.operator.officer.id, decidedAt, rejectionReason: null, certificateId: certificate.id });
+    await em.createQueryBuilder().insert().into(Certificate).values(certificate).updateEntity(false).execute();
+    await recordCertificateChanges(em, [{ certificate, from: null, to: CertificateStatus.ACTIVE }]);
+    if (csr.renewalOfId) await em.update(Certificate, { id: csr.renewalOfId }, { renewedById: certificate.id });
+    await notify(p.notification, p.emails);
+    return certificate;
+  }
+
+  /** Why the guarded UPDATE found nothing to change: the refusal the checks before it would have given now. */
+  private async whyNotSignable(em: EntityManager, p: PreparedSignature): Promise<DomainError> {
+    const current = await em.findOne(CertificateSigningRequest, { where: { id: p.csr.id } });
+    if (!current || current.status !== CsrStatus.PENDING) return alreadyDecided(current?.status ?? p.csr.status);
+    try {
+      if (p.dualControl) {
+        if (current.approvedById !== p.csr.approvedById) return conflict("ALREADY_DECIDED", "the request's approval changed meanwhile; sign it again");
+        await this.dualControl.assertApprovedByAnother(em, current.approvedById, p.operator, `the ${current.environment} request`);
+      }
+      await this.assertSignable(em, current);
+    } catch (error) {
+      if (error instanceof DomainError) return error;
+      throw error;
+    }
+    return alreadyDecided(current.status);
+  }
+
+  /** The guards of a signature that other mutations can change: blocked or certified key, delegation no longer active. */
+  private async assertSignable(em: EntityManager, csr: CertificateSigningRequest): Promise<void> {
+    if (await em.count(BlockedKey, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) {
+      throw conflict("KEY_BLOCKED", "the request's key was reported compromised after submission; it cannot be certified");
+    }
+    // A request can only be pending with a certified key if it came in under another encoding before keys were canonical.
+    if (await em.count(Certificate, { where: { publicKeyFingerprint: csr.publicKeyFingerprint } })) throw keyReuse();
+    if (csr.delegationId) await this.assertDelegationStillActive(em, csr.delegationId);
   }
 
   private async assertDelegationStillActive(em: EntityManager, delegationId: string): Promise<void> {
@@ -463,6 +602,31 @@ export class CsrService {
     return Number((await qb.getRawOne<{ n: string | number }>())?.n ?? 0);
   }
 
+}
+
+/** What a submission (or renewal) prepared before its transaction. */
+interface PreparedRequest {
+  org: Organization;
+  csr: CertificateSigningRequest;
+  renewal: boolean;
+  notification: NewNotification;
+  emails: PreparedEmails;
+}
+
+/** What signCsr decided before its transaction: the certificate, signed, and the notification it will cause. */
+interface PreparedSignature {
+  operator: Viewer;
+  csr: CertificateSigningRequest;
+  dualControl: boolean;
+  certificate: Certificate;
+  notification: NewNotification;
+  emails: PreparedEmails;
+}
+
+/** The constraint (PostgreSQL) or the message naming the columns (SQLite) of a unique violation. */
+function uniqueConstraintOf(error: unknown): string {
+  const e = error as { driverError?: { constraint?: string; message?: string }; constraint?: string; message?: string };
+  return [e.driverError?.constraint, e.constraint, e.driverError?.message, e.message].filter(Boolean).join(" ");
 }
 
 const keyReuse = () =>

@@ -98,15 +98,44 @@ export interface Tx {
 }
 
 /**
+ * SQLite group commit: at most `units` units of work share one BEGIN ...
+ * COMMIT (one fsync), and a batch takes no new unit once it has run `ms`,
+ * so that the first caller's wait stays bounded.
+ */
+export interface BatchLimits {
+  units: number;
+  ms: number;
+}
+
+export const DEFAULT_BATCH_LIMITS: Readonly<BatchLimits> = { units: 64, ms: 20 };
+
+/** A unit of work waiting for (or in) a batch. */
+interface Unit {
+  work: (tx: Tx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
  * The database as the services see it. SQLite through TypeORM is one
- * connection, so its transactions are queued here one at a time (concurrent
- * BEGINs on one connection would interleave), and reads outside transactions
- * go to a second, reading connection (createSqliteReader); PostgreSQL runs
- * both from its pool.
+ * connection; its transactions are group-committed here (docs/write-path.md):
+ * the units of work that queue up while one batch runs form the next batch,
+ * one BEGIN ... COMMIT for all of them, each in a SAVEPOINT of its own so
+ * that a refusal (a thrown error) rolls back only itself (ROLLBACK TO +
+ * RELEASE). Units still run one after the other on the connection (a
+ * savepoint is a stack); what they share is the COMMIT, the one fsync. Every
+ * caller is answered, and its afterCommit hooks run, only once the batch's
+ * COMMIT has returned; if it fails, every caller of the batch fails. Reads
+ * outside transactions go to a second, reading connection
+ * (createSqliteReader), which sees committed data only. PostgreSQL runs
+ * both from its pool, one database transaction per unit.
  */
 export class Database {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly pending: Unit[] = [];
+  private draining = false;
   readonly isPostgres: boolean;
+  /** SQLite: how large a batch may grow (a test on a loaded machine widens the time bound to see one batch). */
+  readonly batchLimits: BatchLimits = { ...DEFAULT_BATCH_LIMITS };
 
   constructor(
     readonly dataSource: DataSource,
@@ -126,24 +155,75 @@ export class Database {
   }
 
   async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
-    const hooks: Array<() => void> = [];
-    const run = () =>
-      this.dataSource.transaction((em) =>
-        work({
-          em,
-          afterCommit: (hook) => hooks.push(hook),
-        }),
-      );
-    let result: T;
     if (this.isPostgres) {
-      result = await run();
-    } else {
-      const turn = this.queue.then(run, run);
-      this.queue = turn.catch(() => undefined);
-      result = await turn;
+      const hooks: Array<() => void> = [];
+      const result = await this.dataSource.transaction((em) => work({ em, afterCommit: (hook) => hooks.push(hook) }));
+      for (const hook of hooks) hook();
+      return result;
     }
-    for (const hook of hooks) hook();
-    return result;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.pending.length > 0) await this.commitBatch();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** One batch: BEGIN, each waiting unit in its savepoint, COMMIT; then the answers. */
+  private async commitBatch(): Promise<void> {
+    const runner = this.dataSource.createQueryRunner();
+    const done: Array<{ unit: Unit; ok: true; result: unknown; hooks: Array<() => void> } | { unit: Unit; ok: false; error: unknown }> = [];
+    let failed: { error: unknown } | null = null;
+    try {
+      await runner.startTransaction();
+      const started = performance.now();
+      while (this.pending.length > 0 && done.length < this.batchLimits.units && (done.length === 0 || performance.now() - started < this.batchLimits.ms)) {
+        const unit = this.pending.shift()!;
+        const hooks: Array<() => void> = [];
+        try {
+          await runner.query("SAVEPOINT unit_of_work");
+          const result = await unit.work({ em: runner.manager, afterCommit: (hook) => hooks.push(hook) });
+          await runner.query("RELEASE unit_of_work");
+          done.push({ unit, ok: true, result, hooks });
+        } catch (error) {
+          done.push({ unit, ok: false, error });
+          try {
+            await runner.query("ROLLBACK TO unit_of_work");
+            await runner.query("RELEASE unit_of_work");
+          } catch (rollbackError) {
+            // The transaction itself is gone (SQLite rolls it back on some errors): nothing of this batch holds.
+            failed = { error: rollbackError };
+            break;
+          }
+        }
+      }
+      if (!failed) await runner.commitTransaction();
+    } catch (error) {
+      failed = { error };
+    }
+    if (failed && runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+    await runner.release();
+    for (const entry of done) {
+      if (failed) entry.unit.reject(failed.error);
+      else if (!entry.ok) entry.unit.reject(entry.error);
+      else {
+        try {
+          for (const hook of entry.hooks) hook();
+          entry.unit.resolve(entry.result);
+        } catch (error) {
+          entry.unit.reject(error);
+        }
+      }
+    }
+    // BEGIN itself failed: the first waiting unit is answered with that, so that no caller waits on a broken connection forever.
+    if (failed && done.length === 0) this.pending.shift()?.reject(failed.error);
   }
 
   /**
@@ -166,6 +246,11 @@ export class Database {
   }
 
   async initialize(): Promise<void> {
+    if (!this.isPostgres && this.dataSource.isInitialized) {
+      // WAL with synchronous=FULL: every COMMIT fsyncs the WAL before it returns, so an answered
+      // mutation survives a crash of the process and of the machine (NORMAL would survive only the former).
+      await this.dataSource.query("PRAGMA synchronous = FULL");
+    }
     if (this.reader && !this.reader.isInitialized) await this.reader.initialize();
   }
 

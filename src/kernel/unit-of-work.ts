@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Database, Tx } from "../db/data-source.js";
 import { DomainError, unavailable } from "./errors.js";
 import { LintError } from "../pki/lint.js";
-import type { NewNotification, Outbox } from "../notifications/outbox.js";
+import type { NewNotification, Outbox, PreparedEmails } from "../notifications/outbox.js";
 import type { Notification } from "../notifications/notification.entity.js";
 import type { Viewer } from "../viewer.js";
 import type { AuditLog } from "../audit/audit.service.js";
@@ -19,11 +19,29 @@ export interface MutationSpec {
   details?: Record<string, unknown>;
 }
 
+/** The audit record of a mutation, filled in by its work as it learns them (e.g. the id of what it created). */
+export interface AuditRecord {
+  targetId: string | null;
+  organizationId: string | null;
+  details: Record<string, unknown>;
+}
+
 /** What a mutation's work can use: the transaction, its audit record, and the outbox. */
 export interface MutationScope extends Tx {
-  /** Filled in by the work as it learns them (e.g. the id of what it created). */
-  audit: { targetId: string | null; organizationId: string | null; details: Record<string, unknown> };
-  notify(notification: NewNotification): Promise<Notification>;
+  audit: AuditRecord;
+  /**
+   * Writes the notification and the email deliveries it causes: to the
+   * recipients and about the subjects given (prepared before the
+   * transaction), or else found and loaded in it.
+   */
+  notify(notification: NewNotification, emails?: PreparedEmails): Promise<Notification>;
+}
+
+/** What a mutation's preparation (before its transaction) can use. */
+export interface PrepareScope {
+  audit: AuditRecord;
+  /** The email recipients a notification will have, read from committed data. */
+  recipients(notification: NewNotification): Promise<string[]>;
 }
 
 /**
@@ -84,17 +102,48 @@ export class Mutations {
     return false;
   }
 
-  run<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` in the mutation's transaction. `prepare`, when given, runs
+   * first and outside it (parsing, policy reads, signing: nothing slow is
+   * left inside the serialization point); its result is handed to the work,
+   * which re-reads only the guards that decide. A refusal in either is
+   * audited the same way.
+   */
+  async run<T, P = void>(
+    spec: MutationSpec,
+    work: (scope: MutationScope, prepared: P) => Promise<T>,
+    prepare?: (scope: PrepareScope) => Promise<P>,
+  ): Promise<T> {
     // A request with an Idempotency-Key: this is its seq-th mutation (GraphQL runs a document's mutations in order).
     const request = this.idempotency ? currentIdempotentRequest() : undefined;
     const keyed = request ? { request, seq: request.seq++ } : null;
-    // SQLite: Database.transaction queues transactions on its one connection; they run in turn, without a deadline.
-    if (!this.db.isPostgres) return this.runNow(spec, work, keyed, { expired: false, begun: false }, () => undefined);
+    const record: AuditRecord = {
+      targetId: spec.targetId ?? null,
+      organizationId: spec.organizationId ?? null,
+      details: { ...(spec.details ?? {}) },
+    };
     // A transaction of this instance has run past the deadline: the database is not keeping up; shed the load.
-    if (this.stuck) {
+    if (this.db.isPostgres && this.stuck) {
       this.logger.warn({ action: spec.action, deadlineMs: this.deadlineMs }, "a mutation ran past its deadline; refusing new ones as UNAVAILABLE");
-      return Promise.reject(unavailable("the database is not keeping up; the change was not made, retry shortly"));
+      throw unavailable("the database is not keeping up; the change was not made, retry shortly");
     }
+    let prepared = undefined as P;
+    if (prepare) {
+      // A retried request answered already: its recorded result, without preparing again (checked again inside).
+      if (keyed && this.idempotency) {
+        const prior = await this.idempotency.find(this.db.manager, keyed.request, keyed.seq);
+        if (prior.found) return prior.result as T;
+      }
+      try {
+        prepared = await prepare({ audit: record, recipients: (n) => this.outbox.recipients(this.db.manager, n) });
+      } catch (error) {
+        await this.refused(spec, record, error);
+        throw error;
+      }
+    }
+    const unit = (scope: MutationScope) => work(scope, prepared);
+    // SQLite: Database.transaction queues transactions on its one connection; they run in turn, without a deadline.
+    if (!this.db.isPostgres) return this.runNow(spec, record, unit, keyed, { expired: false, begun: false }, () => undefined);
     return new Promise<T>((resolve, reject) => {
       const turn = { expired: false, begun: false };
       this.waiting += 1;
@@ -111,7 +160,7 @@ export class Mutations {
           release();
           return;
         }
-        this.runNow(spec, work, keyed, turn, () => {
+        this.runNow(spec, record, unit, keyed, turn, () => {
           clearTimeout(timer);
           this.waiting -= 1;
         }, release).then(resolve, (error: unknown) => {
@@ -141,17 +190,13 @@ export class Mutations {
 
   private async runNow<T>(
     spec: MutationSpec,
+    record: AuditRecord,
     work: (scope: MutationScope) => Promise<T>,
     keyed: { request: IdempotentRequest; seq: number } | null,
     turn: { expired: boolean; begun: boolean },
     onBegin: () => void,
     onEnd: () => void = () => undefined,
   ): Promise<T> {
-    const record = {
-      targetId: spec.targetId ?? null,
-      organizationId: spec.organizationId ?? null,
-      details: { ...(spec.details ?? {}) },
-    };
     const timing = { since: 0 };
     let result: T;
     try {
@@ -172,8 +217,8 @@ export class Mutations {
         const scope: MutationScope = {
           ...tx,
           audit: record,
-          notify: async (n) => {
-            const saved = await this.outbox.insert(tx.em, n);
+          notify: async (n, emails) => {
+            const saved = await this.outbox.insert(tx.em, n, emails);
             lastNotification = Math.max(lastNotification, saved.position ?? 0);
             return saved;
           },
@@ -201,24 +246,7 @@ export class Mutations {
       this.running.delete(timing);
       onEnd();
       if (turn.expired) throw error;
-      if (error instanceof LintError) {
-        // Something of ours was about to be signed wrong: an alert for the operators, with the rule (never the client's business).
-        this.logger.error({ action: spec.action, targetId: record.targetId, rule: error.rule, detail: error.detail }, "certificate lint failed; nothing was signed");
-        record.details = { ...record.details, lintRule: error.rule };
-      }
-      if (error instanceof DomainError) {
-        await this.audit
-          .appendAlone({
-            actorId: spec.actor?.officer.id ?? null,
-            organizationId: record.organizationId,
-            action: spec.action,
-            outcome: error.code,
-            targetType: spec.targetType,
-            targetId: record.targetId,
-            details: { ...record.details, reason: error.reason },
-          })
-          .catch((auditError: unknown) => this.logger.error({ err: auditError, action: spec.action }, "could not audit a refused attempt"));
-      }
+      await this.refused(spec, record, error);
       throw error;
     }
     this.running.delete(timing);
@@ -228,5 +256,27 @@ export class Mutations {
       this.logger.error({ err: error, action: spec.action }, "a sequencer round failed after a commit; the lease holder's sweep will sequence it"),
     );
     return result;
+  }
+
+  /** A refused attempt (a DomainError) is audited in a transaction of its own with its error code as the outcome. */
+  private async refused(spec: MutationSpec, record: AuditRecord, error: unknown): Promise<void> {
+    if (error instanceof LintError) {
+      // Something of ours was about to be signed wrong: an alert for the operators, with the rule (never the client's business).
+      this.logger.error({ action: spec.action, targetId: record.targetId, rule: error.rule, detail: error.detail }, "certificate lint failed; nothing was signed");
+      record.details = { ...record.details, lintRule: error.rule };
+    }
+    if (error instanceof DomainError) {
+      await this.audit
+        .appendAlone({
+          actorId: spec.actor?.officer.id ?? null,
+          organizationId: record.organizationId,
+          action: spec.action,
+          outcome: error.code,
+          targetType: spec.targetType,
+          targetId: record.targetId,
+          details: { ...record.details, reason: error.reason },
+        })
+        .catch((auditError: unknown) => this.logger.error({ err: auditError, action: spec.action }, "could not audit a refused attempt"));
+    }
   }
 }

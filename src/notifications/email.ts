@@ -97,13 +97,18 @@ const MAX_SUBJECT = 300;
 
 
 /** What a notification is about, as loaded for its email. */
-interface Subjects {
+export interface Subjects {
   organization: Organization | null;
   certificate: Certificate | null;
   csr: CertificateSigningRequest | null;
+  officer: Officer | null;
   delegation: Delegation | null;
   kmsCertificate: KmsCertificate | null;
 }
+
+/** The fields of a notification that decide its recipients. */
+export type Addressing = Pick<Notification, "organizationId"> &
+  Partial<Pick<Notification, "secondOrganizationId" | "audience" | "certificateKind" | "environment">>;
 
 /**
  * The exact commands and URLs for the next step, by type: what the officer
@@ -158,12 +163,15 @@ const oneLine = (s: string) => s.replace(/[\r\n\t]+/g, " ").trim();
 
 /**
  * Turns each notification into email deliveries, inside the notification's
- * own transaction (an Outbox listener): one row per recipient, sent after
- * commit by the EmailDeliveryWorker. Recipients: the contact email and the
- * active officers of the organization, of the second organization (the MSP
- * of a delegation event), of every MSP whose active delegation covers the
- * key material, and of every participant and MSP for audience rows. Emails
- * say what happened and what to do; they never carry a token or a key.
+ * own transaction (written by the Outbox with the notification): one row
+ * per recipient, sent after commit by the EmailDeliveryWorker. Recipients:
+ * the contact email and the active officers of the organization, of the
+ * second organization (the MSP of a delegation event), of every MSP whose
+ * active delegation covers the key material, and of every participant and
+ * MSP for audience rows. A mutation may find the recipients and the
+ * subjects before its transaction (Mutations' prepare step), so that only
+ * the INSERT is left inside it. Emails say what happened and what to do;
+ * they never carry a token or a key.
  */
 export class NotificationEmails {
   constructor(
@@ -171,10 +179,10 @@ export class NotificationEmails {
     private readonly publicUrl: string,
   ) {}
 
-  readonly onNotification = async (em: EntityManager, n: Notification): Promise<void> => {
-    const recipients = await this.recipients(em, n);
+  /** Writes the deliveries of `n` in one multi-row INSERT (per 100 recipients). */
+  async write(em: EntityManager, n: Notification, recipients: readonly string[], subjects: Subjects): Promise<void> {
     if (recipients.length === 0) return;
-    const { subject, body } = await this.compose(em, n);
+    const { subject, body } = this.composeFrom(n, subjects);
     const now = this.clock.now();
     const rows = recipients.map((recipient) =>
       em.create(EmailDelivery, {
@@ -194,10 +202,29 @@ export class NotificationEmails {
         createdAt: now,
       }),
     );
-    for (let i = 0; i < rows.length; i += 100) await em.insert(EmailDelivery, rows.slice(i, i + 100));
-  };
+    for (let i = 0; i < rows.length; i += 100) {
+      await em.createQueryBuilder().insert().into(EmailDelivery).values(rows.slice(i, i + 100)).updateEntity(false).execute();
+    }
+  }
 
-  async recipients(em: EntityManager, n: Notification): Promise<string[]> {
+  /** Loads what `n` is about, except what `known` already holds (a subject given as null is known to be none). */
+  async subjects(em: EntityManager, n: Notification, known: Partial<Subjects> = {}): Promise<Subjects> {
+    // One after the other: a transaction is one connection, and pg refuses overlapping queries on it.
+    const load = async <E extends object>(key: keyof Subjects, entity: new () => E, id: string | null | undefined): Promise<E | null> => {
+      if (known[key] !== undefined) return known[key] as unknown as E | null;
+      return id ? em.findOne(entity as never, { where: { id } as never }) : null;
+    };
+    return {
+      organization: await load("organization", Organization, n.organizationId),
+      certificate: await load("certificate", Certificate, n.certificateId),
+      csr: await load("csr", CertificateSigningRequest, n.csrId),
+      officer: await load("officer", Officer, n.officerId),
+      delegation: await load("delegation", Delegation, n.delegationId),
+      kmsCertificate: await load("kmsCertificate", KmsCertificate, n.kmsCertificateId),
+    };
+  }
+
+  async recipients(em: EntityManager, n: Addressing): Promise<string[]> {
     const organizationIds = new Set<string>();
     if (n.organizationId) organizationIds.add(n.organizationId);
     if (n.secondOrganizationId) organizationIds.add(n.secondOrganizationId);
@@ -224,14 +251,12 @@ export class NotificationEmails {
   }
 
   async compose(em: EntityManager, n: Notification): Promise<{ subject: string; body: string }> {
+    return this.composeFrom(n, await this.subjects(em, n));
+  }
+
+  composeFrom(n: Notification, subjects: Subjects): { subject: string; body: string } {
     const template = TEMPLATES[n.type];
-    // One after the other: a transaction is one connection, and pg refuses overlapping queries on it.
-    const organization = n.organizationId ? await em.findOne(Organization, { where: { id: n.organizationId } }) : null;
-    const certificate = n.certificateId ? await em.findOne(Certificate, { where: { id: n.certificateId } }) : null;
-    const csr = n.csrId ? await em.findOne(CertificateSigningRequest, { where: { id: n.csrId } }) : null;
-    const officer = n.officerId ? await em.findOne(Officer, { where: { id: n.officerId } }) : null;
-    const delegation = n.delegationId ? await em.findOne(Delegation, { where: { id: n.delegationId } }) : null;
-    const kmsCertificate = n.kmsCertificateId ? await em.findOne(KmsCertificate, { where: { id: n.kmsCertificateId } }) : null;
+    const { organization, certificate, csr, officer, delegation, kmsCertificate } = subjects;
     const commonName = certificate?.commonName ?? csr?.commonName ?? null;
     const environment = n.environment ?? certificate?.environment ?? csr?.environment ?? kmsCertificate?.environment ?? null;
     let about: string;
@@ -263,7 +288,7 @@ export class NotificationEmails {
     if (kind) facts.push(`Kind:           ${kind}`);
     if (environment) facts.push(`Environment:    ${environment}`);
     if (officer) facts.push(`Officer:        ${officer.name} <${officer.email}>`);
-    const commands = nextCommands(n, { organization, certificate, csr, delegation, kmsCertificate }, this.publicUrl);
+    const commands = nextCommands(n, subjects, this.publicUrl);
     const body = [
       n.message,
       "",

@@ -2,6 +2,7 @@ import type { EntityManager } from "typeorm";
 import type { Clock } from "../kernel/clock.js";
 import type { NotificationType } from "../kernel/domain.js";
 import type { EventBus } from "../kernel/events.js";
+import type { NotificationEmails, Subjects } from "./email.js";
 import { Notification } from "./notification.entity.js";
 
 export interface NewNotification {
@@ -21,26 +22,33 @@ export interface NewNotification {
   dedupeKey?: string | null;
 }
 
-/** Listeners that add work to the same transaction as a notification (email rows, for one). */
-export type OutboxListener = (em: EntityManager, notification: Notification) => Promise<void>;
+/** A notification's email recipients and subjects, found before the transaction that writes it. */
+export interface PreparedEmails {
+  recipients: readonly string[];
+  /** What the request loaded already; what is missing is loaded in the transaction. */
+  subjects: Partial<Subjects>;
+}
 
 /**
- * Writes notifications inside the caller's transaction and, after commit,
- * tells every instance that there is something new to deliver.
+ * Writes notifications inside the caller's transaction, each with the email
+ * deliveries it causes, and, after commit, tells every instance that there
+ * is something new to deliver.
  */
 export class Outbox {
-  private readonly listeners: OutboxListener[] = [];
-
   constructor(
     private readonly clock: Clock,
     readonly bus: EventBus,
+    /** null: notifications without emails (tests of the outbox alone). */
+    private readonly emails: NotificationEmails | null = null,
   ) {}
 
-  onInsert(listener: OutboxListener): void {
-    this.listeners.push(listener);
+  /** The email recipients `input` will have, read through `em` (committed data, before the transaction). */
+  recipients(em: EntityManager, input: NewNotification): Promise<string[]> {
+    return this.emails ? this.emails.recipients(em, input) : Promise.resolve([]);
   }
 
-  async insert(em: EntityManager, input: NewNotification): Promise<Notification> {
+  /** One INSERT for the notification, one for its email deliveries (plus the reads of what `prepared` does not hold). */
+  async insert(em: EntityManager, input: NewNotification, prepared?: PreparedEmails): Promise<Notification> {
     const row = em.create(Notification, {
       secondOrganizationId: null,
       audience: null,
@@ -59,7 +67,10 @@ export class Outbox {
     const saved = await em.save(Notification, row);
     // SQLite: a trigger sets position = id at insert (one writer: ids commit in order). PostgreSQL: the sequencer assigns it after commit.
     if (saved.position == null && em.connection.options.type !== "postgres") saved.position = saved.id;
-    for (const listener of this.listeners) await listener(em, saved);
+    if (this.emails) {
+      const recipients = prepared ? prepared.recipients : await this.emails.recipients(em, saved);
+      if (recipients.length) await this.emails.write(em, saved, recipients, await this.emails.subjects(em, saved, prepared?.subjects));
+    }
     return saved;
   }
 

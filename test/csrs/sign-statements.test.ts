@@ -1,0 +1,86 @@
+/**
+ * The statement budget of signCsr (docs/write-path.md): what runs inside its
+ * unit of work, on SQLite and on PostgreSQL, reads that guard the decision
+ * included. Parsing, policy reads, profile checks, recipients and the CA
+ * signature happen before it and are not counted here.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Logger, QueryRunner } from "typeorm";
+import { csrPem } from "../support/csr.js";
+import { available } from "../support/deps.js";
+import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+
+/**
+ * At most this many statements inside signCsr's unit of work (before: 23 on
+ * SQLite, 22 on PostgreSQL). 3 of them are the audit append (head, event,
+ * head); PostgreSQL adds the audit_head lock that serializes mutations there.
+ */
+const BUDGET: Record<DbKind, number> = { sqlite: 9, postgres: 10 };
+
+const CONTROL = /^\s*(BEGIN|START TRANSACTION|SAVEPOINT|RELEASE|COMMIT|ROLLBACK)/i;
+
+/** Every statement on the writing connection(s), with the query runner that ran it. */
+function recordWrites(server: TestServer): Array<{ sql: string; runner: QueryRunner | undefined }> {
+  const statements: Array<{ sql: string; runner: QueryRunner | undefined }> = [];
+  const logger: Logger = {
+    logQuery: (sql, _parameters, runner) => void statements.push({ sql, runner }),
+    logQueryError: () => undefined,
+    logQuerySlow: () => undefined,
+    logSchemaBuild: () => undefined,
+    logMigration: () => undefined,
+    log: () => undefined,
+  };
+  Object.defineProperty(server.app.db.dataSource, "logger", { value: logger, configurable: true });
+  return statements;
+}
+
+/** The statements of each unit of work: per query runner, from a BEGIN/SAVEPOINT to its COMMIT/RELEASE/ROLLBACK. */
+function units(statements: Array<{ sql: string; runner: QueryRunner | undefined }>): string[][] {
+  const open = new Map<QueryRunner | undefined, string[]>();
+  const done: string[][] = [];
+  for (const { sql, runner } of statements) {
+    if (/^\s*(BEGIN|START TRANSACTION|SAVEPOINT)/i.test(sql)) open.set(runner, []);
+    else if (CONTROL.test(sql)) {
+      const unit = open.get(runner);
+      if (unit?.length) done.push(unit);
+      open.delete(runner);
+    } else open.get(runner)?.push(sql);
+  }
+  return done;
+}
+
+const shorten = (sql: string) => sql.replace(/\s+/g, " ").slice(0, 90);
+
+for (const db of ["sqlite", "postgres"] as DbKind[]) {
+  const deps = db === "postgres" ? await available("postgres") : true;
+  describe.skipIf(!deps)(`signCsr's statements inside its transaction (${db})`, () => {
+    let server: TestServer;
+    let org: TestOrganization;
+
+    beforeAll(async () => {
+      server = await startTestServer({ db });
+      org = await createOrganization(server, { country: "PT" });
+    }, 120_000);
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    it(`should stay within ${BUDGET[db]} statements, printing the breakdown`, async () => {
+      const { submitCsr } = await server.ok<{ submitCsr: { id: string } }>(
+        `mutation($input: SubmitCsrInput!) { submitCsr(input: $input) { id } }`,
+        { input: { organizationId: org.id, kind: "MTLS_CLIENT", environment: "MTF", pem: await csrPem(org, "Budget 1") } },
+        org.officers[0]!.token,
+      );
+      const statements = recordWrites(server);
+      const { signCsr } = await server.ok<{ signCsr: { id: string } }>(`mutation($id: ID!) { signCsr(input: { csrId: $id }) { id } }`, { id: submitCsr.id });
+      expect(signCsr.id).toBeTruthy();
+      const sign = units(statements).filter((unit) => unit.some((sql) => /INSERT INTO "certificates"/.test(sql)));
+      expect(sign).toHaveLength(1);
+      const unit = sign[0]!;
+      console.log(`signCsr on ${db}: ${unit.length} statements inside its transaction\n  ${unit.map(shorten).join("\n  ")}`);
+      expect(unit.some((sql) => /INSERT INTO "email_deliveries"/.test(sql))).toBe(true);
+      expect(unit.length).toBeLessThanOrEqual(BUDGET[db]);
+    }, 60_000);
+  });
+}
