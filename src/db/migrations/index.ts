@@ -10,6 +10,7 @@ import { RootCrls1764300001201 } from "./1764300001201-root-crls.js";
 import { ReadPath1764300001500 } from "./1764300001500-read-path.js";
 import { IdempotencyKeys1764300001700 } from "./1764300001700-idempotency-keys.js";
 import { Sequencer1764300001900 } from "./1764300001900-sequencer.js";
+import { AuditHeadTrigger1764300002000 } from "./1764300002000-audit-head-trigger.js";
 
 /** In order. Each feature adds its own migration here; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   ReadPath1764300001500,
   IdempotencyKeys1764300001700,
   Sequencer1764300001900,
+  AuditHeadTrigger1764300002000,
 ];
