@@ -29,6 +29,7 @@ import { promises as fs, constants as fsConstants } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { asBufferSource } from "./der.js";
+import { Module as P11Module } from "graphene-pk11";
 import { Crypto as P11Crypto, type CryptoKey as P11CryptoKey } from "node-webcrypto-p11";
 
 export type KeyAlgorithmName = "EC-P256" | "EC-P384" | "RSA-2048" | "RSA-3072";
@@ -314,9 +315,10 @@ export function describeCryptoKey(key: CryptoKey): string {
 // PKCS#11 key store
 // ---------------------------------------------------------------------------
 
-// PKCS#11 CKF_ session flags (graphene's SessionFlag; graphene-pk11 is not a direct dependency).
+// PKCS#11 flags: CKF_ session flags (graphene's SessionFlag) and C_Initialize's CKF_OS_LOCKING_OK.
 const CKF_RW_SESSION = 2;
 const CKF_SERIAL_SESSION = 4;
+const CKF_OS_LOCKING_OK = 2;
 
 /**
  * A fixed set of PKCS#11 sessions. Each session runs one operation at a time;
@@ -433,30 +435,35 @@ interface TokenKey {
 /**
  * One loaded PKCS#11 module per library path and process. C_Finalize ends
  * every session of the process, so the module is finalized only when the last
- * Pkcs11KeyStore using it closes.
+ * Pkcs11KeyStore using it closes (after each has drained its sessions).
+ *
+ * The module is initialized with CKF_OS_LOCKING_OK. node-webcrypto-p11 signs,
+ * verifies and generates on libuv's thread pool while key lookups and
+ * attribute reads run on the main thread, so the module is called from
+ * several threads at once; without the flag SoftHSM2 takes the caller at its
+ * word that it is single-threaded, runs without its mutexes, and the
+ * interleaving corrupted its heap (the worker died with "malloc_consolidate():
+ * unaligned fastbin chunk detected" inside C_GetAttributeValue).
+ * node-webcrypto-p11's own loader calls C_Initialize without arguments, so it
+ * is not used: the module is loaded here and sessions are handed to it.
  */
-const loadedModules = new Map<string, { owner: P11Crypto; users: number }>();
+const loadedModules = new Map<string, { module: P11Module; users: number }>();
 
-function acquireModule(library: string): P11Crypto {
+function acquireModule(library: string): P11Module {
   const loaded = loadedModules.get(library);
   if (loaded) {
     loaded.users++;
-    return loaded.owner;
+    return loaded.module;
   }
-  // node-webcrypto-p11 only loads a module together with a session on some slot;
-  // take the first slot that opens (it is not used for key operations).
-  let lastError: unknown;
-  for (let slot = 0; slot < 16; slot++) {
-    try {
-      const owner = new P11Crypto({ library, slot, readWrite: false });
-      loadedModules.set(library, { owner, users: 1 });
-      return owner;
-    } catch (e) {
-      lastError = e;
-      if (e instanceof Error && /Slot by index \d+ is not found/.test(e.message)) break;
-    }
+  const module = P11Module.load(library);
+  try {
+    module.initialize({ flags: CKF_OS_LOCKING_OK });
+  } catch (e) {
+    module.close();
+    throw e;
   }
-  throw lastError instanceof Error ? lastError : new Error(`cannot load PKCS#11 module ${library}`);
+  loadedModules.set(library, { module, users: 1 });
+  return module;
 }
 
 function releaseModule(library: string): void {
@@ -464,7 +471,11 @@ function releaseModule(library: string): void {
   if (!loaded) return;
   if (--loaded.users > 0) return;
   loadedModules.delete(library);
-  loaded.owner.close();
+  try {
+    loaded.module.finalize();
+  } finally {
+    loaded.module.close();
+  }
 }
 
 /**
@@ -511,10 +522,10 @@ export class Pkcs11KeyStore implements KeyStore {
     if (!Number.isInteger(count) || count < 1) throw new Error("sessions must be a positive integer");
     this.library = options.library;
     this.tokenLabel = options.tokenLabel;
-    const moduleOwner = acquireModule(options.library);
+    const module = acquireModule(options.library);
     const sessions: P11Crypto[] = [];
     try {
-      const slots = moduleOwner.slot.module.getSlots(true);
+      const slots = module.getSlots(true);
       let slot: P11Crypto["slot"] | undefined;
       for (let i = 0; i < slots.length; i++) {
         const candidate = slots.items(i);
