@@ -17,7 +17,7 @@ import { FileCaMaterialStore, loadOrCreateAuthority, type CaKeyAlgorithm, type C
 import { parseCsr } from "../src/pki/csr.js";
 import { children, readTlv } from "../src/pki/der.js";
 import { issueLeafCertificate, newSerialHex, type IssuerRef } from "../src/pki/issue.js";
-import { FileKeyStore } from "../src/pki/keystore.js";
+import { FileKeyStore } from "../src/pki/keystore/index.js";
 import { DEFAULT_PROFILES } from "../src/pki/profiles.js";
 import { issueLeafCertificateWithLibrary } from "../test/pki/library-path.js";
 import { measure, measureConcurrent, medianRound, type BenchResult } from "./measure.js";

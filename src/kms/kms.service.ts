@@ -12,7 +12,7 @@ import { Organization } from "../organizations/organization.entity.js";
 import { certificateToPem, rfc4514 } from "../pki/bundle.js";
 import { decryptCms, signCms } from "../pki/cms.js";
 import { issueCertificate, nameDer, newSerialHex } from "../pki/issue.js";
-import type { KeyAlgorithmName, KeyStore } from "../pki/keystore.js";
+import type { KeyAlgorithmName, KeyStore } from "../pki/keystore/index.js";
 import { sha256Hex, toBytes } from "../pki/spki.js";
 import type { AccessPolicy } from "../policy.js";
 import type { Viewer } from "../viewer.js";

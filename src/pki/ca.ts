@@ -24,7 +24,7 @@ import {
 } from "./issue.js";
 import { buildCrl, type CrlInput } from "./crl.js";
 import { certificateToPem } from "./bundle.js";
-import type { KeyStore } from "./keystore.js";
+import type { KeyStore } from "./keystore/index.js";
 
 export interface CaMaterialStore {
   get(name: string): Promise<string | null>;

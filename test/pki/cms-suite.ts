@@ -12,7 +12,7 @@ import { FileCaMaterialStore, loadOrCreateAuthority, type CertificateAuthority }
 import { issueCertificate, nameDer, newSerialHex } from "../../src/pki/issue.js";
 import { signCms, decryptCms } from "../../src/pki/cms.js";
 import { certificateToPem } from "../../src/pki/bundle.js";
-import type { KeyAlgorithmName, KeyStore } from "../../src/pki/keystore.js";
+import type { KeyAlgorithmName, KeyStore } from "../../src/pki/keystore/index.js";
 import { generateKey, makeTempDir, openssl, opensslResult, writeFile } from "./helpers.js";
 
 const DAY = 86_400_000;

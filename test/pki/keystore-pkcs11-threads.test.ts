@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { webcrypto } from "node:crypto";
 import type { CryptoKey as P11CryptoKey } from "node-webcrypto-p11";
 import { available } from "../support/deps.js";
-import { Pkcs11KeyStore } from "../../src/pki/keystore.js";
+import { Pkcs11KeyStore } from "../../src/pki/keystore/index.js";
 import { makeTempDir } from "./helpers.js";
 import { initToken, type TestToken } from "./softhsm.js";
 

@@ -37,7 +37,7 @@ import {
   type LeafSpec,
   type RawCertificateSpec,
 } from "../../src/pki/issue.js";
-import { FileKeyStore } from "../../src/pki/keystore.js";
+import { FileKeyStore } from "../../src/pki/keystore/index.js";
 import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";
 import { analyzeKey, parseSpki, subjectKeyIdentifier } from "../../src/pki/spki.js";
 import {
