@@ -456,7 +456,7 @@ export class KmsService {
     }
     const keys = await this.keysOf(certificate);
     const issuing = new Uint8Array(this.authorities.of(environment).issuing.rawData);
-    return signCms(data, this.der(certificate), keys, this.keyStore.crypto, { signingTime: now, certificates: [issuing] });
+    return signCms(data, this.der(certificate), keys, this.keyStore, { signingTime: now, certificates: [issuing] });
   }
 
   /**
