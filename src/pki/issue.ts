@@ -17,8 +17,8 @@ import "reflect-metadata";
 import { randomFillSync } from "node:crypto";
 import { SubjectKeyIdentifierExtension, type X509Certificate } from "@peculiar/x509";
 import { badInput } from "../kernel/errors.js";
-import { certificateFields, children, concat, DerError, encodeOid, readTlv, sequence, tlv } from "./der.js";
-import { PRINTABLE_STRING } from "./name.js";
+import { certificateFields, concat, DerError, encodeOid, sequence, tlv } from "./der.js";
+import { parseName, PRINTABLE_STRING } from "./name.js";
 import { grantedKeyUsage, type CertificateProfile } from "./profiles.js";
 import { lintSigned, lintTbsCertificate, type LintExpectations } from "./lint.js";
 import { analyzeKey, subjectKeyIdentifier, toBytes } from "./spki.js";
@@ -158,16 +158,7 @@ export function certificateSubjectDer(der: Uint8Array): Uint8Array {
  */
 function checkSubjectName(der: Uint8Array): void {
   try {
-    const top = readTlv(der, 0);
-    if (top.tag !== 0x30 || top.end !== der.length) throw new DerError("a Name is one SEQUENCE");
-    for (const rdn of children(der, top)) {
-      const attributes = rdn.tag === 0x31 ? children(der, rdn) : [];
-      if (attributes.length === 0) throw new DerError("an RDN is a non-empty SET");
-      for (const attribute of attributes) {
-        const parts = attribute.tag === 0x30 ? children(der, attribute) : [];
-        if (parts.length !== 2 || parts[0]!.tag !== 0x06) throw new DerError("an attribute is type and value");
-      }
-    }
+    parseName(der); // name.ts's walker: one SEQUENCE OF non-empty SET OF { OID, value }
   } catch (e) {
     if (!(e instanceof DerError)) throw e;
     throw badInput("SUBJECT_MISMATCH", "The subject name is not in canonical DER and cannot be copied into a certificate unchanged.");
