@@ -17,7 +17,7 @@ import { FileCaMaterialStore, loadOrCreateAuthority, type CaKeyAlgorithm, type C
 import { parseCsr } from "../src/pki/csr.js";
 import { children, readTlv } from "../src/pki/der.js";
 import { issueLeafCertificate, newSerialHex, type IssuerRef } from "../src/pki/issue.js";
-import { FileKeyStore } from "../src/pki/keystore.js";
+import { FileKeyStore } from "../src/pki/keystore/index.js";
 import { DEFAULT_PROFILES } from "../src/pki/profiles.js";
 import { issueLeafCertificateWithLibrary } from "../test/pki/library-path.js";
 import { measure, measureConcurrent, medianRound, type BenchResult } from "./measure.js";
@@ -34,12 +34,12 @@ export interface BenchSection {
   notes: string[];
 }
 
-/** A WebCrypto whose sign answers at once with a well-formed dummy signature of the key's size: encoding cost only. */
+/** A signer (and WebCrypto, for the library path) whose sign answers at once with a well-formed dummy signature of the key's size: encoding cost only. */
 function stubSigner(issuer: IssuerRef, signatureLength: number): IssuerRef {
   const signature = new Uint8Array(signatureLength).fill(0x5a);
   const subtle = { sign: async () => signature.buffer.slice(0) };
-  // Only subtle.sign is reached on either path once the issuer's keys exist.
-  return { ...issuer, crypto: { subtle } as unknown as Crypto };
+  // Only sign is reached on either path once the issuer's keys exist: the signer port for tbs.ts, subtle.sign for the library.
+  return { ...issuer, crypto: { subtle } as unknown as Crypto, signer: { sign: async () => signature.slice() } };
 }
 
 const rate = (a: BenchResult, b: BenchResult): string => (a.perSecond / b.perSecond).toFixed(1);
@@ -54,7 +54,7 @@ async function caSection(ca: CertificateAuthority, label: CaKeyAlgorithm, count:
   const tbs = children(sample, readTlv(sample, 0))[0]!;
   const tbsSized = new Uint8Array(tbs.end - tbs.start);
   const signParams = label === "EC-P256" ? { name: "ECDSA", hash: "SHA-256" } : { name: "RSASSA-PKCS1-v1_5" };
-  const sign = () => crypto.subtle.sign(signParams, ca.issuer.keys.privateKey, tbsSized);
+  const sign = () => ca.issuer.signer.sign(ca.issuer.keys.privateKey, signParams, tbsSized);
   const library = () => issueLeafCertificateWithLibrary({ ...spec(), issuer: ca.issuer, crlUrl: ca.crlUrl });
   const fast = () => ca.issue(spec());
   // The library needs the fast path's count / 10 to run about as long; RSA-3072 signatures (~1.5 ms) bound both.

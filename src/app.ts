@@ -64,7 +64,7 @@ import { bootstrap } from "./organizations/bootstrap.js";
 import { OrganizationResolver } from "./organizations/organization.resolver.js";
 import { OrganizationService } from "./organizations/organization.service.js";
 import { DEFAULT_PROFILES } from "./pki/profiles.js";
-import type { KeyStore } from "./pki/keystore.js";
+import type { KeyStore } from "./pki/keystore/index.js";
 import { AccessPolicy } from "./policy.js";
 import { DualControl } from "./dual-control.js";
 import { Delegation } from "./delegations/delegation.entity.js";

@@ -3,7 +3,7 @@ import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
 import { Environment } from "../kernel/domain.js";
 import { type CaKeyAlgorithm, type CaMaterialStore, type CertificateAuthority, loadOrCreateAuthority } from "../pki/ca.js";
-import { FileKeyStore, type KeyStore, Pkcs11KeyStore } from "../pki/keystore.js";
+import { FileKeyStore, type KeyStore, Pkcs11KeyStore } from "../pki/keystore/index.js";
 
 /**
  * CA certificates live in the database (app_state), so every instance on one

@@ -6,7 +6,7 @@
 import { isIP } from "node:net";
 import { Environment, KmsCertificatePurpose } from "../kernel/domain.js";
 import type { SubjectAltName } from "../pki/issue.js";
-import type { KeyAlgorithmName, KeyPurpose } from "../pki/keystore.js";
+import type { KeyAlgorithmName, KeyPurpose } from "../pki/keystore/index.js";
 import { KMS_ORGANIZATION } from "../pki/ca.js";
 
 export const KMS_PURPOSES = [KmsCertificatePurpose.MESSAGE_SIGNING, KmsCertificatePurpose.MESSAGE_ENCRYPTION, KmsCertificatePurpose.TLS_SERVER] as const;

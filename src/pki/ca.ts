@@ -24,7 +24,7 @@ import {
 } from "./issue.js";
 import { buildCrl, type CrlInput } from "./crl.js";
 import { certificateToPem } from "./bundle.js";
-import type { KeyStore } from "./keystore.js";
+import type { KeyStore } from "./keystore/index.js";
 
 export interface CaMaterialStore {
   get(name: string): Promise<string | null>;
@@ -132,13 +132,13 @@ export class CertificateAuthority {
     readonly root: X509Certificate,
     readonly issuing: X509Certificate,
     issuingKeys: CryptoKeyPair,
-    crypto: Crypto,
+    keyStore: KeyStore,
     readonly urls: AuthorityUrls,
     rootKeys: CryptoKeyPair,
   ) {
     this.chainPem = certificateToPem(new Uint8Array(issuing.rawData)) + certificateToPem(new Uint8Array(root.rawData));
-    this.issuerRef = { certificate: issuing, keys: issuingKeys, crypto };
-    this.rootRef = { certificate: root, keys: rootKeys, crypto };
+    this.issuerRef = { certificate: issuing, keys: issuingKeys, crypto: keyStore.crypto, signer: keyStore };
+    this.rootRef = { certificate: root, keys: rootKeys, crypto: keyStore.crypto, signer: keyStore };
   }
 
   /** The issuing CA as an IssuerRef, for issueCertificate (the KMS's own TLS/signing/encryption certificates). */
@@ -236,6 +236,7 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
       lint: { role: "root" },
       signingKey: keys.privateKey,
       crypto,
+      signer: keyStore,
     });
   });
 
@@ -261,8 +262,9 @@ export async function loadOrCreateAuthority(opts: LoadOrCreateAuthorityOptions):
       lint: { role: "intermediate" },
       signingKey: root.keys.privateKey,
       crypto,
+      signer: keyStore,
     });
   });
 
-  return new CertificateAuthority(environment, root.certificate, issuing.certificate, issuing.keys, crypto, urls, root.keys);
+  return new CertificateAuthority(environment, root.certificate, issuing.certificate, issuing.keys, keyStore, urls, root.keys);
 }

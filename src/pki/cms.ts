@@ -23,19 +23,23 @@ import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
 import { ContentInfo, EnvelopedData, id_envelopedData, type KeyTransRecipientInfo } from "@peculiar/asn1-cms";
 import { RsaEsOaepParams } from "@peculiar/asn1-rsa";
 import { badInput, DomainError } from "../kernel/errors.js";
+import { signatureAlgorithmFor } from "./algorithms.js";
 import {
   asBufferSource,
+  certificateFields,
   children,
   concat,
   content,
+  ecdsaSignatureToDer,
   encodeOctetString,
   encodeOid,
-  encodeUnsignedInteger,
-  raw,
+  encodeTime,
   readTlv,
   sequence,
   tlv,
+  type CertificateFields,
 } from "./der.js";
+import type { Signer } from "./keystore/port.js";
 import { subjectKeyIdentifier } from "./spki.js";
 
 const OID_DATA = "1.2.840.113549.1.7.1";
@@ -44,8 +48,6 @@ const OID_CONTENT_TYPE = "1.2.840.113549.1.9.3";
 const OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4";
 const OID_SIGNING_TIME = "1.2.840.113549.1.9.5";
 const OID_SHA256 = "2.16.840.1.101.3.4.2.1";
-const OID_SHA256_WITH_RSA = "1.2.840.113549.1.1.11";
-const OID_ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2";
 const OID_RSA_ENCRYPTION = "1.2.840.113549.1.1.1";
 const OID_RSAES_OAEP = "1.2.840.113549.1.1.7";
 const OID_MGF1 = "1.2.840.113549.1.1.8";
@@ -63,39 +65,15 @@ const CONTENT_CIPHERS: Record<string, { cipher: string; keyLength: number }> = {
   "2.16.840.1.101.3.4.1.42": { cipher: "aes-256-cbc", keyLength: 32 },
 };
 
-interface CertificateParts {
-  issuer: Uint8Array;
-  serial: Uint8Array;
-  spki: Uint8Array;
-}
+type CertificateParts = Pick<CertificateFields, "issuer" | "serial" | "spki">;
 
 /** issuer Name, serialNumber INTEGER and SPKI TLVs, as bytes, from a certificate's DER. */
-function certificateParts(der: Uint8Array): CertificateParts {
-  const tbs = children(der, readTlv(der, 0))[0]!;
-  const fields = children(der, tbs);
-  const at = fields[0]!.tag === 0xa0 ? 1 : 0; // skip [0] version
-  return { serial: raw(der, fields[at]!), issuer: raw(der, fields[at + 2]!), spki: raw(der, fields[at + 5]!) };
-}
-
-/** WebCrypto ECDSA signatures are r||s; CMS and X.509 want the DER SEQUENCE { r INTEGER, s INTEGER }. */
-function ecdsaToDer(signature: Uint8Array): Uint8Array {
-  const half = signature.length / 2;
-  const int = (bytes: Uint8Array) => encodeUnsignedInteger(BigInt("0x" + Buffer.from(bytes).toString("hex")));
-  return sequence(int(signature.subarray(0, half)), int(signature.subarray(half)));
-}
+const certificateParts = (der: Uint8Array): CertificateParts => certificateFields(der);
 
 function attribute(oid: string, value: Uint8Array): Uint8Array {
   return sequence(encodeOid(oid), tlv(0x31, value));
 }
 
-/** UTCTime until 2049, GeneralizedTime after (RFC 5280 4.1.2.5, which CMS signingTime follows). */
-function encodeTime(date: Date): Uint8Array {
-  const iso = date.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
-  const digits = iso.slice(0, 19).replace(/[-T:]/g, "");
-  const year = date.getUTCFullYear();
-  if (year >= 1950 && year < 2050) return tlv(0x17, Buffer.from(digits.slice(2) + "Z", "latin1"));
-  return tlv(0x18, Buffer.from(digits + "Z", "latin1"));
-}
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
@@ -110,14 +88,15 @@ export interface SignCmsOptions {
 
 /**
  * Attached CMS SignedData over `data` with SHA-256, signed by the private key
- * of `certificateDer` (ECDSA P-256/P-384 or RSA PKCS#1 v1.5). The signer is
- * identified by issuer and serial number, and its certificate is embedded.
+ * of `certificateDer` (ECDSA P-256/P-384 or RSA PKCS#1 v1.5), through the key
+ * store that holds it (`signer`). The signer is identified by issuer and
+ * serial number, and its certificate is embedded.
  */
 export async function signCms(
   data: Uint8Array,
   certificateDer: Uint8Array,
   keys: CryptoKeyPair,
-  crypto: Crypto,
+  signer: Signer,
   options: SignCmsOptions = {},
 ): Promise<Uint8Array> {
   const cert = certificateParts(certificateDer);
@@ -129,20 +108,11 @@ export async function signCms(
   ].sort(compareBytes); // DER: the elements of a SET OF in ascending order of their encodings
   const signedAttributes = tlv(0x31, ...attributes);
 
-  const algorithm = keys.privateKey.algorithm as KeyAlgorithm & Partial<EcKeyAlgorithm>;
-  let signatureAlgorithm: Uint8Array;
-  let signature: Uint8Array;
-  if (algorithm.name === "ECDSA") {
-    // SHA-256 for every curve: the signer's digestAlgorithm is SHA-256 and ecdsa-with-SHA256 must match it.
-    const rs = new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, keys.privateKey, asBufferSource(signedAttributes)));
-    signature = ecdsaToDer(rs);
-    signatureAlgorithm = sequence(encodeOid(OID_ECDSA_WITH_SHA256));
-  } else if (algorithm.name === "RSASSA-PKCS1-v1_5") {
-    signature = new Uint8Array(await crypto.subtle.sign({ name: "RSASSA-PKCS1-v1_5" }, keys.privateKey, asBufferSource(signedAttributes)));
-    signatureAlgorithm = sequence(encodeOid(OID_SHA256_WITH_RSA), Uint8Array.of(0x05, 0x00));
-  } else {
-    throw new Error(`signCms: unsupported signing key algorithm ${algorithm.name}`);
-  }
+  // SHA-256 for every key: the signer's digestAlgorithm is SHA-256 and the signature algorithm must match it.
+  const algorithm = signatureAlgorithmFor(keys.privateKey, "SHA-256");
+  const raw = await signer.sign(keys.privateKey, algorithm.params, asBufferSource(signedAttributes));
+  const signature = algorithm.ecdsaSize > 0 ? ecdsaSignatureToDer(raw, algorithm.ecdsaSize) : raw;
+  const signatureAlgorithm = algorithm.der;
 
   const sha256 = sequence(encodeOid(OID_SHA256));
   const signerInfo = sequence(

@@ -7,11 +7,12 @@
  */
 import "reflect-metadata";
 import { CRL_REASON_CODE, RevocationReason } from "../kernel/domain.js";
-import { encodeOid, encodeUnsignedInteger, sequence, tlv } from "./der.js";
+import { checkValidityDate, encodeOid, encodeTime, encodeUnsignedInteger, sequence, tlv } from "./der.js";
 import { certificateSubjectDer, keyIdentifierOf, type IssuerRef } from "./issue.js";
 import { lintSigned, lintTbsCertList } from "./lint.js";
 import { derToPem } from "./pem.js";
-import { authorityKeyIdentifierExtension, checkValidityDate, encodeSerialNumber, encodeTime, signatureAlgorithmOf, signCertificate } from "./tbs.js";
+import { signatureAlgorithmFor } from "./algorithms.js";
+import { authorityKeyIdentifierExtension, encodeSerialNumber, signCertificate } from "./tbs.js";
 
 export interface CrlEntry {
   serialHex: string;
@@ -73,11 +74,11 @@ export function encodeTbsCertList(input: CrlInput, issuer: IssuerRef, signatureA
 }
 
 export async function buildCrl(input: CrlInput, issuer: IssuerRef): Promise<Uint8Array> {
-  const algorithm = signatureAlgorithmOf(issuer.keys.privateKey);
+  const algorithm = signatureAlgorithmFor(issuer.keys.privateKey);
   const tbs = encodeTbsCertList(input, issuer, algorithm.der);
   lintTbsCertList(tbs);
   // A CertificateList is shaped as a Certificate: { tbs, signatureAlgorithm, signatureValue }.
-  const crl = await signCertificate(tbs, { algorithm, privateKey: issuer.keys.privateKey, crypto: issuer.crypto });
+  const crl = await signCertificate(tbs, { algorithm, privateKey: issuer.keys.privateKey, signer: issuer.signer });
   lintSigned(crl);
   return crl;
 }

@@ -85,18 +85,43 @@ export function decodeOid(bytes: Uint8Array): string {
 }
 
 // ---- writer -----------------------------------------------------------------
+//
+// The one DER writer: certificates (tbs.ts), CRLs (crl.ts), OCSP (ocsp.ts) and
+// CMS (cms.ts) all build their TLVs here. Every TLV is one allocation.
 
-function lengthBytes(length: number): Uint8Array {
-  if (length < 0x80) return Uint8Array.of(length);
-  const bytes: number[] = [];
-  for (let n = length; n > 0; n = Math.floor(n / 256)) bytes.unshift(n & 0xff);
-  return Uint8Array.of(0x80 | bytes.length, ...bytes);
+/** Octets taken by a DER length of `length`. */
+function lengthSize(length: number): number {
+  if (length < 0x80) return 1;
+  if (length < 0x100) return 2;
+  if (length < 0x10000) return 3;
+  if (length < 0x1000000) return 4;
+  return 5;
+}
+
+/** Octets taken by a TLV whose content is `length` octets (low tag numbers only, as in all of X.509). */
+export const tlvSize = (length: number): number => 1 + lengthSize(length) + length;
+
+/** Writes tag and length at `pos`; returns the position of the first content octet. */
+export function writeHeader(out: Uint8Array, pos: number, tag: number, length: number): number {
+  out[pos++] = tag;
+  if (length < 0x80) {
+    out[pos++] = length;
+    return pos;
+  }
+  const size = lengthSize(length) - 1;
+  out[pos++] = 0x80 | size;
+  for (let i = size - 1; i >= 0; i--) out[pos++] = (length / 2 ** (8 * i)) & 0xff;
+  return pos;
+}
+
+export function sumLengths(parts: readonly Uint8Array[]): number {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  return total;
 }
 
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
+  const out = new Uint8Array(sumLengths(parts));
   let pos = 0;
   for (const p of parts) {
     out.set(p, pos);
@@ -105,12 +130,19 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-export function tlv(tag: number, ...parts: Uint8Array[]): Uint8Array {
-  const body = concat(parts);
-  return concat([Uint8Array.of(tag), lengthBytes(body.length), body]);
+/** One TLV around the concatenation of `parts`, in a single allocation. */
+export function tlv(tag: number, ...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const length = sumLengths(parts);
+  const out = new Uint8Array(tlvSize(length));
+  let pos = writeHeader(out, 0, tag, length);
+  for (const p of parts) {
+    out.set(p, pos);
+    pos += p.length;
+  }
+  return out;
 }
 
-export const sequence = (...parts: Uint8Array[]): Uint8Array => tlv(0x30, ...parts);
+export const sequence = (...parts: Uint8Array[]): Uint8Array<ArrayBuffer> => tlv(0x30, ...parts);
 
 export function encodeOid(oid: string): Uint8Array {
   const arcs = oid.split(".").map((s) => BigInt(s));
@@ -125,18 +157,122 @@ export function encodeOid(oid: string): Uint8Array {
   return tlv(0x06, Uint8Array.from(out));
 }
 
+/** A non-negative INTEGER from big-endian magnitude octets: leading zeros dropped, 0x00 prefixed when the top bit is set. */
+export function encodePositiveInteger(magnitude: Uint8Array): Uint8Array {
+  let start = 0;
+  while (start < magnitude.length - 1 && magnitude[start] === 0) start++;
+  const body = magnitude.length === 0 ? Uint8Array.of(0) : magnitude.subarray(start);
+  const pad = body[0]! & 0x80 ? 1 : 0;
+  const out = new Uint8Array(tlvSize(body.length + pad));
+  const pos = writeHeader(out, 0, 0x02, body.length + pad);
+  out.set(body, pos + pad);
+  return out;
+}
+
 /** DER INTEGER from a non-negative bigint (minimal, with a leading 0x00 when the top bit is set). */
 export function encodeUnsignedInteger(value: bigint): Uint8Array {
   if (value < 0n) throw new DerError("negative integer");
   let hex = value.toString(16);
   if (hex.length % 2) hex = "0" + hex;
-  let bytes = Buffer.from(hex, "hex");
-  if (bytes[0]! & 0x80) bytes = Buffer.concat([Buffer.of(0), bytes]);
-  return tlv(0x02, new Uint8Array(bytes));
+  return encodePositiveInteger(Buffer.from(hex, "hex"));
 }
 
 export const encodeOctetString = (bytes: Uint8Array): Uint8Array => tlv(0x04, bytes);
 export const encodeNull = (): Uint8Array => Uint8Array.of(0x05, 0x00);
+
+// ---- time ---------------------------------------------------------------------
+
+/** UTCTime for 1950-2049 (RFC 5280 4.1.2.5), GeneralizedTime otherwise. */
+const isUtcTimeYear = (year: number): boolean => year >= 1950 && year < 2050;
+
+/** The Time TLV's size: UTCTime is 13 octets of content (YYMMDDHHMMSSZ), GeneralizedTime 15 (YYYYMMDDHHMMSSZ). */
+export const timeSize = (date: Date): number => (isUtcTimeYear(date.getUTCFullYear()) ? 15 : 17);
+
+function writeDigits(out: Uint8Array, pos: number, value: number, digits: number): number {
+  for (let i = digits - 1; i >= 0; i--) {
+    out[pos + i] = 0x30 + (value % 10);
+    value = Math.floor(value / 10);
+  }
+  return pos + digits;
+}
+
+/**
+ * Writes a Time at `pos` (UTCTime 1950-2049, GeneralizedTime otherwise, or
+ * always GeneralizedTime with `generalized`), in whole seconds and Zulu.
+ * Milliseconds are dropped (truncated). Returns the position after it.
+ */
+export function writeTime(out: Uint8Array, pos: number, date: Date, generalized = false): number {
+  const year = date.getUTCFullYear();
+  const general = generalized || !isUtcTimeYear(year);
+  pos = writeHeader(out, pos, general ? 0x18 : 0x17, general ? 15 : 13);
+  pos = general ? writeDigits(out, pos, year, 4) : writeDigits(out, pos, year % 100, 2);
+  pos = writeDigits(out, pos, date.getUTCMonth() + 1, 2);
+  pos = writeDigits(out, pos, date.getUTCDate(), 2);
+  pos = writeDigits(out, pos, date.getUTCHours(), 2);
+  pos = writeDigits(out, pos, date.getUTCMinutes(), 2);
+  pos = writeDigits(out, pos, date.getUTCSeconds(), 2);
+  out[pos++] = 0x5a; // "Z"
+  return pos;
+}
+
+/** One Time TLV as X.509 Validity, CRLs (RFC 5280 5.1.2.4) and CMS signingTime use it. */
+export function encodeTime(date: Date): Uint8Array {
+  const out = new Uint8Array(timeSize(date));
+  writeTime(out, 0, date);
+  return out;
+}
+
+/** One GeneralizedTime TLV (YYYYMMDDHHMMSSZ, whole seconds), as OCSP requires (RFC 6960 4.2.1). */
+export function encodeGeneralizedTime(date: Date): Uint8Array {
+  const out = new Uint8Array(17);
+  writeTime(out, 0, date, true);
+  return out;
+}
+
+/** Refuses dates a Time cannot carry unambiguously (UTCTime's 1950-2049 window, GeneralizedTime's four digits). */
+export function checkValidityDate(date: Date, field: string): void {
+  const year = date.getUTCFullYear();
+  if (!Number.isFinite(date.getTime()) || year < 1950 || year > 9999) {
+    throw new Error(`${field} ${Number.isFinite(date.getTime()) ? date.toISOString() : "Invalid Date"} is outside 1950-9999`);
+  }
+}
+
+// ---- signatures and certificates ------------------------------------------------
+
+/**
+ * WebCrypto's ECDSA signature is r||s, each `size` octets (IEEE P1363); X.509
+ * and CMS want Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } (RFC 5480).
+ */
+export function ecdsaSignatureToDer(signature: Uint8Array, size: number): Uint8Array {
+  if (signature.length !== 2 * size) throw new Error(`ECDSA signature is ${signature.length} octets, expected ${2 * size}`);
+  return sequence(encodePositiveInteger(signature.subarray(0, size)), encodePositiveInteger(signature.subarray(size)));
+}
+
+export interface CertificateFields {
+  /** serialNumber INTEGER TLV. */
+  serial: Uint8Array;
+  /** issuer Name TLV. */
+  issuer: Uint8Array;
+  /** subject Name TLV. */
+  subject: Uint8Array;
+  /** SubjectPublicKeyInfo TLV. */
+  spki: Uint8Array;
+}
+
+/** The one certificate walker: serial, issuer, subject and SPKI TLVs of a Certificate's DER, as slices of it. */
+export function certificateFields(der: Uint8Array): CertificateFields {
+  const certificate = readTlv(der, 0);
+  const tbs = children(der, certificate)[0];
+  if (!tbs || tbs.tag !== 0x30) throw new DerError("a Certificate starts with its TBSCertificate");
+  const fields = children(der, tbs);
+  const at = fields[0]?.tag === 0xa0 ? 1 : 0; // [0] version, absent in v1
+  const [serial, , issuer, , subject, spki] = fields.slice(at);
+  if (serial?.tag !== 0x02) throw new DerError("TBSCertificate has no serialNumber");
+  if (issuer?.tag !== 0x30) throw new DerError("TBSCertificate has no issuer Name");
+  if (subject?.tag !== 0x30) throw new DerError("TBSCertificate has no subject Name");
+  if (spki?.tag !== 0x30) throw new DerError("TBSCertificate has no subjectPublicKeyInfo");
+  return { serial: raw(der, serial), issuer: raw(der, issuer), subject: raw(der, subject), spki: raw(der, spki) };
+}
 
 /**
  * The same bytes typed as WebCrypto's BufferSource (a view on an ArrayBuffer,

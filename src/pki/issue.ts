@@ -17,8 +17,8 @@ import "reflect-metadata";
 import { randomFillSync } from "node:crypto";
 import { SubjectKeyIdentifierExtension, type X509Certificate } from "@peculiar/x509";
 import { badInput } from "../kernel/errors.js";
-import { children, concat, DerError, encodeOid, raw, readTlv, sequence, tlv } from "./der.js";
-import { PRINTABLE_STRING } from "./name.js";
+import { certificateFields, concat, DerError, encodeOid, sequence, tlv } from "./der.js";
+import { parseName, PRINTABLE_STRING } from "./name.js";
 import { grantedKeyUsage, type CertificateProfile } from "./profiles.js";
 import { lintSigned, lintTbsCertificate, type LintExpectations } from "./lint.js";
 import { analyzeKey, subjectKeyIdentifier, toBytes } from "./spki.js";
@@ -32,14 +32,15 @@ import {
   encodeTbsCertificate,
   extendedKeyUsageExtension,
   keyUsageExtension,
-  signatureAlgorithmOf,
   signCertificate,
   subjectAltNameExtension,
   subjectKeyIdentifierExtension,
   type AuthorityInfoAccess,
-  type Signer,
+  type SigningKey,
   type SubjectAltName,
 } from "./tbs.js";
+import { signatureAlgorithmFor, webCryptoSignParams } from "./algorithms.js";
+import type { Signer } from "./keystore/port.js";
 
 export type { AuthorityInfoAccess, SubjectAltName } from "./tbs.js";
 
@@ -47,8 +48,10 @@ export interface IssuerRef {
   /** The issuing CA's certificate. */
   certificate: X509Certificate;
   keys: CryptoKeyPair;
-  /** The WebCrypto that owns `keys` (KeyStore.crypto). */
+  /** The WebCrypto that owns `keys` (KeyStore.crypto): for exporting public keys and decrypting, never for signing. */
   crypto: Crypto;
+  /** The key store that holds `keys` and signs with them (the signer port). */
+  signer: Signer;
 }
 
 export interface LeafSpec {
@@ -126,17 +129,8 @@ function checkSerial(serialHex: string): void {
   }
 }
 
-/** Signature parameters for the issuer's key: ECDSA with the curve's matching hash, or RSA PKCS#1 v1.5 with SHA-256. */
-export function signingAlgorithmFor(privateKey: CryptoKey): EcdsaParams | RsaHashedImportParams {
-  const algorithm = privateKey.algorithm as Partial<EcKeyAlgorithm> & KeyAlgorithm;
-  if (algorithm.name === "ECDSA") {
-    if (algorithm.namedCurve === "P-256") return { name: "ECDSA", hash: "SHA-256" };
-    if (algorithm.namedCurve === "P-384") return { name: "ECDSA", hash: "SHA-384" };
-    throw new Error(`unsupported issuer curve ${algorithm.namedCurve}`);
-  }
-  if (algorithm.name === "RSASSA-PKCS1-v1_5") return { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
-  throw new Error(`unsupported issuer key algorithm ${algorithm.name}`);
-}
+/** Signature parameters naming the hash, for @peculiar/x509's generators (algorithms.ts decides). */
+export const signingAlgorithmFor = (privateKey: CryptoKey): EcdsaParams | RsaHashedImportParams => webCryptoSignParams(privateKey);
 
 function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
@@ -154,14 +148,7 @@ export function keyIdentifierOf(certificate: X509Certificate): string {
  * field must be its issuer's subject (RFC 5280 4.1.2.4), so it is copied, not re-encoded.
  */
 export function certificateSubjectDer(der: Uint8Array): Uint8Array {
-  const certificate = readTlv(der, 0);
-  const tbs = children(der, certificate)[0];
-  if (!tbs || tbs.tag !== 0x30) throw new DerError("a Certificate starts with its TBSCertificate");
-  const fields = children(der, tbs);
-  const offset = fields[0]?.tag === 0xa0 ? 1 : 0; // [0] version, absent in v1
-  const subject = fields[offset + 4];
-  if (!subject || subject.tag !== 0x30) throw new DerError("TBSCertificate has no subject Name");
-  return raw(der, subject);
+  return certificateFields(der).subject;
 }
 
 /**
@@ -171,16 +158,7 @@ export function certificateSubjectDer(der: Uint8Array): Uint8Array {
  */
 function checkSubjectName(der: Uint8Array): void {
   try {
-    const top = readTlv(der, 0);
-    if (top.tag !== 0x30 || top.end !== der.length) throw new DerError("a Name is one SEQUENCE");
-    for (const rdn of children(der, top)) {
-      const attributes = rdn.tag === 0x31 ? children(der, rdn) : [];
-      if (attributes.length === 0) throw new DerError("an RDN is a non-empty SET");
-      for (const attribute of attributes) {
-        const parts = attribute.tag === 0x30 ? children(der, attribute) : [];
-        if (parts.length !== 2 || parts[0]!.tag !== 0x06) throw new DerError("an attribute is type and value");
-      }
-    }
+    parseName(der); // name.ts's walker: one SEQUENCE OF non-empty SET OF { OID, value }
   } catch (e) {
     if (!(e instanceof DerError)) throw e;
     throw badInput("SUBJECT_MISMATCH", "The subject name is not in canonical DER and cannot be copied into a certificate unchanged.");
@@ -197,7 +175,7 @@ interface Fields {
 }
 
 /** Checks the per-certificate fields and signs the TBSCertificate made of them, the issuer's parts and the extensions. */
-async function signFields(fields: Fields, issuerName: Uint8Array, extensions: readonly Uint8Array[], signer: Signer): Promise<Uint8Array> {
+async function signFields(fields: Fields, issuerName: Uint8Array, extensions: readonly Uint8Array[], signer: SigningKey): Promise<Uint8Array> {
   checkSerial(fields.serialHex);
   checkValidityDate(fields.notBefore, "notBefore");
   checkValidityDate(fields.notAfter, "notAfter");
@@ -239,7 +217,10 @@ export interface RawCertificateSpec {
   /** Hex key identifier for authorityKeyIdentifier; omitted for a self-signed root. */
   authorityKeyId?: string;
   signingKey: CryptoKey;
+  /** The WebCrypto that owns signingKey (KeyStore.crypto). */
   crypto: Crypto;
+  /** The key store that holds signingKey and signs with it. */
+  signer: Signer;
 }
 
 /**
@@ -258,7 +239,7 @@ export async function buildCertificate(spec: RawCertificateSpec): Promise<Uint8A
   if (spec.authorityKeyId) extensions.push(authorityKeyIdentifierExtension(Buffer.from(spec.authorityKeyId, "hex")));
   if (spec.crlUrl) extensions.push(crlDistributionPointsExtension(spec.crlUrl));
   if (spec.authorityInfoAccess) extensions.push(authorityInfoAccessExtension(spec.authorityInfoAccess));
-  const signer: Signer = { algorithm: signatureAlgorithmOf(spec.signingKey), privateKey: spec.signingKey, crypto: spec.crypto };
+  const signer: SigningKey = { algorithm: signatureAlgorithmFor(spec.signingKey), privateKey: spec.signingKey, signer: spec.signer };
   return signFields(spec, spec.issuer, extensions, signer);
 }
 
@@ -266,7 +247,7 @@ export async function buildCertificate(spec: RawCertificateSpec): Promise<Uint8A
 interface IssuerTemplate {
   /** What the template was made from: reused only while the IssuerRef still holds exactly these. */
   certificate: X509Certificate;
-  signer: Signer;
+  signer: SigningKey;
   name: Uint8Array;
   notAfter: Date;
   authorityKeyIdentifier: Uint8Array;
@@ -280,12 +261,12 @@ const issuerTemplates = new WeakMap<IssuerRef, IssuerTemplate>();
 function templateOf(issuer: IssuerRef): IssuerTemplate {
   const cached = issuerTemplates.get(issuer);
   // IssuerRef's fields are plain properties: a caller replacing one must not get the old issuer's bytes.
-  if (cached && cached.certificate === issuer.certificate && cached.signer.privateKey === issuer.keys.privateKey && cached.signer.crypto === issuer.crypto) {
+  if (cached && cached.certificate === issuer.certificate && cached.signer.privateKey === issuer.keys.privateKey && cached.signer.signer === issuer.signer) {
     return cached;
   }
   const template: IssuerTemplate = {
     certificate: issuer.certificate,
-    signer: { algorithm: signatureAlgorithmOf(issuer.keys.privateKey), privateKey: issuer.keys.privateKey, crypto: issuer.crypto },
+    signer: { algorithm: signatureAlgorithmFor(issuer.keys.privateKey), privateKey: issuer.keys.privateKey, signer: issuer.signer },
     name: certificateSubjectDer(new Uint8Array(issuer.certificate.rawData)),
     notAfter: issuer.certificate.notAfter,
     authorityKeyIdentifier: authorityKeyIdentifierExtension(Buffer.from(keyIdentifierOf(issuer.certificate), "hex")),

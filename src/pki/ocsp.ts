@@ -9,10 +9,11 @@
  * database's) to say; this file only matches CertIDs to the issuer.
  */
 import { createHash } from "node:crypto";
-import { children, content, decodeOid, encodeOid, raw, readTlv, sequence, tlv, DerError, type Tlv } from "./der.js";
+import { children, content, decodeOid, encodeGeneralizedTime, encodeOid, raw, readTlv, sequence, tlv, DerError, type Tlv } from "./der.js";
 import { certificateSubjectDer, type IssuerRef } from "./issue.js";
 import { readSpki, toBytes } from "./spki.js";
-import { signatureAlgorithmOf, signCertificate } from "./tbs.js";
+import { signatureAlgorithmFor } from "./algorithms.js";
+import { signCertificate } from "./tbs.js";
 
 export const OCSP_REQUEST_MAX_BYTES = 16 * 1024;
 /** At most this many certificates per request (openssl sends one per -serial/-cert). */
@@ -143,11 +144,7 @@ export interface SingleAnswer {
   status: CertStatus;
 }
 
-/** GeneralizedTime YYYYMMDDHHMMSSZ (whole seconds). */
-function generalizedTime(date: Date): Uint8Array {
-  const text = date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:T]/g, "");
-  return tlv(0x18, Buffer.from(text, "latin1"));
-}
+const generalizedTime = encodeGeneralizedTime;
 
 function certStatusDer(status: CertStatus): Uint8Array {
   switch (status.status) {
@@ -188,8 +185,8 @@ export async function buildOcspResponse(input: OcspResponseInput, issuer: Issuer
   const responseData = new Uint8Array(
     sequence(tlv(0xa2, tlv(0x04, keyHash)), generalizedTime(input.producedAt), sequence(...responses), ...extensions),
   );
-  const algorithm = signatureAlgorithmOf(issuer.keys.privateKey);
+  const algorithm = signatureAlgorithmFor(issuer.keys.privateKey);
   // BasicOCSPResponse is shaped as a Certificate: { tbsResponseData, signatureAlgorithm, signature } (no certs: the CA signs).
-  const basic = await signCertificate(responseData, { algorithm, privateKey: issuer.keys.privateKey, crypto: issuer.crypto });
+  const basic = await signCertificate(responseData, { algorithm, privateKey: issuer.keys.privateKey, signer: issuer.signer });
   return sequence(tlv(0x0a, Uint8Array.of(0)), tlv(0xa0, sequence(OID_BASIC, tlv(0x04, basic))));
 }

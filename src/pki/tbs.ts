@@ -14,72 +14,37 @@
  * analysis and SKI hash included), leaving the signature as the cost
  * (`npm run bench`).
  *
- * Pure functions except signCertificate, which calls the issuer's WebCrypto
- * (for PKCS#11 that is the key store's session pool).
+ * The DER primitives are der.ts's, the signature algorithm algorithms.ts's.
+ * Pure functions except signCertificate, which signs through the key store
+ * (the signer port; for PKCS#11 that is its session pool).
  */
 import { isIP } from "node:net";
-import { children, content, decodeOid, DerError, encodeOid, readTlv } from "./der.js";
+import { type SignatureAlgorithm } from "./algorithms.js";
+import {
+  checkValidityDate,
+  children,
+  content,
+  decodeOid,
+  DerError,
+  ecdsaSignatureToDer,
+  encodeOid,
+  encodePositiveInteger,
+  encodeTime,
+  readTlv,
+  sumLengths,
+  timeSize,
+  tlv,
+  tlvSize,
+  writeHeader,
+  writeTime,
+} from "./der.js";
+import type { Signer } from "./keystore/port.js";
 
-// ---- DER primitives ---------------------------------------------------------
-
-/** Octets taken by a DER length of `length`. */
-function lengthSize(length: number): number {
-  if (length < 0x80) return 1;
-  if (length < 0x100) return 2;
-  if (length < 0x10000) return 3;
-  if (length < 0x1000000) return 4;
-  return 5;
-}
-
-/** Octets taken by a TLV whose content is `length` octets (low tag numbers only, as in all of X.509). */
-const tlvSize = (length: number): number => 1 + lengthSize(length) + length;
-
-/** Writes tag and length at `pos`; returns the position of the first content octet. */
-function writeHeader(out: Uint8Array, pos: number, tag: number, length: number): number {
-  out[pos++] = tag;
-  if (length < 0x80) {
-    out[pos++] = length;
-    return pos;
-  }
-  const size = lengthSize(length) - 1;
-  out[pos++] = 0x80 | size;
-  for (let i = size - 1; i >= 0; i--) out[pos++] = (length / 2 ** (8 * i)) & 0xff;
-  return pos;
-}
-
-function sumLengths(parts: readonly Uint8Array[]): number {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  return total;
-}
-
-/** One TLV around the concatenation of `parts`, in a single allocation. */
-function wrap(tag: number, parts: readonly Uint8Array[]): Uint8Array {
-  const length = sumLengths(parts);
-  const out = new Uint8Array(tlvSize(length));
-  let pos = writeHeader(out, 0, tag, length);
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.length;
-  }
-  return out;
-}
+export { checkValidityDate, ecdsaSignatureToDer, encodeTime };
 
 const SEQUENCE = 0x30;
 const OCTET_STRING = 0x04;
 const BOOLEAN_TRUE = Uint8Array.of(0x01, 0x01, 0xff);
-
-/** A non-negative INTEGER from big-endian magnitude octets: leading zeros dropped, 0x00 prefixed when the top bit is set. */
-function positiveInteger(magnitude: Uint8Array): Uint8Array {
-  let start = 0;
-  while (start < magnitude.length - 1 && magnitude[start] === 0) start++;
-  const body = magnitude.length === 0 ? Uint8Array.of(0) : magnitude.subarray(start);
-  const pad = body[0]! & 0x80 ? 1 : 0;
-  const out = new Uint8Array(tlvSize(body.length + pad));
-  const pos = writeHeader(out, 0, 0x02, body.length + pad);
-  out.set(body, pos + pad);
-  return out;
-}
 
 /** A non-negative safe integer as a DER INTEGER. */
 function smallInteger(value: number): Uint8Array {
@@ -88,7 +53,7 @@ function smallInteger(value: number): Uint8Array {
     octets.unshift(value % 256);
     value = Math.floor(value / 256);
   } while (value > 0);
-  return positiveInteger(Uint8Array.from(octets));
+  return encodePositiveInteger(Uint8Array.from(octets));
 }
 
 /**
@@ -98,54 +63,7 @@ function smallInteger(value: number): Uint8Array {
  */
 export function encodeSerialNumber(serialHex: string): Uint8Array {
   if (!/^(?:[0-9a-fA-F]{2})+$/.test(serialHex)) throw new DerError(`serial ${JSON.stringify(serialHex)} is not hex octets`);
-  return positiveInteger(Buffer.from(serialHex, "hex"));
-}
-
-// ---- Time -------------------------------------------------------------------
-
-/** UTCTime is 13 octets of content (YYMMDDHHMMSSZ), GeneralizedTime 15 (YYYYMMDDHHMMSSZ). */
-const timeSize = (date: Date): number => (date.getUTCFullYear() >= 2050 ? 17 : 15);
-
-function writeDigits(out: Uint8Array, pos: number, value: number, digits: number): number {
-  for (let i = digits - 1; i >= 0; i--) {
-    out[pos + i] = 0x30 + (value % 10);
-    value = Math.floor(value / 10);
-  }
-  return pos + digits;
-}
-
-/**
- * RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050, both in
- * whole seconds and Zulu. Milliseconds are dropped (truncated), as the library
- * did. Years before 1950 have no UTCTime and are refused by checkValidityDate.
- */
-function writeTime(out: Uint8Array, pos: number, date: Date): number {
-  const year = date.getUTCFullYear();
-  const general = year >= 2050;
-  pos = writeHeader(out, pos, general ? 0x18 : 0x17, general ? 15 : 13);
-  pos = general ? writeDigits(out, pos, year, 4) : writeDigits(out, pos, year % 100, 2);
-  pos = writeDigits(out, pos, date.getUTCMonth() + 1, 2);
-  pos = writeDigits(out, pos, date.getUTCDate(), 2);
-  pos = writeDigits(out, pos, date.getUTCHours(), 2);
-  pos = writeDigits(out, pos, date.getUTCMinutes(), 2);
-  pos = writeDigits(out, pos, date.getUTCSeconds(), 2);
-  out[pos++] = 0x5a; // "Z"
-  return pos;
-}
-
-/** One Time TLV (UTCTime through 2049, GeneralizedTime from 2050), as in Validity; CRLs use the same rule (RFC 5280 5.1.2.4). */
-export function encodeTime(date: Date): Uint8Array {
-  const out = new Uint8Array(timeSize(date));
-  writeTime(out, 0, date);
-  return out;
-}
-
-/** Refuses dates the Validity field cannot carry unambiguously (UTCTime's 1950-2049 window, GeneralizedTime's four digits). */
-export function checkValidityDate(date: Date, field: string): void {
-  const year = date.getUTCFullYear();
-  if (!Number.isFinite(date.getTime()) || year < 1950 || year > 9999) {
-    throw new Error(`${field} ${Number.isFinite(date.getTime()) ? date.toISOString() : "Invalid Date"} is outside 1950-9999`);
-  }
+  return encodePositiveInteger(Buffer.from(serialHex, "hex"));
 }
 
 // ---- Extensions -------------------------------------------------------------
@@ -165,8 +83,8 @@ const EXTENSION_OIDS = {
 /** Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE (left out when false), extnValue OCTET STRING }. */
 function extension(id: keyof typeof EXTENSION_OIDS, critical: boolean, value: Uint8Array): Uint8Array {
   const oid = EXTENSION_OIDS[id];
-  const octets = wrap(OCTET_STRING, [value]);
-  return wrap(SEQUENCE, critical ? [oid, BOOLEAN_TRUE, octets] : [oid, octets]);
+  const octets = tlv(OCTET_STRING, value);
+  return critical ? tlv(SEQUENCE, oid, BOOLEAN_TRUE, octets) : tlv(SEQUENCE, oid, octets);
 }
 
 export const KEY_USAGE_BITS: Record<string, number> = {
@@ -206,7 +124,7 @@ export function basicConstraintsExtension(ca?: { pathLength?: number }): Uint8Ar
       parts.push(smallInteger(ca.pathLength));
     }
   }
-  return extension("basicConstraints", true, wrap(SEQUENCE, parts));
+  return extension("basicConstraints", true, tlv(SEQUENCE, ...parts));
 }
 
 /**
@@ -227,7 +145,7 @@ export function keyUsageExtension(names: readonly string[], forCa: boolean): Uin
   const bits = new Uint8Array(1 + octets);
   bits[0] = octets === 0 ? 0 : octets * 8 - (highest + 1); // unused bits in the last octet
   for (let bit = 0; bit <= highest; bit++) if (flags & (1 << bit)) bits[1 + (bit >> 3)]! |= 0x80 >> (bit & 7);
-  return extension("keyUsage", true, wrap(0x03, [bits]));
+  return extension("keyUsage", true, tlv(0x03, bits));
 }
 
 /** The key usage names set in a keyUsage extension value (the named-bit BIT STRING); throws DerError when it is not one. */
@@ -265,7 +183,7 @@ export function extendedKeyUsageExtension(names: readonly string[]): Uint8Array 
     if (!oid) throw new Error(`unknown extended key usage ${name}`);
     return encodeOid(oid);
   });
-  return extension("extKeyUsage", false, wrap(SEQUENCE, oids));
+  return extension("extKeyUsage", false, tlv(SEQUENCE, ...oids));
 }
 
 const IA5_VISIBLE = /^[\x21-\x7e]+$/;
@@ -311,29 +229,29 @@ export function subjectAltNameExtension(names: readonly SubjectAltName[]): Uint8
   const general = names.map((name) => {
     if (name.type === "dns") {
       if (!IA5_VISIBLE.test(name.value)) throw new Error(`DNS name ${JSON.stringify(name.value)} is not ASCII without spaces`);
-      return wrap(0x82, [Buffer.from(name.value, "latin1")]);
+      return tlv(0x82, Buffer.from(name.value, "latin1"));
     }
     const family = isIP(name.value);
-    if (family === 4) return wrap(0x87, [Uint8Array.from(ipv4Octets(name.value))]);
-    if (family === 6 && !name.value.includes("%")) return wrap(0x87, [ipv6Octets(name.value)]);
+    if (family === 4) return tlv(0x87, Uint8Array.from(ipv4Octets(name.value)));
+    if (family === 6 && !name.value.includes("%")) return tlv(0x87, ipv6Octets(name.value));
     throw new Error(`IP address ${JSON.stringify(name.value)} is not an IPv4 or IPv6 address`);
   });
-  return extension("subjectAltName", false, wrap(SEQUENCE, general));
+  return extension("subjectAltName", false, tlv(SEQUENCE, ...general));
 }
 
 /** subjectKeyIdentifier, not critical: OCTET STRING of the key identifier. */
 export const subjectKeyIdentifierExtension = (keyId: Uint8Array): Uint8Array =>
-  extension("subjectKeyIdentifier", false, wrap(OCTET_STRING, [keyId]));
+  extension("subjectKeyIdentifier", false, tlv(OCTET_STRING, keyId));
 
 /** authorityKeyIdentifier, not critical: only keyIdentifier [0] (no issuer name and serial). */
 export const authorityKeyIdentifierExtension = (keyId: Uint8Array): Uint8Array =>
-  extension("authorityKeyIdentifier", false, wrap(SEQUENCE, [wrap(0x80, [keyId])]));
+  extension("authorityKeyIdentifier", false, tlv(SEQUENCE, tlv(0x80, keyId)));
 
 /** cRLDistributionPoints, not critical: one DistributionPoint whose fullName [0] is one URI [6]. */
 export function crlDistributionPointsExtension(url: string): Uint8Array {
   if (!IA5_VISIBLE.test(url)) throw new Error(`CRL URL ${JSON.stringify(url)} is not ASCII without spaces`);
-  const uri = wrap(0x86, [Buffer.from(url, "latin1")]);
-  return extension("cRLDistributionPoints", false, wrap(SEQUENCE, [wrap(SEQUENCE, [wrap(0xa0, [wrap(0xa0, [uri])])])]));
+  const uri = tlv(0x86, Buffer.from(url, "latin1"));
+  return extension("cRLDistributionPoints", false, tlv(SEQUENCE, tlv(SEQUENCE, tlv(0xa0, tlv(0xa0, uri)))));
 }
 
 const ACCESS_METHOD_OCSP = encodeOid("1.3.6.1.5.5.7.48.1");
@@ -355,10 +273,10 @@ export function authorityInfoAccessExtension(access: AuthorityInfoAccess): Uint8
   ] as const) {
     if (url === undefined) continue;
     if (!IA5_VISIBLE.test(url)) throw new Error(`access URL ${JSON.stringify(url)} is not ASCII without spaces`);
-    descriptions.push(wrap(SEQUENCE, [method, wrap(0x86, [Buffer.from(url, "latin1")])]));
+    descriptions.push(tlv(SEQUENCE, method, tlv(0x86, Buffer.from(url, "latin1"))));
   }
   if (descriptions.length === 0) throw new Error("authorityInfoAccess needs at least one URL");
-  return extension("authorityInfoAccess", false, wrap(SEQUENCE, descriptions));
+  return extension("authorityInfoAccess", false, tlv(SEQUENCE, ...descriptions));
 }
 
 // ---- TBSCertificate and Certificate ------------------------------------------
@@ -437,65 +355,22 @@ export function encodeCertificate(tbs: Uint8Array, signatureAlgorithm: Uint8Arra
   return out;
 }
 
-// ---- Signatures -------------------------------------------------------------
+// ---- Signing ----------------------------------------------------------------
 
-/**
- * WebCrypto's ECDSA signature is r||s, each `size` octets (IEEE P1363); X.509
- * wants Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } (RFC 5480).
- */
-export function ecdsaSignatureToDer(signature: Uint8Array, size: number): Uint8Array {
-  if (signature.length !== 2 * size) throw new Error(`ECDSA signature is ${signature.length} octets, expected ${2 * size}`);
-  return wrap(SEQUENCE, [positiveInteger(signature.subarray(0, size)), positiveInteger(signature.subarray(size))]);
-}
-
-export interface SignatureAlgorithm {
-  /** What to hand to crypto.subtle.sign. */
-  params: EcdsaParams | Algorithm;
-  /** The AlgorithmIdentifier TLV for both TBSCertificate.signature and Certificate.signatureAlgorithm. */
-  der: Uint8Array;
-  /** Octets per ECDSA coordinate (the signature is converted to DER); 0 for RSA (used as is). */
-  ecdsaSize: number;
-}
-
-const NULL = Uint8Array.of(0x05, 0x00);
-const RSA_OIDS: Record<string, string> = {
-  "SHA-256": "1.2.840.113549.1.1.11",
-  "SHA-384": "1.2.840.113549.1.1.12",
-  "SHA-512": "1.2.840.113549.1.1.13",
-};
-
-/**
- * The signature algorithm for the issuer's key: ECDSA with the curve's hash
- * (P-256: SHA-256, P-384: SHA-384; parameters absent, RFC 5758), or RSASSA-
- * PKCS1-v1_5 with the hash WebCrypto bound to the key (parameters NULL, RFC 4055).
- * Taking the RSA hash from the key is what WebCrypto signs with whatever we ask.
- */
-export function signatureAlgorithmOf(privateKey: CryptoKey): SignatureAlgorithm {
-  const algorithm = privateKey.algorithm as Partial<EcKeyAlgorithm & RsaHashedKeyAlgorithm> & KeyAlgorithm;
-  if (algorithm.name === "ECDSA") {
-    if (algorithm.namedCurve === "P-256") return { params: { name: "ECDSA", hash: "SHA-256" }, der: wrap(SEQUENCE, [encodeOid("1.2.840.10045.4.3.2")]), ecdsaSize: 32 };
-    if (algorithm.namedCurve === "P-384") return { params: { name: "ECDSA", hash: "SHA-384" }, der: wrap(SEQUENCE, [encodeOid("1.2.840.10045.4.3.3")]), ecdsaSize: 48 };
-    throw new Error(`unsupported issuer curve ${algorithm.namedCurve}`);
-  }
-  if (algorithm.name === "RSASSA-PKCS1-v1_5") {
-    const hash = algorithm.hash?.name ?? "SHA-256";
-    const oid = RSA_OIDS[hash];
-    if (!oid) throw new Error(`unsupported issuer hash ${hash}`);
-    return { params: { name: "RSASSA-PKCS1-v1_5" }, der: wrap(SEQUENCE, [encodeOid(oid), NULL]), ecdsaSize: 0 };
-  }
-  throw new Error(`unsupported issuer key algorithm ${algorithm.name}`);
-}
-
-export interface Signer {
+/** A private key of a key store, and how certificates it signs name its algorithm. */
+export interface SigningKey {
   algorithm: SignatureAlgorithm;
   privateKey: CryptoKey;
-  /** The WebCrypto that owns privateKey (KeyStore.crypto; for PKCS#11 it queues on the session pool). */
-  crypto: Crypto;
+  /** The key store holding privateKey (for PKCS#11 it queues on the session pool). */
+  signer: Signer;
 }
 
-/** Signs a TBSCertificate and returns the Certificate DER. */
-export async function signCertificate(tbs: Uint8Array<ArrayBuffer>, signer: Signer): Promise<Uint8Array> {
-  const raw = new Uint8Array(await signer.crypto.subtle.sign(signer.algorithm.params, signer.privateKey, tbs));
-  const value = signer.algorithm.ecdsaSize > 0 ? ecdsaSignatureToDer(raw, signer.algorithm.ecdsaSize) : raw;
-  return encodeCertificate(tbs, signer.algorithm.der, value);
+/**
+ * Signs a TBSCertificate (or anything shaped as one: a TBSCertList, an OCSP
+ * ResponseData) and returns { tbs, signatureAlgorithm, signatureValue } DER.
+ */
+export async function signCertificate(tbs: Uint8Array<ArrayBuffer>, key: SigningKey): Promise<Uint8Array> {
+  const raw = await key.signer.sign(key.privateKey, key.algorithm.params, tbs);
+  const value = key.algorithm.ecdsaSize > 0 ? ecdsaSignatureToDer(raw, key.algorithm.ecdsaSize) : raw;
+  return encodeCertificate(tbs, key.algorithm.der, value);
 }

@@ -9,7 +9,7 @@ import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Environment } from "../../src/kernel/domain.js";
 import { DomainError } from "../../src/kernel/errors.js";
-import { FileKeyStore } from "../../src/pki/keystore.js";
+import { FileKeyStore } from "../../src/pki/keystore/index.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Environment } from "../../src/kernel/domain.js";
-import { Pkcs11KeyStore } from "../../src/pki/keystore.js";
+import { Pkcs11KeyStore } from "../../src/pki/keystore/index.js";
 import { available } from "../support/deps.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { makeTempDir, openssl, opensslResult, writeFile } from "../pki/helpers.js";

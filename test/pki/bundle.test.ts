@@ -8,7 +8,7 @@ import { describeKey, rfc4514, sha256Hex, spkiFingerprint } from "../../src/pki/
 import { newSerialHex, nameDer } from "../../src/pki/issue.js";
 import { crlToPem } from "../../src/pki/crl.js";
 import { FileCaMaterialStore, loadOrCreateAuthority } from "../../src/pki/ca.js";
-import { FileKeyStore } from "../../src/pki/keystore.js";
+import { FileKeyStore } from "../../src/pki/keystore/index.js";
 import { asBufferSource, encodeOid, sequence, tlv } from "../../src/pki/der.js";
 import { makeTempDir } from "./helpers.js";
 

@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { Environment } from "../../src/kernel/domain.js";
 import { ManualClock } from "../../src/kernel/clock.js";
 import { FileCaMaterialStore, loadOrCreateAuthority, type LoadOrCreateAuthorityOptions } from "../../src/pki/ca.js";
-import { FileKeyStore } from "../../src/pki/keystore.js";
+import { FileKeyStore } from "../../src/pki/keystore/index.js";
 import { makeTempDir } from "./helpers.js";
 
 describe("loadOrCreateAuthority with file stores", () => {

@@ -1,6 +1,6 @@
 import { describe } from "vitest";
 import { available } from "../support/deps.js";
-import { Pkcs11KeyStore } from "../../src/pki/keystore.js";
+import { Pkcs11KeyStore } from "../../src/pki/keystore/index.js";
 import { defineCmsSuite } from "./cms-suite.js";
 import { initToken } from "./softhsm.js";
 

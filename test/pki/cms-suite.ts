@@ -12,7 +12,7 @@ import { FileCaMaterialStore, loadOrCreateAuthority, type CertificateAuthority }
 import { issueCertificate, nameDer, newSerialHex } from "../../src/pki/issue.js";
 import { signCms, decryptCms } from "../../src/pki/cms.js";
 import { certificateToPem } from "../../src/pki/bundle.js";
-import type { KeyAlgorithmName, KeyStore } from "../../src/pki/keystore.js";
+import type { KeyAlgorithmName, KeyStore } from "../../src/pki/keystore/index.js";
 import { generateKey, makeTempDir, openssl, opensslResult, writeFile } from "./helpers.js";
 
 const DAY = 86_400_000;
@@ -67,7 +67,7 @@ export function defineCmsSuite(label: string, makeKeyStore: (dir: string) => Pro
     it.each(["EC-P256", "EC-P384", "RSA-2048"] as const)("signs attached CMS with a %s key that openssl cms -verify accepts", async (algorithm) => {
       const signer = await kmsCertificate(`kms-signing-${algorithm.toLowerCase()}`, algorithm, "sign");
       const message = Buffer.from("batch 2026-01-31: 12 files\n");
-      const signed = await signCms(message, signer.der, signer.keys, keyStore.crypto, {
+      const signed = await signCms(message, signer.der, signer.keys, keyStore, {
         signingTime: now,
         certificates: [new Uint8Array(ca.issuing.rawData)],
       });

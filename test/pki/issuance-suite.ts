@@ -17,7 +17,7 @@ import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";
 import { issueServerCertificate, nameDer, newSerialHex } from "../../src/pki/issue.js";
 import { crlToPem } from "../../src/pki/crl.js";
 import { certificateToPem, chainPem, pkcs7CertsOnly } from "../../src/pki/bundle.js";
-import type { KeyStore } from "../../src/pki/keystore.js";
+import type { KeyStore } from "../../src/pki/keystore/index.js";
 import { asBufferSource, children, readTlv, raw } from "../../src/pki/der.js";
 import { parseSpki } from "../../src/pki/spki.js";
 import {

@@ -1,6 +1,6 @@
 import { available } from "../support/deps.js";
 import { describe } from "vitest";
-import { FileKeyStore } from "../../src/pki/keystore.js";
+import { FileKeyStore } from "../../src/pki/keystore/index.js";
 import { defineIssuanceSuite } from "./issuance-suite.js";
 
 describe.skipIf(!(await available("openssl")))("file key store", () => {

@@ -1,6 +1,6 @@
 import { available } from "../support/deps.js";
 import { describe } from "vitest";
-import { Pkcs11KeyStore } from "../../src/pki/keystore.js";
+import { Pkcs11KeyStore } from "../../src/pki/keystore/index.js";
 import { defineIssuanceSuite } from "./issuance-suite.js";
 import { initToken } from "./softhsm.js";
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { webcrypto } from "node:crypto";
 import { Crypto as P11Crypto, type CryptoKey as P11CryptoKey } from "node-webcrypto-p11";
 import { available } from "../support/deps.js";
-import { Pkcs11KeyStore } from "../../src/pki/keystore.js";
+import { Pkcs11KeyStore } from "../../src/pki/keystore/index.js";
 import { makeTempDir } from "./helpers.js";
 import { initToken, type TestToken } from "./softhsm.js";
 

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { chmodSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { webcrypto } from "node:crypto";
 import { available } from "../support/deps.js";
-import { FileKeyStore } from "../../src/pki/keystore.js";
+import { FileKeyStore } from "../../src/pki/keystore/index.js";
 import { makeTempDir, openssl, opensslResult, pemBody } from "./helpers.js";
 
 const spkiOf = async (keys: CryptoKeyPair) => Buffer.from(await webcrypto.subtle.exportKey("spki", keys.publicKey));

@@ -136,6 +136,7 @@ export function issueCertificateWithLibrary(spec: CertificateSpec): Promise<Uint
     authorityKeyId: keyIdentifierOf(issuer),
     signingKey: spec.issuer.keys.privateKey,
     crypto: spec.issuer.crypto,
+    signer: spec.issuer.signer,
   });
 }
 

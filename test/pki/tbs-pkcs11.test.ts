@@ -10,7 +10,7 @@ import { CertificateKind, Environment } from "../../src/kernel/domain.js";
 import { FileCaMaterialStore, loadOrCreateAuthority, type CertificateAuthority } from "../../src/pki/ca.js";
 import { children, content, raw, readTlv } from "../../src/pki/der.js";
 import { nameDer, newSerialHex } from "../../src/pki/issue.js";
-import { Pkcs11KeyStore } from "../../src/pki/keystore.js";
+import { Pkcs11KeyStore } from "../../src/pki/keystore/index.js";
 import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";
 import { available } from "../support/deps.js";
 import { makeTempDir } from "./helpers.js";

@@ -37,7 +37,7 @@ import {
   type LeafSpec,
   type RawCertificateSpec,
 } from "../../src/pki/issue.js";
-import { FileKeyStore } from "../../src/pki/keystore.js";
+import { FileKeyStore } from "../../src/pki/keystore/index.js";
 import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";
 import { analyzeKey, parseSpki, subjectKeyIdentifier } from "../../src/pki/spki.js";
 import {
@@ -311,7 +311,7 @@ describe("hand-written certificate encoder", () => {
         ["O", "KeyPortal"],
         ["CN", "Differential Root"],
       ]);
-      const base = { spki: rootSpki, keyUsage: ["keyCertSign", "cRLSign"], extendedKeyUsage: [], signingKey: root.privateKey, crypto: keyStore.crypto };
+      const base = { spki: rootSpki, keyUsage: ["keyCertSign", "cRLSign"], extendedKeyUsage: [], signingKey: root.privateKey, crypto: keyStore.crypto, signer: keyStore };
       const specs: Array<[string, RawCertificateSpec]> = [
         ["root", { ...base, subject: rootName, issuer: rootName, serialHex: newSerialHex(), notBefore: caNow, notAfter: new Date("2065-01-01T00:00:00Z"), ca: {} }],
       ];
@@ -419,6 +419,7 @@ describe("hand-written certificate encoder", () => {
           extendedKeyUsage: [],
           signingKey: ca.issuer.keys.privateKey,
           crypto: ca.issuer.crypto,
+          signer: ca.issuer.signer,
         });
         const tbs = partsOf(library).tbs;
         const serialField = raw(tbs, children(tbs, readTlv(tbs, 0))[1]!);
