@@ -132,7 +132,11 @@ export class Mutations {
       // A retried request answered already: its recorded result, without preparing again (checked again inside).
       if (keyed && this.idempotency) {
         const prior = await this.idempotency.find(this.db.manager, keyed.request, keyed.seq);
-        if (prior.found) return prior.result as T;
+        if (prior.found) {
+          // As after a commit: answered once the original's events are in the chain (it may have died before its round).
+          await this.settled(spec);
+          return prior.result as T;
+        }
       }
       try {
         prepared = await prepare({ audit: record, recipients: (n) => this.outbox.recipients(this.db.manager, n) });
@@ -252,10 +256,14 @@ export class Mutations {
     this.running.delete(timing);
     onEnd();
     // Committed: answer once its audit event and notifications have their positions (PostgreSQL; at once on SQLite).
-    await this.audit.settle().catch((error: unknown) =>
+    await this.settled(spec);
+    return result;
+  }
+
+  private settled(spec: MutationSpec): Promise<void> {
+    return this.audit.settle().catch((error: unknown) =>
       this.logger.error({ err: error, action: spec.action }, "a sequencer round failed after a commit; the lease holder's sweep will sequence it"),
     );
-    return result;
   }
 
   /** A refused attempt (a DomainError) is audited in a transaction of its own with its error code as the outcome. */
