@@ -253,7 +253,7 @@ function validKinds(kinds: CertificateKind[]): CertificateKind[] {
   return [...kinds];
 }
 
-const validText = (raw: string | null | undefined, field: string, reason: string) => freeText(raw, { field, reason, max: MAX_TEXT });
+const validText = (raw: string | null | undefined, field: string, reason: ReasonOf<"BAD_USER_INPUT">) => freeText(raw, { field, reason, max: MAX_TEXT });
 
 function notInState(status: DelegationStatus) {
   if (status === DelegationStatus.REVOKED) return conflict("ALREADY_REVOKED", "the delegation is already revoked");
