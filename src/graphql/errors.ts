@@ -1,7 +1,7 @@
 import type { GraphQLFormattedError } from "graphql";
 import { GraphQLError } from "graphql";
 import type { Logger } from "pino";
-import { isOutage, OUTAGE_RETRY_AFTER_SECONDS } from "../db/outage.js";
+import { isOutage, OUTAGE_RETRY_AFTER_SECONDS } from "../kernel/driver.js";
 import { DomainError, type ErrorCode, HTTP_STATUS, REASON_HTTP_STATUS } from "../kernel/errors.js";
 
 /** Codes that GraphQL itself and Apollo produce for malformed requests; they carry no internals. */

@@ -15,7 +15,7 @@ import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
 import { bindIdempotencyKey } from "../audit/idempotency.js";
 import type { Database } from "../db/data-source.js";
-import { isOutage } from "../db/outage.js";
+import { isOutage } from "../kernel/driver.js";
 import { DomainError, type ErrorCode, HTTP_STATUS, RESPONSE_STATUS_CODES, unavailable } from "../kernel/errors.js";
 import type { EventBus } from "../kernel/events.js";
 import { type Context, createLoaders, type LoaderSources } from "../graphql/context.js";
