@@ -5,7 +5,7 @@ import type { Clock } from "../kernel/clock.js";
 import { isUniqueViolation } from "../csrs/csr.service.js";
 import type { Database } from "../db/data-source.js";
 import { CertificateKind, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind } from "../kernel/domain.js";
-import { badInput, conflict, forbidden, notFound } from "../kernel/errors.js";
+import { badInput, conflict, forbidden, notFound, type ReasonOf } from "../kernel/errors.js";
 import type { EventBus } from "../kernel/events.js";
 import { Organization } from "../organizations/organization.entity.js";
 import type { AccessPolicy } from "../policy.js";

@@ -2,7 +2,7 @@ import type { GraphQLFormattedError } from "graphql";
 import { GraphQLError } from "graphql";
 import type { Logger } from "pino";
 import { isOutage, OUTAGE_RETRY_AFTER_SECONDS } from "../kernel/driver.js";
-import { DomainError, type ErrorCode, HTTP_STATUS, REASON_HTTP_STATUS } from "../kernel/errors.js";
+import { DomainError, type ErrorCode, HTTP_STATUS, isReason, type Reason, REASON_HTTP_STATUS } from "../kernel/errors.js";
 
 /** Codes that GraphQL itself and Apollo produce for malformed requests; they carry no internals. */
 const REQUEST_ERROR_CODES = new Set(["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "BAD_REQUEST", "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED", "OPERATION_RESOLUTION_FAILURE"]);
@@ -92,7 +92,7 @@ function requestErrorReason(code: unknown, message: string): string {
  * 500 unless told otherwise: a client's mistake is a 4xx (HTTP_STATUS), and a
  * RATE_LIMITED refusal says when to come back.
  */
-export function requestError(code: ErrorCode, reason: string, message: string, retryAfterSeconds?: number): GraphQLError {
+export function requestError(code: ErrorCode, reason: Reason, message: string, retryAfterSeconds?: number): GraphQLError {
   const byReason = httpForErrorReasons([{ message, extensions: { reason } }]);
   const headers = new Map(Object.entries(byReason?.headers ?? {}));
   if (retryAfterSeconds !== undefined) headers.set("retry-after", String(retryAfterSeconds));
@@ -119,7 +119,7 @@ export function asRequestError(error: DomainError): GraphQLError {
 export function httpForErrorReasons(errors: readonly GraphQLFormattedError[] | undefined): { status: number; headers: Record<string, string> } | undefined {
   for (const error of errors ?? []) {
     const reason = error.extensions?.reason;
-    const status = typeof reason === "string" ? REASON_HTTP_STATUS[reason] : undefined;
+    const status = isReason(reason) ? REASON_HTTP_STATUS[reason] : undefined;
     if (status === 503) return { status, headers: { "retry-after": String(OUTAGE_RETRY_AFTER_SECONDS) } };
     if (status !== undefined) return { status, headers: {} };
   }
