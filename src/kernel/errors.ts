@@ -141,6 +141,7 @@ export class DomainError extends Error {
     readonly retryAfterSeconds?: number,
   ) {
     super(message);
+    if (!REASON_SET.has(reason)) throw new TypeError(`unknown reason ${String(reason)}`);
     const bound: ErrorCode[] = [REASONS[reason], ...(reason in SECOND_CODES ? [SECOND_CODES[reason as keyof typeof SECOND_CODES]] : [])];
     if (!bound.includes(code)) throw new TypeError(`reason ${reason} is ${bound.join(" or ")}, not ${code}`);
     this.code = code;
