@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Clock } from "./kernel/clock.js";
 import type { Database } from "./db/data-source.js";
 import type { RuntimeHealth, WorkerState } from "./health.js";
+import { DAY_MS } from "./kernel/time.js";
 
 /**
  * Prometheus text exposition at GET /metrics (prom-client): what an operator
@@ -18,7 +19,6 @@ export interface MetricsSources {
   runtime?(): RuntimeHealth;
 }
 
-const DAY_MS = 86_400_000;
 /** Upper bounds of the request-duration histogram, seconds. */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 

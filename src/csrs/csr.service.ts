@@ -28,6 +28,7 @@ import type { AccessPolicy, KeyMaterialScope } from "../policy.js";
 import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { CertificateSigningRequest } from "./csr.entity.js";
+import { DAY_MS } from "../kernel/time.js";
 
 export interface SubmitCsr {
   organizationId: string;
@@ -48,7 +49,6 @@ export interface SignCsr {
   validityDays?: number | null;
 }
 
-const DAY_MS = 86_400_000;
 const MAX_REJECTION_REASON = 1000;
 
 /**

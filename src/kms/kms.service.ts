@@ -29,8 +29,8 @@ import {
   kmsProfile,
   type KmsKeyAlgorithms,
 } from "./kms-profiles.js";
+import { DAY_MS } from "../kernel/time.js";
 
-const DAY_MS = 86_400_000;
 /** How long a rotation approval waits for the second operator. */
 export const KMS_ROTATION_APPROVAL_MS = DAY_MS;
 

@@ -12,8 +12,8 @@ import { WorkerHealth, type WorkerState } from "../health.js";
 import type { Viewer } from "../viewer.js";
 import type { AppState, DatabaseLease } from "./lease.js";
 import { Notification } from "./notification.entity.js";
+import { DAY_MS } from "../kernel/time.js";
 
-export const DAY_MS = 86_400_000;
 
 export type ExpiryNotice = { type: NotificationType.CERTIFICATE_EXPIRED } | { type: NotificationType.CERTIFICATE_EXPIRING; days: number };
 

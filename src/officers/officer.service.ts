@@ -16,6 +16,7 @@ import { EnrollmentCode } from "./enrollment-code.entity.js";
 import { type EnrollmentMailer, type EnrollmentThrottle, hashEnrollmentCode, newEnrollmentCode } from "./enrollment.js";
 import { Officer } from "./officer.entity.js";
 import { hashApiToken, newApiToken } from "./tokens.js";
+import { DAY_MS } from "../kernel/time.js";
 
 export interface RegisterOfficer {
   organizationId: string;
@@ -46,7 +47,6 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 const validatePersonName = (raw: string) => singleLine(raw, { field: "name", reason: "INVALID_NAME", max: 200 });
 const validateLabel = (raw: string) => singleLine(raw, { field: "label", reason: "INVALID_LABEL", max: 100 });
 const MAX_TOKEN_DAYS = 3650;
-const DAY_MS = 86_400_000;
 const ENROLLMENT_CODE_INVALID = "ENROLLMENT_CODE_INVALID";
 /** One message for every way a code fails (unknown, used, expired, superseded): the answer tells a guesser nothing. */
 const invalidCode = () => badInput(ENROLLMENT_CODE_INVALID, "this enrollment code is not valid: it is unknown, used, expired or replaced by a newer one");

@@ -40,6 +40,7 @@ import {
   type Signer,
   type SubjectAltName,
 } from "./tbs.js";
+import { DAY_MS } from "../kernel/time.js";
 
 export type { AuthorityInfoAccess, SubjectAltName } from "./tbs.js";
 
@@ -349,7 +350,6 @@ export async function issueCertificate(spec: CertificateSpec): Promise<Uint8Arra
   return signFields(spec, issuer.name, extensions, issuer.signer);
 }
 
-const DAY_MS = 86_400_000;
 
 /**
  * The certificate a profile makes of a participant's key: checks key and
