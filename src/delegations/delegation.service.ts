@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Brackets, In, type EntityManager } from "typeorm";
 import type { MutationScope, Mutations } from "../kernel/unit-of-work.js";
 import type { Clock } from "../kernel/clock.js";
-import { isUniqueViolation } from "../csrs/csr.service.js";
+import { isUniqueViolation } from "../kernel/driver.js";
 import type { Database } from "../db/data-source.js";
 import { CertificateKind, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind } from "../kernel/domain.js";
 import { badInput, conflict, forbidden, notFound, type ReasonOf } from "../kernel/errors.js";

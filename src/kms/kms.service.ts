@@ -4,7 +4,7 @@ import type { MutationScope, Mutations, MutationSpec } from "../kernel/unit-of-w
 import type { Authorities } from "../certificates/authorities.js";
 import { certificateStatus } from "../certificates/certificate.service.js";
 import type { Clock } from "../kernel/clock.js";
-import { isUniqueViolation } from "../csrs/csr.service.js";
+import { isUniqueViolation } from "../kernel/driver.js";
 import type { Database } from "../db/data-source.js";
 import { CertificateStatus, Environment, KmsCertificatePurpose, NotificationType, OrganizationKind } from "../kernel/domain.js";
 import { badInput, conflict, DomainError, notFound, preconditionFailed } from "../kernel/errors.js";
