@@ -191,7 +191,7 @@ export class NotificationDispatcher implements NotificationFeed {
     }
   }
 
-  private onAccessRevoked(event: EventPayload): void {
+  private onAccessRevoked(event: EventPayload<"access.revoked">): void {
     if (event.tokenId || event.officerId) {
       for (const stream of [...this.streams]) {
         const v = stream.viewer;
