@@ -72,6 +72,7 @@ import { Officer } from "./officers/officer.entity.js";
 import { Organization } from "./organizations/organization.entity.js";
 import { createQuotas, type Quotas } from "./quotas.js";
 import { Environment } from "./kernel/domain.js";
+import { cannotStart, type Lifecycle } from "./kernel/lifecycle.js";
 
 /** Where the built GraphiQL page lives, relative to this file in src/ (tests) or dist/src/ (compiled). */
 function defaultWebDir(): string {
@@ -247,7 +248,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount, runtime: runtimeHealth });
 
   let http: RunningHttpServer | null = null;
-  let stopped: Promise<void> | null = null;
+  let phase: Lifecycle = "created";
+  let stopping: Promise<void> | null = null;
 
   return {
     config,
@@ -258,6 +260,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     services: { policy, audit, mutations, outbox, organizations, officers, keyStore, authorities, csrs, certificates, crls, ocsp, revocations, delegations, kms,
       notifications, dispatcher, expiryScanner, emailWorker, mailer, quotas },
     async start() {
+      if (phase !== "created") throw cannotStart("KeyPortal", phase);
+      phase = "starting";
       await dispatcher.start();
       emailWorker.start();
       expiryScanner.start(config.expiryScanIntervalMs);
@@ -295,10 +299,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         config.port,
       );
       logger.info({ url: http.url }, "KeyPortal is listening");
+      if (phase === "starting") phase = "running";
       return { url: http.url };
     },
     stop() {
-      stopped ??= (async () => {
+      if (stopping) return stopping;
+      phase = "stopping";
+      stopping = (async () => {
         if (http) await http.stop();
         await dispatcher.stop();
         await expiryScanner.stop();
@@ -309,8 +316,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         await bus.close();
         await keyStore.close();
         await db.close();
+        phase = "stopped";
       })();
-      return stopped;
+      return stopping;
     },
   };
 }
