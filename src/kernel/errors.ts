@@ -155,12 +155,14 @@ export class DomainError extends Error {
 }
 
 /**
- * A refusal that also carries details for the audit record (never for the
- * client): the unit of work merges auditDetails into the refused attempt's
- * audit event and hands the error to its onRefusal hook.
+ * A refusal that also carries details for the audit record and, when the
+ * operators must hear of it, an alert for the log (never for the client):
+ * the unit of work merges auditDetails into the refused attempt's audit event
+ * and logs the alert at error level.
  */
 export interface AuditedRefusal {
   readonly auditDetails: Record<string, unknown>;
+  readonly alert?: { message: string; fields: Record<string, unknown> };
 }
 export const isAuditedRefusal = (error: unknown): error is Error & AuditedRefusal =>
   error instanceof Error && typeof (error as Partial<AuditedRefusal>).auditDetails === "object" && (error as Partial<AuditedRefusal>).auditDetails !== null;

@@ -1,12 +1,6 @@
 import type { Logger } from "pino";
-import type { Database, Tx } from "../db/data-source.js";
-import { DomainError, unavailable } from "./errors.js";
-import { LintError } from "../pki/lint.js";
-import type { NewNotification, Outbox } from "../notifications/outbox.js";
-import type { Notification } from "../notifications/notification.entity.js";
-import type { Viewer } from "../viewer.js";
-import type { AuditLog } from "../audit/audit.service.js";
-import { currentIdempotentRequest, type IdempotencyKeys, type IdempotentRequest } from "../audit/idempotency.js";
+import { DomainError, isAuditedRefusal, unavailable } from "./errors.js";
+import type { Actor, AuditAppender, IdempotencyPort, IdempotentRequest, NewNotification, OutboxPort, TransactionRunner, Tx } from "./ports.js";
 
 export interface MutationSpec {
   /** e.g. csr.submit */
@@ -14,7 +8,7 @@ export interface MutationSpec {
   targetType: string;
   targetId?: string | null;
   organizationId?: string | null;
-  actor: Viewer | null;
+  actor: Actor | null;
   details?: Record<string, unknown>;
 }
 
@@ -22,7 +16,7 @@ export interface MutationSpec {
 export interface MutationScope extends Tx {
   /** Filled in by the work as it learns them (e.g. the id of what it created). */
   audit: { targetId: string | null; organizationId: string | null; details: Record<string, unknown> };
-  notify(notification: NewNotification): Promise<Notification>;
+  notify(notification: NewNotification): Promise<{ id: number }>;
 }
 
 /**
@@ -49,18 +43,18 @@ export class Mutations {
   private readonly deadlineMs: number;
 
   constructor(
-    private readonly db: Database,
-    private readonly audit: AuditLog,
-    private readonly outbox: Outbox,
+    private readonly db: TransactionRunner,
+    private readonly audit: AuditAppender,
+    private readonly outbox: OutboxPort,
     private readonly logger: Logger,
     /** A mutation that has not had its turn after deadlineMs fails as UNAVAILABLE, never having run. */
-    options: { deadlineMs?: number; idempotency?: IdempotencyKeys } = {},
+    options: { deadlineMs?: number; idempotency?: IdempotencyPort } = {},
   ) {
     this.deadlineMs = options.deadlineMs ?? 30_000;
     this.idempotency = options.idempotency ?? null;
   }
 
-  private readonly idempotency: IdempotencyKeys | null;
+  private readonly idempotency: IdempotencyPort | null;
 
   /** Mutations waiting for their turn in this process. */
   get queued(): number {
@@ -74,7 +68,7 @@ export class Mutations {
 
   run<T>(spec: MutationSpec, work: (scope: MutationScope) => Promise<T>): Promise<T> {
     // A request with an Idempotency-Key: this is its seq-th mutation (GraphQL runs a document's mutations in order).
-    const request = this.idempotency ? currentIdempotentRequest() : undefined;
+    const request = this.idempotency?.current();
     const keyed = request ? { request, seq: request.seq++ } : null;
     // SQLite: Database.transaction queues transactions on its one connection already.
     if (!this.db.isPostgres) return this.runNow(spec, work, keyed);
@@ -153,10 +147,10 @@ export class Mutations {
         return result;
       });
     } catch (error) {
-      if (error instanceof LintError) {
-        // Something of ours was about to be signed wrong: an alert for the operators, with the rule (never the client's business).
-        this.logger.error({ action: spec.action, targetId: record.targetId, rule: error.rule, detail: error.detail }, "certificate lint failed; nothing was signed");
-        record.details = { ...record.details, lintRule: error.rule };
+      if (isAuditedRefusal(error)) {
+        // e.g. something of ours was about to be signed wrong: an alert for the operators, and the audit says why (never the client's business).
+        if (error.alert) this.logger.error({ action: spec.action, targetId: record.targetId, ...error.alert.fields }, error.alert.message);
+        record.details = { ...record.details, ...error.auditDetails };
       }
       if (error instanceof DomainError) {
         await this.audit

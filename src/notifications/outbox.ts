@@ -1,25 +1,10 @@
 import type { EntityManager } from "typeorm";
 import type { Clock } from "../kernel/clock.js";
-import type { NotificationType } from "../kernel/domain.js";
 import type { EventBus } from "../kernel/events.js";
+import type { NewNotification, OutboxPort } from "../kernel/ports.js";
 import { Notification } from "./notification.entity.js";
 
-export interface NewNotification {
-  type: NotificationType;
-  organizationId: string | null;
-  secondOrganizationId?: string | null;
-  audience?: string | null;
-  certificateKind?: string | null;
-  environment?: string | null;
-  message: string;
-  certificateId?: string | null;
-  csrId?: string | null;
-  delegationId?: string | null;
-  officerId?: string | null;
-  kmsCertificateId?: string | null;
-  daysUntilExpiry?: number | null;
-  dedupeKey?: string | null;
-}
+export type { NewNotification };
 
 /** Listeners that add work to the same transaction as a notification (email rows, for one). */
 export type OutboxListener = (em: EntityManager, notification: Notification) => Promise<void>;
@@ -28,7 +13,7 @@ export type OutboxListener = (em: EntityManager, notification: Notification) => 
  * Writes notifications inside the caller's transaction and, after commit,
  * tells every instance that there is something new to deliver.
  */
-export class Outbox {
+export class Outbox implements OutboxPort<Notification> {
   private readonly listeners: OutboxListener[] = [];
 
   constructor(
