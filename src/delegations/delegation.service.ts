@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { Brackets, In, type EntityManager } from "typeorm";
 import type { MutationScope, Mutations } from "../kernel/unit-of-work.js";
+import { newId } from "../kernel/ids.js";
 import type { Clock } from "../kernel/clock.js";
 import { isUniqueViolation } from "../kernel/driver.js";
 import type { Database } from "../db/data-source.js";
@@ -64,7 +64,7 @@ export class DelegationService {
         audit.details = { ...audit.details, kinds, ...(note ? { note } : {}) };
         await this.assertNoOpenDelegation(em, participant, msp, input.environment);
         const delegation = em.create(Delegation, {
-          id: randomUUID(),
+          id: newId(),
           participantId: participant.id,
           mspId: msp.id,
           kinds,

@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { In } from "typeorm";
 import type { Mutations } from "../kernel/unit-of-work.js";
+import { newId } from "../kernel/ids.js";
 import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
 import { NotificationType, OfficerStatus, OrganizationKind, Role } from "../kernel/domain.js";
@@ -87,7 +87,7 @@ export class OfficerService {
         const taken = await em.findOne(Officer, { where: { organizationId: org.id, email } });
         if (taken) throw conflict("EMAIL_TAKEN", `${email} is already registered for ${org.name}`);
         const officer = em.create(Officer, {
-          id: randomUUID(),
+          id: newId(),
           organizationId: org.id,
           name,
           email,
@@ -275,7 +275,7 @@ export class OfficerService {
     expiresAt: Date | null = null,
   ): Promise<{ token: string; row: ApiToken }> {
     const row = em.create(ApiToken, {
-      id: randomUUID(),
+      id: newId(),
       officerId,
       tokenHash: hashApiToken(token),
       label,
