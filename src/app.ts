@@ -34,7 +34,8 @@ import { DelegationResolver, OrganizationDelegationsResolver } from "./delegatio
 import { DelegationService } from "./delegations/delegation.service.js";
 import { type EventBus, InProcessEventBus } from "./kernel/events.js";
 import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
-import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./http/server.js";
+import type { RouteInstaller } from "./http/routes.js";
+import { type RunningHttpServer, startHttpServer } from "./http/server.js";
 import type { RuntimeHealth } from "./health.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Environment } from "../kernel/domain.js";
-import type { RouteInstaller } from "../http/server.js";
+import type { RouteInstaller } from "../http/routes.js";
 import { certificateToPem } from "../pki/bundle.js";
 import type { Authorities } from "./authorities.js";
 import { DomainError } from "../kernel/errors.js";

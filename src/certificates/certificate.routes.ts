@@ -1,4 +1,4 @@
-import type { RouteInstaller } from "../http/server.js";
+import type { RouteInstaller } from "../http/routes.js";
 import type { CertificateService, DownloadFormat } from "./certificate.service.js";
 import { DomainError } from "../kernel/errors.js";
 

@@ -35,6 +35,8 @@ import { bearerToken } from "../officers/tokens.js";
 import { checkReadiness, type RuntimeHealth } from "../health.js";
 import type { Metrics } from "../metrics.js";
 import { executeKeyed, idempotencyKeyMiddleware, keyedExecutionArgs } from "./idempotency.js";
+import type { RouteInstaller } from "./routes.js";
+export type { RouteHelpers, RouteInstaller } from "./routes.js";
 import type { Viewer } from "../viewer.js";
 
 export const BODY_LIMIT = "1mb";
@@ -48,15 +50,6 @@ export interface Authenticator {
   expired(viewer: Viewer): boolean;
 }
 
-/** Extra REST routes (downloads, CRLs, KMS certificates), mounted by their features. */
-export type RouteInstaller = (router: express.Router, helpers: RouteHelpers) => void;
-
-export interface RouteHelpers {
-  /** The viewer of a request with `Authorization: Bearer`, or null; throws RATE_LIMITED when over its quota. */
-  viewerOf(req: Request): Promise<Viewer | null>;
-  /** Sends a DomainError as JSON with its HTTP status; anything else as a bare 500. */
-  sendError(res: Response, error: unknown): void;
-}
 
 export interface HttpServerOptions {
   schema: GraphQLSchema;

@@ -1,5 +1,5 @@
 import { Environment, KmsCertificatePurpose } from "../kernel/domain.js";
-import type { RouteInstaller } from "../http/server.js";
+import type { RouteInstaller } from "../http/routes.js";
 import type { KmsService } from "./kms.service.js";
 import { DomainError } from "../kernel/errors.js";
 
