@@ -178,17 +178,18 @@ export function renamed(graph, names) {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  const root = path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), ".."));
+  const args = process.argv.slice(2);
+  const here = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+  const rulesAt = args.indexOf("--rules");
+  const doc = rulesAt === -1 ? null : path.resolve(args[rulesAt + 1]);
+  const root = path.resolve(args.find((a, i) => !a.startsWith("--") && (rulesAt === -1 || i !== rulesAt + 1)) ?? here);
   const graph = renamed(importGraph(root), BEFORE_KERNEL);
   const modules = figures(graph);
   const parts = figures(partGraph(graph));
-  console.log(`modules: ${modules.nodes}, floors: ${modules.floors}, upward imports: ${modules.upward}, cycles: ${modules.cycles.length} (largest ${Math.max(0, ...modules.cycles.map((c) => c.length))} modules)`);
-  console.log(`parts: ${parts.nodes}, floors: ${parts.floors}, upward imports: ${parts.upward}, cycles: ${parts.cycles.map((c) => c.join(" ")).join("; ") || "none"}`);
-  if (process.argv.includes("--edges")) for (const e of modules.upwardEdges) console.log(`  up: ${e}`);
-  const doc = path.join(root, "docs", "architecture.md");
-  if (existsSync(doc)) {
-    const broken = violations(graph, readRules(readFileSync(doc, "utf8")));
-    for (const line of broken) console.log(`forbidden: ${line}`);
-    console.log(`rules broken: ${broken.length}`);
-  }
+  const rulesFile = doc ?? path.join(root, "docs", "architecture.md");
+  const broken = existsSync(rulesFile) ? violations(graph, readRules(readFileSync(rulesFile, "utf8"))) : null;
+  if (args.includes("--list")) for (const line of broken ?? []) console.log(`forbidden: ${line}`);
+  console.log(`modules: ${modules.nodes}; floors: ${modules.floors}; module cycles: ${modules.cycles.length}`);
+  console.log(`parts: ${parts.nodes}; parts in a cycle: ${parts.cycles.reduce((n, c) => n + c.length, 0)}${parts.cycles.length ? ` (${parts.cycles.map((c) => c.join(" ")).join("; ")})` : ""}`);
+  console.log(broken === null ? "no rules found" : `upward imports (forbidden by ${path.relative(process.cwd(), rulesFile) || rulesFile}): ${broken.length}`);
 }
