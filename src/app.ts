@@ -43,7 +43,7 @@ import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
 import { KmsCertificateResolver, KmsRotationApprovalResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
 import { kmsCertificateRoutes } from "./kms/kms.routes.js";
 import { KmsService } from "./kms/kms.service.js";
-import { CertificateExpiryResolver } from "./notifications/certificate-expiry.resolver.js";
+import { CertificateExpiryResolver } from "./certificates/certificate-expiry.resolver.js";
 import { EmailDeliveryWorker } from "./notifications/delivery-worker.js";
 import { NotificationDispatcher } from "./notifications/dispatcher.js";
 import { NotificationEmails } from "./notifications/email.js";

@@ -7,7 +7,7 @@ import { RevocationResolver } from "../certificates/revocation.resolver.js";
 import { CsrResolver } from "../csrs/csr.resolver.js";
 import { KmsCertificateResolver, KmsRotationApprovalResolver, NotificationKmsCertificateResolver } from "../kms/kms.resolver.js";
 import { DelegationResolver, OrganizationDelegationsResolver } from "../delegations/delegation.resolver.js";
-import { CertificateExpiryResolver } from "../notifications/certificate-expiry.resolver.js";
+import { CertificateExpiryResolver } from "../certificates/certificate-expiry.resolver.js";
 import { NotificationResolver } from "../notifications/notification.resolver.js";
 import { OfficerResolver } from "../officers/officer.resolver.js";
 import { OrganizationResolver } from "../organizations/organization.resolver.js";

@@ -41,10 +41,7 @@ export function expiryDedupeKey(certificateId: string, notice: ExpiryNotice): st
   return notice.type === NotificationType.CERTIFICATE_EXPIRED ? `expired:${certificateId}` : `expiring:${certificateId}:${notice.days}`;
 }
 
-/** Whole days until notAfter, rounded down (negative once expired): Certificate.daysUntilExpiry. */
-export function daysUntil(notAfter: Date, now: Date): number {
-  return Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
-}
+export { daysUntil } from "../kernel/time.js";
 
 const EXPIRED_THROUGH = "expiry-scan:expired-through";
 
