@@ -34,7 +34,8 @@ import { DelegationResolver, OrganizationDelegationsResolver } from "./delegatio
 import { DelegationService } from "./delegations/delegation.service.js";
 import { type EventBus, InProcessEventBus } from "./kernel/events.js";
 import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
-import { type RouteInstaller, type RunningHttpServer, startHttpServer } from "./http/server.js";
+import type { RouteInstaller } from "./http/routes.js";
+import { type RunningHttpServer, startHttpServer } from "./http/server.js";
 import type { RuntimeHealth } from "./health.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
@@ -42,7 +43,7 @@ import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
 import { KmsCertificateResolver, KmsRotationApprovalResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
 import { kmsCertificateRoutes } from "./kms/kms.routes.js";
 import { KmsService } from "./kms/kms.service.js";
-import { CertificateExpiryResolver } from "./notifications/certificate-expiry.resolver.js";
+import { CertificateExpiryResolver } from "./certificates/certificate-expiry.resolver.js";
 import { EmailDeliveryWorker } from "./notifications/delivery-worker.js";
 import { NotificationDispatcher } from "./notifications/dispatcher.js";
 import { NotificationEmails } from "./notifications/email.js";
@@ -74,6 +75,7 @@ import { Officer } from "./officers/officer.entity.js";
 import { Organization } from "./organizations/organization.entity.js";
 import { createQuotas, type Quotas } from "./quotas.js";
 import { Environment } from "./kernel/domain.js";
+import { cannotStart, type Lifecycle } from "./kernel/lifecycle.js";
 
 /** Where the built GraphiQL page lives, relative to this file in src/ (tests) or dist/src/ (compiled). */
 function defaultWebDir(): string {
@@ -258,7 +260,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const metrics = new Metrics({ db, clock, subscribers: () => dispatcher.subscriberCount, runtime: runtimeHealth, tokenCache: tokenCache ?? undefined });
 
   let http: RunningHttpServer | null = null;
-  let stopped: Promise<void> | null = null;
+  let phase: Lifecycle = "created";
+  let stopping: Promise<void> | null = null;
 
   return {
     config,
@@ -269,6 +272,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     services: { policy, audit, mutations, outbox, sequencer, organizations, officers, keyStore, authorities, csrs, certificates, crls, ocsp, revocations, delegations, kms,
       notifications, dispatcher, expiryScanner, emailWorker, mailer, quotas },
     async start() {
+      if (phase !== "created") throw cannotStart("KeyPortal", phase);
+      phase = "starting";
       sequencer.start();
       await dispatcher.start();
       emailWorker.start();
@@ -307,10 +312,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         config.port,
       );
       logger.info({ url: http.url }, "KeyPortal is listening");
+      if (phase === "starting") phase = "running";
       return { url: http.url };
     },
     stop() {
-      stopped ??= (async () => {
+      if (stopping) return stopping;
+      phase = "stopping";
+      stopping = (async () => {
         if (http) await http.stop();
         await dispatcher.stop();
         await expiryScanner.stop();
@@ -323,8 +331,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         await bus.close();
         await keyStore.close();
         await db.close();
+        phase = "stopped";
       })();
-      return stopped;
+      return stopping;
     },
   };
 }

@@ -3,6 +3,7 @@ import type { Clock } from "./kernel/clock.js";
 import type { Database } from "./db/data-source.js";
 import type { RuntimeHealth, WorkerState } from "./health.js";
 import { ALL_ORGANIZATIONS } from "./certificates/tally.entity.js";
+import { DAY_MS } from "./kernel/time.js";
 
 /**
  * Prometheus text exposition at GET /metrics (prom-client): what an operator
@@ -21,7 +22,6 @@ export interface MetricsSources {
   tokenCache?: { readonly hits: number; readonly misses: number; readonly size: number };
 }
 
-const DAY_MS = 86_400_000;
 /** Upper bounds of the request-duration histogram, seconds. */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 

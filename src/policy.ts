@@ -2,6 +2,7 @@ import { CertificateKind, Environment, OfficerStatus, OrganizationKind, Role } f
 import { forbidden, notFound, unauthenticated } from "./kernel/errors.js";
 import { NotificationAudience } from "./notifications/notification.entity.js";
 import type { Viewer } from "./viewer.js";
+import { all, and, eq, isIn, matches, type Predicate } from "./kernel/predicate.js";
 
 /** What an active delegation lets an MSP do for a participant. */
 export interface DelegationGrant {
@@ -126,7 +127,8 @@ export class AccessPolicy {
   /** Certificates, CSRs and their notifications: own organization, operators, or an MSP for what its delegation covers. */
   async canReadKeyMaterial(viewer: Viewer, scope: KeyMaterialScope): Promise<boolean> {
     if (this.isOperator(viewer) || viewer.organization.id === scope.organizationId) return true;
-    return (await this.delegationCovering(viewer, scope)) !== null;
+    const branches = readableKeyMaterialPredicates(await this.readableScopes(viewer));
+    return branches.some((p) => matches(p, scope));
   }
 
   /** Submitting, renewing and reporting compromise: the organization's officers or a delegated MSP's. */
@@ -200,4 +202,19 @@ export class AccessPolicy {
   async assertReadKeyMaterial(viewer: Viewer, scope: KeyMaterialScope, what: string): Promise<void> {
     if (!(await this.canReadKeyMaterial(viewer, scope))) throw notFound(what);
   }
+}
+
+/**
+ * Who may read key material (rows with organizationId, environment, kind),
+ * one predicate per way of reading: operators (null scopes) everything;
+ * officers their organization, then each delegation grant's participant,
+ * environment and kinds. canReadKeyMaterial matches them in memory;
+ * certificates/visibility.ts compiles them to SQL.
+ */
+export function readableKeyMaterialPredicates(scopes: { ownOrganizationId: string; grants: readonly DelegationGrant[] } | null): Predicate[] {
+  if (scopes === null) return [all];
+  return [
+    eq("organizationId", scopes.ownOrganizationId),
+    ...scopes.grants.map((g) => and(eq("organizationId", g.participantId), eq("environment", g.environment), isIn("kind", g.kinds))),
+  ];
 }

@@ -1,10 +1,10 @@
-import { badInput } from "./kernel/errors.js";
+import { badInput, type ReasonOf } from "./kernel/errors.js";
 
 export interface TextRule {
   /** The input's name, for the message. */
   field: string;
   /** The BAD_USER_INPUT reason. */
-  reason: string;
+  reason: ReasonOf<"BAD_USER_INPUT">;
   max: number;
 }
 

@@ -4,17 +4,9 @@ import type { EntityManager } from "typeorm";
 import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
 import { badInput, conflict } from "../kernel/errors.js";
+import type { IdempotencyPort, IdempotentRequest } from "../kernel/ports.js";
 
-/** What a request carrying an Idempotency-Key asks for: whose key, which key, and which request it was first used for. */
-export interface IdempotentRequest {
-  /** The officer whose key it is: keys of different officers never meet. */
-  scope: string;
-  key: string;
-  /** SHA-256 of the operation and its variables. */
-  fingerprint: string;
-  /** How many mutations this request has run so far (a document may hold several). */
-  seq: number;
-}
+export type { IdempotentRequest };
 
 /** Filled in during a request (the key first, the scope once the viewer is known); read by Mutations.run. */
 export interface IdempotencySlot {
@@ -69,7 +61,7 @@ type StoredResult = { value: string | number | boolean | null } | { entity: stri
  * whose result is neither a scalar nor an entity answers a replay with
  * CONFLICT / ALREADY_APPLIED.
  */
-export class IdempotencyKeys {
+export class IdempotencyKeys implements IdempotencyPort {
   private lastPurge = 0;
 
   constructor(
@@ -124,6 +116,10 @@ export class IdempotencyKeys {
   }
 
   /** Deletes keys past their TTL, at most once an hour per instance (after a commit, outside it). */
+  current(): IdempotentRequest | undefined {
+    return currentIdempotentRequest();
+  }
+
   purgeSoon(): void {
     const now = performance.now();
     if (now - this.lastPurge < 3_600_000 && this.lastPurge !== 0) return;

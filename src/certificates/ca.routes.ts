@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { Environment } from "../kernel/domain.js";
-import type { RouteInstaller } from "../http/server.js";
+import type { RouteInstaller } from "../http/routes.js";
 import { certificateToPem } from "../pki/bundle.js";
 import type { Authorities } from "./authorities.js";
+import { DomainError } from "../kernel/errors.js";
 
 /** MTF or PRODUCTION from a path segment, upper or lower case; null for anything else. */
 export function environmentOf(segment: string): Environment | null {
@@ -51,10 +52,7 @@ export function caRoutes(authorities: Authorities): RouteInstaller {
         const environment = environmentOf(req.params.environment);
         const file = Object.hasOwn(CA_FILES, req.params.file) ? CA_FILES[req.params.file] : undefined;
         if (!environment || !file) {
-          res.status(404).json({
-            error: { code: "NOT_FOUND", reason: "NOT_FOUND", message: `use /ca/<MTF|PRODUCTION>/<${Object.keys(CA_FILES).join("|")}>` },
-          });
-          return;
+          throw DomainError.of("NOT_FOUND", `use /ca/<MTF|PRODUCTION>/<${Object.keys(CA_FILES).join("|")}>`);
         }
         const body = file.body(authorities, environment);
         // CA certificates change only with a new hierarchy; revalidate cheaply by ETag.

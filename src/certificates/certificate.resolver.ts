@@ -7,7 +7,8 @@ import type { AccessPolicy } from "../policy.js";
 import type { CsrService } from "../csrs/csr.service.js";
 import { Certificate } from "./certificate.entity.js";
 import type { CertificateService } from "./certificate.service.js";
-import { CertificateConnection, CertificateFilter, CertificateProfileType, CsrConnection, CsrFilter } from "./certificate.types.js";
+import { CertificateConnection, CertificateFilter, CertificateProfileType } from "./certificate.types.js";
+import { CsrConnection, CsrFilter } from "../csrs/csr.types.js";
 
 async function required<T>(value: Promise<T | null>, what: string): Promise<T> {
   const found = await value;

@@ -1,5 +1,6 @@
-import type { RouteInstaller } from "../http/server.js";
+import type { RouteInstaller } from "../http/routes.js";
 import type { CertificateService, DownloadFormat } from "./certificate.service.js";
+import { DomainError } from "../kernel/errors.js";
 
 const FILE = /^([0-9a-f-]{36})\.(pem|der|p7b|chain\.pem)$/;
 
@@ -10,8 +11,7 @@ export function certificateDownloadRoutes(certificates: CertificateService): Rou
       try {
         const match = FILE.exec(req.params.file);
         if (!match) {
-          res.status(404).json({ error: { code: "NOT_FOUND", reason: "NOT_FOUND", message: "use /certificates/<id>.pem, .der, .p7b or .chain.pem" } });
-          return;
+          throw DomainError.of("NOT_FOUND", "use /certificates/<id>.pem, .der, .p7b or .chain.pem");
         }
         const viewer = await viewerOf(req);
         const file = await certificates.download(viewer, match[1]!, match[2] as DownloadFormat);

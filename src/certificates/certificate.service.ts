@@ -15,6 +15,7 @@ import type { CertificateLifecycle } from "./lifecycle.js";
 import { ALL_ORGANIZATIONS, CertificateTally } from "./tally.entity.js";
 import { canonicalSerial } from "./serial.js";
 import { mergeKeysetPages, readableKeyMaterialBranches, restrictToReadableKeyMaterial } from "./visibility.js";
+import { DAY_MS } from "../kernel/time.js";
 
 export interface CertificateFilter {
   organizationId?: string | null;
@@ -24,7 +25,6 @@ export interface CertificateFilter {
   expiringWithinDays?: number | null;
 }
 
-const DAY_MS = 86_400_000;
 
 /** expiringWithinDays as instants: notAfter in (now, until]; lastDay is until's UTC day. */
 interface ExpiryWindow {

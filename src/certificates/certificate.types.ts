@@ -1,7 +1,6 @@
 import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
-import { CertificateKind, CertificateStatus, CsrStatus, Environment } from "../kernel/domain.js";
+import { CertificateKind, CertificateStatus, Environment } from "../kernel/domain.js";
 import { connectionTypes } from "../graphql/connection.js";
-import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Certificate } from "./certificate.entity.js";
 
 @InputType()
@@ -23,54 +22,6 @@ export class CertificateFilter {
     description: "Active certificates whose notAfter is within this many days from now. With it the list is ordered soonest to expire first; without it, newest first.",
   })
   expiringWithinDays?: number | null;
-}
-
-@InputType()
-export class CsrFilter {
-  @Field(() => ID, { nullable: true })
-  organizationId?: string | null;
-
-  @Field(() => CsrStatus, { nullable: true })
-  status?: CsrStatus | null;
-
-  @Field(() => CertificateKind, { nullable: true })
-  kind?: CertificateKind | null;
-
-  @Field(() => Environment, { nullable: true })
-  environment?: Environment | null;
-}
-
-@InputType()
-export class SubmitCsrInput {
-  @Field(() => ID, { description: "The organization the certificate is for; an MSP passes the participant's id." })
-  organizationId!: string;
-
-  @Field(() => CertificateKind)
-  kind!: CertificateKind;
-
-  @Field(() => Environment)
-  environment!: Environment;
-
-  @Field({ description: "PKCS#10 request, PEM." })
-  pem!: string;
-}
-
-@InputType()
-export class RenewCertificateInput {
-  @Field(() => ID)
-  certificateId!: string;
-
-  @Field({ description: "A new PKCS#10 request with a fresh key, PEM." })
-  pem!: string;
-}
-
-@InputType()
-export class SignCsrInput {
-  @Field(() => ID)
-  csrId!: string;
-
-  @Field(() => Int, { nullable: true, description: "Defaults to the profile's defaultValidityDays; at most maxValidityDays." })
-  validityDays?: number | null;
 }
 
 @ObjectType("CertificateProfile", { description: "What a CSR of one kind must satisfy; drives the CSR web form." })
@@ -101,4 +52,3 @@ export class CertificateProfileType {
 }
 
 export const { Connection: CertificateConnection } = connectionTypes(Certificate, "CertificateConnection", "CertificateEdge");
-export const { Connection: CsrConnection } = connectionTypes(CertificateSigningRequest, "CsrConnection", "CsrEdge");

@@ -1,6 +1,7 @@
 import { Environment } from "../kernel/domain.js";
-import type { RouteInstaller } from "../http/server.js";
+import type { RouteInstaller } from "../http/routes.js";
 import type { CrlService } from "./crl.service.js";
+import { DomainError } from "../kernel/errors.js";
 
 const FILE = /^(mtf|production)(-root)?\.crl$/i;
 
@@ -16,8 +17,7 @@ export function crlRoutes(crls: CrlService): RouteInstaller {
       try {
         const match = FILE.exec(req.params.file);
         if (!match) {
-          res.status(404).json({ error: { code: "NOT_FOUND", reason: "NOT_FOUND", message: "use /crl/MTF.crl, /crl/PRODUCTION.crl, /crl/MTF-root.crl or /crl/PRODUCTION-root.crl" } });
-          return;
+          throw DomainError.of("NOT_FOUND", "use /crl/MTF.crl, /crl/PRODUCTION.crl, /crl/MTF-root.crl or /crl/PRODUCTION-root.crl");
         }
         const environment = match[1]!.toUpperCase() === "MTF" ? Environment.MTF : Environment.PRODUCTION;
         const issuer = match[2] ? "root" : "issuing";

@@ -7,8 +7,8 @@ import type { Authorities } from "./authorities.js";
 import { Certificate } from "./certificate.entity.js";
 import { CrlState } from "./crl-state.entity.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
+import { DAY_MS } from "../kernel/time.js";
 
-const DAY_MS = 86_400_000;
 /** nextUpdate = thisUpdate + 7 days. */
 export const CRL_VALIDITY_MS = 7 * DAY_MS;
 /** A CRL older than this is re-signed when next served, long before its nextUpdate. */

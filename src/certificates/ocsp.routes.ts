@@ -1,5 +1,5 @@
 import express from "express";
-import type { RouteInstaller } from "../http/server.js";
+import type { RouteInstaller } from "../http/routes.js";
 import { environmentOf } from "./ca.routes.js";
 import { OCSP_REQUEST_MAX_BYTES, ocspErrorResponse } from "../pki/ocsp.js";
 import type { OcspService } from "./ocsp.service.js";

@@ -1,5 +1,6 @@
-import { Brackets, type SelectQueryBuilder, type ObjectLiteral } from "typeorm";
-import type { AccessPolicy } from "../policy.js";
+import type { SelectQueryBuilder, ObjectLiteral } from "typeorm";
+import { or, toSql } from "../kernel/predicate.js";
+import { type AccessPolicy, readableKeyMaterialPredicates } from "../policy.js";
 import type { Viewer } from "../viewer.js";
 
 /**
@@ -16,17 +17,8 @@ export async function restrictToReadableKeyMaterial<T extends ObjectLiteral>(
 ): Promise<SelectQueryBuilder<T>> {
   const scopes = await policy.readableScopes(viewer);
   if (scopes === null) return qb;
-  return qb.andWhere(
-    new Brackets((or) => {
-      or.where(`${alias}.organizationId = :kmOwn`, { kmOwn: scopes.ownOrganizationId });
-      scopes.grants.forEach((grant, i) => {
-        or.orWhere(
-          `(${alias}.organizationId = :kmP${i} AND ${alias}.environment = :kmE${i} AND ${alias}.kind IN (:...kmK${i}))`,
-          { [`kmP${i}`]: grant.participantId, [`kmE${i}`]: grant.environment, [`kmK${i}`]: grant.kinds },
-        );
-      });
-    }),
-  );
+  const { sql, params } = toSql(or(...readableKeyMaterialPredicates(scopes)), alias, "km");
+  return qb.andWhere(sql, params);
 }
 
 /**
@@ -44,16 +36,10 @@ export async function readableKeyMaterialBranches<T extends ObjectLiteral>(
 ): Promise<Array<(qb: SelectQueryBuilder<T>) => void>> {
   const scopes = await policy.readableScopes(viewer);
   if (scopes === null) return [() => undefined];
-  return [
-    (qb) => qb.andWhere(`${alias}.organizationId = :kmOwn`, { kmOwn: scopes.ownOrganizationId }),
-    ...scopes.grants.map((grant) => (qb: SelectQueryBuilder<T>) =>
-      qb.andWhere(`${alias}.organizationId = :kmP AND ${alias}.environment = :kmE AND ${alias}.kind IN (:...kmK)`, {
-        kmP: grant.participantId,
-        kmE: grant.environment,
-        kmK: grant.kinds,
-      }),
-    ),
-  ];
+  return readableKeyMaterialPredicates(scopes).map((predicate) => {
+    const { sql, params } = toSql(predicate, alias, "km");
+    return (qb: SelectQueryBuilder<T>) => qb.andWhere(sql, params);
+  });
 }
 
 /** The first `limit` distinct rows (by id) of several pages that are each in the keyset order of `key`. */

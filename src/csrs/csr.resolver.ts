@@ -1,6 +1,6 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import { Certificate } from "../certificates/certificate.entity.js";
-import { CsrConnection, CsrFilter, RenewCertificateInput, SignCsrInput, SubmitCsrInput } from "../certificates/certificate.types.js";
+import { CsrConnection, CsrFilter, RenewCertificateInput, SignCsrInput, SubmitCsrInput } from "./csr.types.js";
 import type { Context } from "../graphql/context.js";
 import { Officer } from "../officers/officer.entity.js";
 import { Organization } from "../organizations/organization.entity.js";

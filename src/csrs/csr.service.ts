@@ -8,6 +8,7 @@ import { ALL_ORGANIZATIONS, CsrTally } from "../certificates/tally.entity.js";
 import { mergeKeysetPages, readableKeyMaterialBranches, restrictToReadableKeyMaterial } from "../certificates/visibility.js";
 import { BlockedKey, Certificate } from "../certificates/certificate.entity.js";
 import type { Clock } from "../kernel/clock.js";
+import { isUniqueViolation } from "../kernel/driver.js";
 import type { Database } from "../db/data-source.js";
 import { Delegation } from "../delegations/delegation.entity.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
@@ -30,6 +31,7 @@ import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { CertificateSigningRequest } from "./csr.entity.js";
 import { lockKey, lockOrganization } from "../db/locks.js";
+import { DAY_MS } from "../kernel/time.js";
 
 export interface SubmitCsr {
   organizationId: string;
@@ -50,7 +52,6 @@ export interface SignCsr {
   validityDays?: number | null;
 }
 
-const DAY_MS = 86_400_000;
 const MAX_REJECTION_REASON = 1000;
 
 /**
@@ -633,9 +634,3 @@ const keyReuse = () =>
   badInput("KEY_REUSE", "This public key is already in a certificate or a pending request; every request needs a fresh key pair.");
 
 const alreadyDecided = (status: CsrStatus) => conflict("ALREADY_DECIDED", `the request is already ${status.toLowerCase()}`);
-
-export function isUniqueViolation(error: unknown): boolean {
-  const e = error as { code?: string; driverError?: { code?: string }; message?: string };
-  const code = e.driverError?.code ?? e.code;
-  return code === "23505" || code === "SQLITE_CONSTRAINT" || /UNIQUE constraint failed/.test(e.message ?? "");
-}

@@ -4,6 +4,7 @@ import { DataSource, type DataSourceOptions, type EntityManager, type EntityTarg
 import { boundedPoolOptions, type DatabaseTimeouts } from "./bounded-client.js";
 import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
+import type { Tx } from "../kernel/ports.js";
 
 export interface DatabaseOptions {
   /** postgres://host/db[?schema=name]; absent means SQLite under dataDir. */
@@ -92,10 +93,8 @@ export function inListChunks<T>(values: readonly T[]): T[][] {
 }
 
 /** A database transaction with hooks that run only after it commits. */
-export interface Tx {
-  readonly em: EntityManager;
-  afterCommit(hook: () => void): void;
-}
+/** A transaction in progress (declared in the kernel, which the unit of work is part of). */
+export type { Tx } from "../kernel/ports.js";
 
 /**
  * SQLite group commit: at most `units` units of work share one BEGIN ...

@@ -1,11 +1,11 @@
-import { randomUUID } from "node:crypto";
 import { Brackets, In, type EntityManager } from "typeorm";
 import type { MutationScope, Mutations } from "../kernel/unit-of-work.js";
+import { newId } from "../kernel/ids.js";
 import type { Clock } from "../kernel/clock.js";
-import { isUniqueViolation } from "../csrs/csr.service.js";
+import { isUniqueViolation } from "../kernel/driver.js";
 import type { Database } from "../db/data-source.js";
 import { CertificateKind, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind } from "../kernel/domain.js";
-import { badInput, conflict, forbidden, notFound } from "../kernel/errors.js";
+import { badInput, conflict, forbidden, notFound, type ReasonOf } from "../kernel/errors.js";
 import type { EventBus } from "../kernel/events.js";
 import { Organization } from "../organizations/organization.entity.js";
 import type { AccessPolicy } from "../policy.js";
@@ -65,7 +65,7 @@ export class DelegationService {
         audit.details = { ...audit.details, kinds, ...(note ? { note } : {}) };
         await this.assertNoOpenDelegation(em, participant, msp, input.environment);
         const delegation = em.create(Delegation, {
-          id: randomUUID(),
+          id: newId(),
           participantId: participant.id,
           mspId: msp.id,
           kinds,
@@ -256,7 +256,7 @@ function validKinds(kinds: CertificateKind[]): CertificateKind[] {
   return [...kinds];
 }
 
-const validText = (raw: string | null | undefined, field: string, reason: string) => freeText(raw, { field, reason, max: MAX_TEXT });
+const validText = (raw: string | null | undefined, field: string, reason: ReasonOf<"BAD_USER_INPUT">) => freeText(raw, { field, reason, max: MAX_TEXT });
 
 function notInState(status: DelegationStatus) {
   if (status === DelegationStatus.REVOKED) return conflict("ALREADY_REVOKED", "the delegation is already revoked");

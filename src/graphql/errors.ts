@@ -1,8 +1,8 @@
 import type { GraphQLFormattedError } from "graphql";
 import { GraphQLError } from "graphql";
 import type { Logger } from "pino";
-import { isOutage, OUTAGE_RETRY_AFTER_SECONDS } from "../db/outage.js";
-import { DomainError, type ErrorCode, HTTP_STATUS, REASON_HTTP_STATUS } from "../kernel/errors.js";
+import { httpOf, toClientError } from "../kernel/client-error.js";
+import { DomainError, type ErrorCode, isReason, type Reason, REASON_HTTP_STATUS } from "../kernel/errors.js";
 
 /** Codes that GraphQL itself and Apollo produce for malformed requests; they carry no internals. */
 const REQUEST_ERROR_CODES = new Set(["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "BAD_REQUEST", "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED", "OPERATION_RESOLUTION_FAILURE"]);
@@ -14,9 +14,10 @@ function originalOf(error: unknown): unknown {
 }
 
 /**
- * The one mapping from errors to what clients see: a DomainError's code and
- * reason; a request error as BAD_USER_INPUT; anything else as
- * INTERNAL_SERVER_ERROR with a fixed message, logged here with its details.
+ * GraphQL's side of the one mapping (kernel/client-error.ts): a request error
+ * of GraphQL or Apollo themselves becomes BAD_USER_INPUT with a reason; the
+ * rest (a DomainError, an outage, anything else) is what toClientError says,
+ * logged here by its kind.
  */
 export function createErrorFormatter(logger: Logger) {
   // The client's mistakes (and refusals) are logged at info, by code and reason only: their messages may quote input.
@@ -26,18 +27,6 @@ export function createErrorFormatter(logger: Logger) {
   };
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = originalOf(error);
-    if (original instanceof DomainError) {
-      return clientError({
-        message: original.message,
-        locations: formatted.locations,
-        path: formatted.path,
-        extensions: {
-          code: original.code,
-          reason: original.reason,
-          ...(original.retryAfterSeconds !== undefined ? { retryAfterSeconds: original.retryAfterSeconds } : {}),
-        },
-      });
-    }
     if (original instanceof GraphQLError) {
       // Raised by GraphQL or Apollo themselves (parse, validation, variable coercion) or by our limits.
       const code = formatted.extensions?.code;
@@ -57,21 +46,22 @@ export function createErrorFormatter(logger: Logger) {
         });
       }
     }
-    if (isOutage(original)) {
+    const mapped = toClientError(original);
+    const extensions = {
+      code: mapped.code,
+      reason: mapped.reason,
+      ...(mapped.retryAfterSeconds !== undefined ? { retryAfterSeconds: mapped.retryAfterSeconds } : {}),
+    };
+    if (mapped.kind === "internal") {
+      logger.error({ err: original, message: formatted.message, path: formatted.path }, "unexpected error");
+      return { message: mapped.message, path: formatted.path, extensions };
+    }
+    if (!(original instanceof DomainError)) {
       // Not a bug: the database or Redis is away. Retryable, and logged without the driver's details reaching the client.
       logger.warn({ err: { message: (original as Error).message }, path: formatted.path }, "request failed: database or redis unavailable");
-      return {
-        message: "The service is briefly unavailable; retry shortly.",
-        path: formatted.path,
-        extensions: { code: "INTERNAL_SERVER_ERROR", reason: "UNAVAILABLE" },
-      };
+      return { message: mapped.message, path: formatted.path, extensions };
     }
-    logger.error({ err: original, message: formatted.message, path: formatted.path }, "unexpected error");
-    return {
-      message: "Internal server error",
-      path: formatted.path,
-      extensions: { code: "INTERNAL_SERVER_ERROR", reason: "INTERNAL" },
-    };
+    return clientError({ message: mapped.message, locations: formatted.locations, path: formatted.path, extensions });
   };
 }
 
@@ -92,16 +82,15 @@ function requestErrorReason(code: unknown, message: string): string {
  * 500 unless told otherwise: a client's mistake is a 4xx (HTTP_STATUS), and a
  * RATE_LIMITED refusal says when to come back.
  */
-export function requestError(code: ErrorCode, reason: string, message: string, retryAfterSeconds?: number): GraphQLError {
-  const byReason = httpForErrorReasons([{ message, extensions: { reason } }]);
-  const headers = new Map(Object.entries(byReason?.headers ?? {}));
-  if (retryAfterSeconds !== undefined) headers.set("retry-after", String(retryAfterSeconds));
+export function requestError(code: ErrorCode, reason: Reason, message: string, retryAfterSeconds?: number): GraphQLError {
+  const { status, headers } = httpOf(code, reason, retryAfterSeconds);
+  const entries = Object.entries(headers);
   return new GraphQLError(message, {
     extensions: {
       code,
       reason,
       ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
-      http: { status: byReason?.status ?? HTTP_STATUS[code], ...(headers.size > 0 ? { headers } : {}) },
+      http: { status, ...(entries.length > 0 ? { headers: new Map(entries) } : {}) },
     },
   });
 }
@@ -119,9 +108,10 @@ export function asRequestError(error: DomainError): GraphQLError {
 export function httpForErrorReasons(errors: readonly GraphQLFormattedError[] | undefined): { status: number; headers: Record<string, string> } | undefined {
   for (const error of errors ?? []) {
     const reason = error.extensions?.reason;
-    const status = typeof reason === "string" ? REASON_HTTP_STATUS[reason] : undefined;
-    if (status === 503) return { status, headers: { "retry-after": String(OUTAGE_RETRY_AFTER_SECONDS) } };
-    if (status !== undefined) return { status, headers: {} };
+    const code = error.extensions?.code;
+    if (!isReason(reason) || REASON_HTTP_STATUS[reason] === undefined) continue;
+    const { status, headers } = httpOf(typeof code === "string" ? (code as ErrorCode) : "INTERNAL_SERVER_ERROR", reason);
+    return { status, headers };
   }
   return undefined;
 }

@@ -1,37 +1,13 @@
 import { createPubSub } from "@graphql-yoga/subscription";
 import { type GraphQLSchema, lexicographicSortSchema, printSchema } from "graphql";
 import { buildSchema, type NonEmptyArray } from "type-graphql";
-import { AuditResolver } from "../audit/audit.resolver.js";
-import { CertificateResolver, OrganizationKeyMaterialResolver } from "../certificates/certificate.resolver.js";
-import { RevocationResolver } from "../certificates/revocation.resolver.js";
-import { CsrResolver } from "../csrs/csr.resolver.js";
-import { KmsCertificateResolver, KmsRotationApprovalResolver, NotificationKmsCertificateResolver } from "../kms/kms.resolver.js";
-import { DelegationResolver, OrganizationDelegationsResolver } from "../delegations/delegation.resolver.js";
-import { CertificateExpiryResolver } from "../notifications/certificate-expiry.resolver.js";
-import { NotificationResolver } from "../notifications/notification.resolver.js";
-import { OfficerResolver } from "../officers/officer.resolver.js";
-import { OrganizationResolver } from "../organizations/organization.resolver.js";
+import { FEATURES } from "../features.js";
 import { applyDescriptions } from "./descriptions.js";
 import { registerEnums } from "./enums.js";
 import { DateTimeScalar } from "./scalars.js";
 
-/** Every resolver class; each feature adds its own here. */
-export const RESOLVERS: NonEmptyArray<Function> = [
-  OrganizationResolver,
-  OfficerResolver,
-  AuditResolver,
-  CertificateResolver,
-  OrganizationKeyMaterialResolver,
-  CsrResolver,
-  KmsCertificateResolver,
-  NotificationKmsCertificateResolver,
-  KmsRotationApprovalResolver,
-  RevocationResolver,
-  DelegationResolver,
-  OrganizationDelegationsResolver,
-  NotificationResolver,
-  CertificateExpiryResolver,
-];
+/** Every resolver class, from each feature's declaration (src/features.ts). */
+export const RESOLVERS = FEATURES.flatMap((feature) => [...feature.resolvers]) as NonEmptyArray<Function>;
 
 /** Resolver instances by class, built by the composition root (constructor injection). */
 export type ResolverInstances = Map<Function, object>;

@@ -6,7 +6,7 @@
 import type { NextFunction, Request, Response } from "express";
 import { type DocumentNode, execute, type ExecutionArgs, type GraphQLSchema, validate } from "graphql";
 import { type IdempotencySlot, parseIdempotencyKey, requestFingerprint, withIdempotencySlot } from "../audit/idempotency.js";
-import { type DomainError, HTTP_STATUS } from "../kernel/errors.js";
+import { toClientError } from "../kernel/client-error.js";
 
 /** Before Apollo: a malformed key is refused; a good one is held until the viewer is known (bindIdempotencyKey). */
 export function idempotencyKeyMiddleware(req: Request, res: Response, next: NextFunction): void {
@@ -14,8 +14,8 @@ export function idempotencyKeyMiddleware(req: Request, res: Response, next: Next
   try {
     key = parseIdempotencyKey(req.get("idempotency-key"));
   } catch (error) {
-    const e = error as DomainError;
-    res.status(HTTP_STATUS[e.code]).json({ errors: [{ message: e.message, extensions: { code: e.code, reason: e.reason } }] });
+    const e = toClientError(error);
+    res.set(e.headers).status(e.httpStatus).json({ errors: [{ message: e.message, extensions: { code: e.code, reason: e.reason } }] });
     return;
   }
   if (!key) return next();

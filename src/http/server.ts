@@ -15,8 +15,9 @@ import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
 import { bindIdempotencyKey } from "../audit/idempotency.js";
 import type { Database } from "../db/data-source.js";
-import { isOutage } from "../db/outage.js";
-import { DomainError, type ErrorCode, HTTP_STATUS, RESPONSE_STATUS_CODES, unavailable } from "../kernel/errors.js";
+import { isOutage } from "../kernel/driver.js";
+import { httpOf, restErrorBody, toClientError } from "../kernel/client-error.js";
+import { DomainError, type ErrorCode, isReason, type Reason, RESPONSE_STATUS_CODES, unavailable } from "../kernel/errors.js";
 import type { EventBus } from "../kernel/events.js";
 import { type Context, createLoaders, type LoaderSources } from "../graphql/context.js";
 import { asRequestError, createErrorFormatter, httpForErrorReasons, requestError } from "../graphql/errors.js";
@@ -34,6 +35,8 @@ import { bearerToken } from "../officers/tokens.js";
 import { checkReadiness, type RuntimeHealth } from "../health.js";
 import type { Metrics } from "../metrics.js";
 import { executeKeyed, idempotencyKeyMiddleware, keyedExecutionArgs } from "./idempotency.js";
+import type { RouteInstaller } from "./routes.js";
+export type { RouteHelpers, RouteInstaller } from "./routes.js";
 import type { Viewer } from "../viewer.js";
 
 export const BODY_LIMIT = "1mb";
@@ -47,15 +50,6 @@ export interface Authenticator {
   expired(viewer: Viewer): boolean;
 }
 
-/** Extra REST routes (downloads, CRLs, KMS certificates), mounted by their features. */
-export type RouteInstaller = (router: express.Router, helpers: RouteHelpers) => void;
-
-export interface RouteHelpers {
-  /** The viewer of a request with `Authorization: Bearer`, or null; throws RATE_LIMITED when over its quota. */
-  viewerOf(req: Request): Promise<Viewer | null>;
-  /** Sends a DomainError as JSON with its HTTP status; anything else as a bare 500. */
-  sendError(res: Response, error: unknown): void;
-}
 
 export interface HttpServerOptions {
   schema: GraphQLSchema;
@@ -139,22 +133,10 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     return viewer;
   };
   const sendError = (res: Response, error: unknown) => {
-    if (!(error instanceof DomainError) && isOutage(error)) {
-      logger.warn({ err: { message: (error as Error).message } }, "request failed: database or redis unavailable");
-      error = unavailable();
-    }
-    if (error instanceof DomainError) {
-      const http = httpForErrorReasons([{ message: error.message, extensions: { reason: error.reason } }]);
-      const retryAfterSeconds = error.retryAfterSeconds;
-      res.set(http?.headers ?? {});
-      if (retryAfterSeconds !== undefined) res.setHeader("retry-after", String(retryAfterSeconds));
-      res
-        .status(http?.status ?? HTTP_STATUS[error.code])
-        .json({ error: { code: error.code, reason: error.reason, message: error.message, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) } });
-      return;
-    }
-    logger.error({ err: error }, "unexpected error in a REST route");
-    res.status(500).json({ error: { code: "INTERNAL_SERVER_ERROR", reason: "INTERNAL", message: "Internal server error" } });
+    const mapped = toClientError(error);
+    if (mapped.kind === "internal") logger.error({ err: error }, "unexpected error in a REST route");
+    else if (!(error instanceof DomainError)) logger.warn({ err: { message: (error as Error).message } }, "request failed: database or redis unavailable");
+    res.set(mapped.headers).status(mapped.httpStatus).json(restErrorBody(mapped));
   };
 
   // --- WebSocket subscriptions (graphql-ws) on the same port and path.
@@ -184,8 +166,9 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
         try {
           ctx.extra.socketLease = await opts.quotas.openSocket(viewer.tokenId);
         } catch (error) {
-          if (!(error instanceof DomainError)) throw error;
-          ctx.extra.socket.close(CLOSE_RATE_LIMITED, `Rate limited: ${error.message}; retry after ${error.retryAfterSeconds} s`);
+          const refusal = toClientError(error);
+          if (refusal.kind !== "refusal") throw error;
+          ctx.extra.socket.close(CLOSE_RATE_LIMITED, `Rate limited: ${refusal.message}; retry after ${refusal.retryAfterSeconds} s`);
           return false;
         }
         ctx.extra.viewer = viewer;
@@ -314,11 +297,12 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
                 for (const [name, value] of Object.entries(outage.headers)) response.http.headers.set(name, value);
                 return;
               }
-              const decisive = errors?.find((e) => RESPONSE_STATUS_CODES.has(e.extensions?.code as ErrorCode));
+              const decisive = errors?.find((e) => RESPONSE_STATUS_CODES.has(e.extensions?.code as ErrorCode) && isReason(e.extensions?.reason));
               if (!decisive) return;
-              response.http.status = HTTP_STATUS[decisive.extensions!.code as ErrorCode];
               const retryAfter = decisive.extensions?.retryAfterSeconds;
-              if (typeof retryAfter === "number") response.http.headers.set("retry-after", String(retryAfter));
+              const http = httpOf(decisive.extensions!.code as ErrorCode, decisive.extensions!.reason as Reason, typeof retryAfter === "number" ? retryAfter : undefined);
+              response.http.status = http.status;
+              for (const [name, value] of Object.entries(http.headers)) response.http.headers.set(name, value);
             },
           };
         },

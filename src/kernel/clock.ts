@@ -1,3 +1,5 @@
+import { DAY_MS } from "./time.js";
+
 /** Domain time comes only from a Clock, so tests can move it. */
 export interface Clock {
   now(): Date;
@@ -20,7 +22,7 @@ export class ManualClock implements Clock {
     this.ms = new Date(at).getTime();
   }
   advanceDays(days: number): void {
-    this.ms += days * 86_400_000;
+    this.ms += days * DAY_MS;
   }
   advanceMs(ms: number): void {
     this.ms += ms;

@@ -7,8 +7,8 @@ import { EventEmitter } from "node:events";
  * instances run (notifications/redis-event-bus.ts).
  */
 export interface EventBus {
-  publish(topic: EventTopic, payload: EventPayload): Promise<void>;
-  subscribe(topic: EventTopic, handler: (payload: EventPayload) => void): () => void;
+  publish<T extends EventTopic>(topic: T, payload: EventPayload<T>): Promise<void>;
+  subscribe<T extends EventTopic>(topic: T, handler: (payload: EventPayload<T>) => void): () => void;
   /** Resolves once subscriptions made so far receive events from other instances (Redis); absent when immediate. */
   ready?(): Promise<void>;
   /** Redis: whether both connections are up right now; absent for the in-process bus. */
@@ -16,26 +16,33 @@ export interface EventBus {
   close(): Promise<void>;
 }
 
-export type EventTopic = "notifications.committed" | "access.revoked";
+/** Exactly one of: a token, an officer or a delegation lost access. */
+export type AccessRevoked =
+  | { tokenId: string; officerId?: undefined; delegationId?: undefined }
+  | { officerId: string; tokenId?: undefined; delegationId?: undefined }
+  | { delegationId: string; tokenId?: undefined; officerId?: undefined };
 
-export interface EventPayload {
-  /** access.revoked: the token, officer or delegation that lost access. */
-  tokenId?: string;
-  officerId?: string;
-  delegationId?: string;
-  /** notifications.committed: highest position now visible. */
-  upTo?: number;
+/** Each topic's payload. */
+export interface EventMap {
+  /** Notifications were committed, up to this position (the highest now visible). */
+  "notifications.committed": { upTo: number };
+  "access.revoked": AccessRevoked;
 }
+
+export type EventTopic = keyof EventMap;
+export const EVENT_TOPICS: readonly EventTopic[] = ["notifications.committed", "access.revoked"];
+
+export type EventPayload<T extends EventTopic = EventTopic> = EventMap[T];
 
 export class InProcessEventBus implements EventBus {
   private readonly emitter = new EventEmitter();
   constructor() {
     this.emitter.setMaxListeners(0);
   }
-  async publish(topic: EventTopic, payload: EventPayload): Promise<void> {
+  async publish<T extends EventTopic>(topic: T, payload: EventPayload<T>): Promise<void> {
     this.emitter.emit(topic, payload);
   }
-  subscribe(topic: EventTopic, handler: (payload: EventPayload) => void): () => void {
+  subscribe<T extends EventTopic>(topic: T, handler: (payload: EventPayload<T>) => void): () => void {
     this.emitter.on(topic, handler);
     return () => this.emitter.off(topic, handler);
   }

@@ -1,13 +1,16 @@
 import type { Logger } from "pino";
-import type { Database, Tx } from "../db/data-source.js";
-import { DomainError, unavailable } from "./errors.js";
-import { LintError } from "../pki/lint.js";
-import type { NewNotification, Outbox, PreparedEmails } from "../notifications/outbox.js";
-import type { Notification } from "../notifications/notification.entity.js";
-import type { Viewer } from "../viewer.js";
-import type { AuditLog } from "../audit/audit.service.js";
-import { Sequencer } from "../notifications/sequencer.js";
-import { currentIdempotentRequest, type IdempotencyKeys, type IdempotentRequest } from "../audit/idempotency.js";
+import { DomainError, isAuditedRefusal, unavailable } from "./errors.js";
+import type {
+  Actor,
+  AuditAppender,
+  IdempotencyPort,
+  IdempotentRequest,
+  NewNotification,
+  OutboxPort,
+  PreparedEmails,
+  TransactionRunner,
+  Tx,
+} from "./ports.js";
 
 export interface MutationSpec {
   /** e.g. csr.submit */
@@ -15,12 +18,12 @@ export interface MutationSpec {
   targetType: string;
   targetId?: string | null;
   organizationId?: string | null;
-  actor: Viewer | null;
+  actor: Actor | null;
   details?: Record<string, unknown>;
 }
 
 /** The audit record of a mutation, filled in by its work as it learns them (e.g. the id of what it created). */
-export interface AuditRecord {
+export interface MutationRecord {
   targetId: string | null;
   organizationId: string | null;
   details: Record<string, unknown>;
@@ -28,18 +31,18 @@ export interface AuditRecord {
 
 /** What a mutation's work can use: the transaction, its audit record, and the outbox. */
 export interface MutationScope extends Tx {
-  audit: AuditRecord;
+  audit: MutationRecord;
   /**
    * Writes the notification and the email deliveries it causes: to the
    * recipients and about the subjects given (prepared before the
    * transaction), or else found and loaded in it.
    */
-  notify(notification: NewNotification, emails?: PreparedEmails): Promise<Notification>;
+  notify(notification: NewNotification, emails?: PreparedEmails): Promise<{ id: number; position?: number | null }>;
 }
 
 /** What a mutation's preparation (before its transaction) can use. */
 export interface PrepareScope {
-  audit: AuditRecord;
+  audit: MutationRecord;
   /** The email recipients a notification will have, read from committed data. */
   recipients(notification: NewNotification): Promise<string[]>;
 }
@@ -73,22 +76,20 @@ export class Mutations {
   private readonly deadlineMs: number;
 
   constructor(
-    private readonly db: Database,
-    private readonly audit: AuditLog,
-    private readonly outbox: Outbox,
+    private readonly db: TransactionRunner,
+    private readonly audit: AuditAppender,
+    private readonly outbox: OutboxPort,
     private readonly logger: Logger,
     /** A mutation whose transaction has not begun after deadlineMs fails as UNAVAILABLE, never having run. */
-    options: { deadlineMs?: number; idempotency?: IdempotencyKeys; maxConcurrent?: number } = {},
+    options: { deadlineMs?: number; idempotency?: IdempotencyPort; maxConcurrent?: number } = {},
   ) {
     this.deadlineMs = options.deadlineMs ?? 30_000;
     // The pool has 10 connections (db/data-source.ts): two stay for reads outside transactions, leases and sequencer rounds.
     this.freeSlots = options.maxConcurrent ?? 8;
     this.idempotency = options.idempotency ?? null;
-    // One built here when the application has not given the audit log its sequencer: rounds on demand, no sweeping.
-    if (!audit.sequenced) audit.sequenceWith(new Sequencer({ db, bus: outbox.bus, audit, logger }));
   }
 
-  private readonly idempotency: IdempotencyKeys | null;
+  private readonly idempotency: IdempotencyPort | null;
 
   /** Mutations waiting for their transaction to begin in this process. */
   get queued(): number {
@@ -115,9 +116,9 @@ export class Mutations {
     prepare?: (scope: PrepareScope) => Promise<P>,
   ): Promise<T> {
     // A request with an Idempotency-Key: this is its seq-th mutation (GraphQL runs a document's mutations in order).
-    const request = this.idempotency ? currentIdempotentRequest() : undefined;
+    const request = this.idempotency?.current();
     const keyed = request ? { request, seq: request.seq++ } : null;
-    const record: AuditRecord = {
+    const record: MutationRecord = {
       targetId: spec.targetId ?? null,
       organizationId: spec.organizationId ?? null,
       details: { ...(spec.details ?? {}) },
@@ -194,7 +195,7 @@ export class Mutations {
 
   private async runNow<T>(
     spec: MutationSpec,
-    record: AuditRecord,
+    record: MutationRecord,
     work: (scope: MutationScope) => Promise<T>,
     keyed: { request: IdempotentRequest; seq: number } | null,
     turn: { expired: boolean; begun: boolean },
@@ -267,11 +268,11 @@ export class Mutations {
   }
 
   /** A refused attempt (a DomainError) is audited in a transaction of its own with its error code as the outcome. */
-  private async refused(spec: MutationSpec, record: AuditRecord, error: unknown): Promise<void> {
-    if (error instanceof LintError) {
-      // Something of ours was about to be signed wrong: an alert for the operators, with the rule (never the client's business).
-      this.logger.error({ action: spec.action, targetId: record.targetId, rule: error.rule, detail: error.detail }, "certificate lint failed; nothing was signed");
-      record.details = { ...record.details, lintRule: error.rule };
+  private async refused(spec: MutationSpec, record: MutationRecord, error: unknown): Promise<void> {
+    if (isAuditedRefusal(error)) {
+      // e.g. something of ours was about to be signed wrong: an alert for the operators, and the audit says why (never the client's business).
+      if (error.alert) this.logger.error({ action: spec.action, targetId: record.targetId, ...error.alert.fields }, error.alert.message);
+      record.details = { ...record.details, ...error.auditDetails };
     }
     if (error instanceof DomainError) {
       await this.audit

@@ -5,7 +5,7 @@
  */
 import type { Mutations } from "../kernel/unit-of-work.js";
 import type { Clock } from "../kernel/clock.js";
-import { isUniqueViolation } from "../csrs/csr.service.js";
+import { isUniqueViolation } from "../kernel/driver.js";
 import type { Database } from "../db/data-source.js";
 import { NotificationType } from "../kernel/domain.js";
 import { dueExpiryNotice, expiryDedupeKey, type ExpiryNotice } from "../notifications/expiry-scanner.js";

@@ -13,7 +13,7 @@ import { In } from "typeorm";
 import type { MutationScope, Mutations, MutationSpec } from "../kernel/unit-of-work.js";
 import type { Authorities } from "../certificates/authorities.js";
 import type { Clock } from "../kernel/clock.js";
-import { isUniqueViolation } from "../csrs/csr.service.js";
+import { isUniqueViolation } from "../kernel/driver.js";
 import type { Database } from "../db/data-source.js";
 import { Environment, KmsCertificatePurpose, NotificationType, OrganizationKind } from "../kernel/domain.js";
 import { Organization } from "../organizations/organization.entity.js";

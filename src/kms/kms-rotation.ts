@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { EntityManager } from "typeorm";
 import type { Mutations, MutationSpec } from "../kernel/unit-of-work.js";
 import type { Clock } from "../kernel/clock.js";
-import { isUniqueViolation } from "../csrs/csr.service.js";
+import { isUniqueViolation } from "../kernel/driver.js";
 import type { Database } from "../db/data-source.js";
 import { Environment, KmsCertificatePurpose } from "../kernel/domain.js";
 import { badInput, conflict, DomainError, notFound, preconditionFailed } from "../kernel/errors.js";

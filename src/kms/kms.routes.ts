@@ -1,6 +1,7 @@
 import { Environment, KmsCertificatePurpose } from "../kernel/domain.js";
-import type { RouteInstaller } from "../http/server.js";
+import type { RouteInstaller } from "../http/routes.js";
 import type { KmsService } from "./kms.service.js";
+import { DomainError } from "../kernel/errors.js";
 
 const FILE = /^([A-Za-z_]+)\.(pem|chain\.pem)$/;
 
@@ -36,10 +37,7 @@ export function kmsCertificateRoutes(kms: KmsService): RouteInstaller {
         const match = FILE.exec(req.params.file);
         const purpose = match ? purposeOf(match[1]!) : null;
         if (!environment || !match || !purpose) {
-          res.status(404).json({
-            error: { code: "NOT_FOUND", reason: "NOT_FOUND", message: "use /kms/<MTF|PRODUCTION>/<message_signing|message_encryption|tls_server>.pem or .chain.pem" },
-          });
-          return;
+          throw DomainError.of("NOT_FOUND", "use /kms/<MTF|PRODUCTION>/<message_signing|message_encryption|tls_server>.pem or .chain.pem");
         }
         const certificate = await kms.current(environment, purpose);
         const chain = match[2] === "chain.pem";

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { EventBus, EventPayload } from "../kernel/events.js";
+import type { Lifecycle } from "../kernel/lifecycle.js";
 import { WorkerHealth, type WorkerState } from "../health.js";
 import { integerCursor } from "../graphql/pagination.js";
 import type { AccessPolicy, DelegationGrant } from "../policy.js";
@@ -34,8 +35,7 @@ export class NotificationDispatcher implements NotificationFeed {
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
   private epoch = 0;
-  private started = false;
-  private stopped = false;
+  private lifecycle: Lifecycle = "created";
   private unsubscribes: Array<() => void> = [];
   private pollTimer: NodeJS.Timeout | null = null;
   private readonly batchSize: number;
@@ -76,7 +76,8 @@ export class NotificationDispatcher implements NotificationFeed {
   }
 
   async start(): Promise<void> {
-    if (this.started) return;
+    if (this.lifecycle !== "created") return;
+    this.lifecycle = "starting";
     this.highWater = await this.deps.store.maxId();
     this.unsubscribes = [
       this.deps.bus.subscribe("notifications.committed", (event) => this.kick(event.upTo)),
@@ -84,11 +85,12 @@ export class NotificationDispatcher implements NotificationFeed {
     ];
     this.pollTimer = setInterval(() => this.kick(), this.pollIntervalMs);
     this.pollTimer.unref();
-    this.started = true;
+    // Stopped while it was starting: it stays stopped.
+    if (this.lifecycle === "starting") this.lifecycle = "running";
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.lifecycle = "stopped";
     if (this.pollTimer) clearInterval(this.pollTimer);
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     this.unsubscribes = [];
@@ -98,7 +100,7 @@ export class NotificationDispatcher implements NotificationFeed {
 
   /** Subscription.notifications: replay after the cursor (if any), then live. */
   open(viewer: Viewer, options: NotificationFeedOptions): NotificationStream {
-    if (!this.started || this.stopped) throw new Error("the notification dispatcher is not running");
+    if (this.lifecycle !== "running") throw new Error("the notification dispatcher is not running");
     const stream = new NotificationStream(viewer, options.types, options.after, this.host, this.limits);
     this.streams.add(stream);
     stream.start();
@@ -112,7 +114,7 @@ export class NotificationDispatcher implements NotificationFeed {
 
   /** Look for committed rows now. `upTo`: the highest position the signal announced, when known. */
   kick(upTo?: number): void {
-    if (!this.started || this.stopped) return;
+    if (this.lifecycle !== "running") return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -191,7 +193,7 @@ export class NotificationDispatcher implements NotificationFeed {
     }
   }
 
-  private onAccessRevoked(event: EventPayload): void {
+  private onAccessRevoked(event: EventPayload<"access.revoked">): void {
     if (event.tokenId || event.officerId) {
       for (const stream of [...this.streams]) {
         const v = stream.viewer;

@@ -12,8 +12,8 @@ import { WorkerHealth, type WorkerState } from "../health.js";
 import type { Viewer } from "../viewer.js";
 import type { AppState, DatabaseLease } from "./lease.js";
 import { Notification } from "./notification.entity.js";
+import { DAY_MS } from "../kernel/time.js";
 
-export const DAY_MS = 86_400_000;
 
 export type ExpiryNotice = { type: NotificationType.CERTIFICATE_EXPIRED } | { type: NotificationType.CERTIFICATE_EXPIRING; days: number };
 
@@ -41,10 +41,7 @@ export function expiryDedupeKey(certificateId: string, notice: ExpiryNotice): st
   return notice.type === NotificationType.CERTIFICATE_EXPIRED ? `expired:${certificateId}` : `expiring:${certificateId}:${notice.days}`;
 }
 
-/** Whole days until notAfter, rounded down (negative once expired): Certificate.daysUntilExpiry. */
-export function daysUntil(notAfter: Date, now: Date): number {
-  return Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
-}
+export { daysUntil } from "../kernel/time.js";
 
 const EXPIRED_THROUGH = "expiry-scan:expired-through";
 

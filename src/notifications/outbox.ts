@@ -1,40 +1,21 @@
 import type { EntityManager } from "typeorm";
 import type { Clock } from "../kernel/clock.js";
-import type { NotificationType } from "../kernel/domain.js";
 import type { EventBus } from "../kernel/events.js";
 import type { NotificationEmails, Subjects } from "./email.js";
+import type { NewNotification, OutboxPort, PreparedEmails as PreparedEmailsOf } from "../kernel/ports.js";
 import { Notification } from "./notification.entity.js";
 
-export interface NewNotification {
-  type: NotificationType;
-  organizationId: string | null;
-  secondOrganizationId?: string | null;
-  audience?: string | null;
-  certificateKind?: string | null;
-  environment?: string | null;
-  message: string;
-  certificateId?: string | null;
-  csrId?: string | null;
-  delegationId?: string | null;
-  officerId?: string | null;
-  kmsCertificateId?: string | null;
-  daysUntilExpiry?: number | null;
-  dedupeKey?: string | null;
-}
+export type { NewNotification };
 
 /** A notification's email recipients and subjects, found before the transaction that writes it. */
-export interface PreparedEmails {
-  recipients: readonly string[];
-  /** What the request loaded already; what is missing is loaded in the transaction. */
-  subjects: Partial<Subjects>;
-}
+export type PreparedEmails = PreparedEmailsOf<Partial<Subjects>>;
 
 /**
  * Writes notifications inside the caller's transaction, each with the email
  * deliveries it causes, and, after commit, tells every instance that there
  * is something new to deliver.
  */
-export class Outbox {
+export class Outbox implements OutboxPort<Notification> {
   constructor(
     private readonly clock: Clock,
     readonly bus: EventBus,

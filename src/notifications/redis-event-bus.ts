@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { EventBus, EventPayload, EventTopic } from "../kernel/events.js";
+import { EVENT_TOPICS, type EventBus, type EventPayload, type EventTopic } from "../kernel/events.js";
 import { REPEAT_LOG_MS } from "../health.js";
 
+/** Handlers are filed by topic; each is only ever called with its own topic's payload. */
 type Handler = (payload: EventPayload) => void;
 
 interface Envelope {
@@ -12,7 +13,6 @@ interface Envelope {
   payload: EventPayload;
 }
 
-const TOPICS: readonly EventTopic[] = ["notifications.committed", "access.revoked"];
 /** How often each connection is PINGed, and how long an answer may take before the connection counts as dead. */
 const HEARTBEAT_MS = 5000;
 const HEARTBEAT_TIMEOUT_MS = 3000;
@@ -132,7 +132,7 @@ export class RedisEventBus implements EventBus {
     return `${this.options.channelPrefix ?? "keyportal"}:${topic}`;
   }
 
-  async publish(topic: EventTopic, payload: EventPayload): Promise<void> {
+  async publish<T extends EventTopic>(topic: T, payload: EventPayload<T>): Promise<void> {
     this.deliver(topic, payload);
     if (this.closed) return;
     const envelope: Envelope = { origin: this.origin, payload };
@@ -144,7 +144,8 @@ export class RedisEventBus implements EventBus {
     }
   }
 
-  subscribe(topic: EventTopic, handler: Handler): () => void {
+  subscribe<T extends EventTopic>(topic: T, typed: (payload: EventPayload<T>) => void): () => void {
+    const handler = typed as Handler;
     let set = this.handlers.get(topic);
     if (!set) {
       set = new Set();
@@ -204,7 +205,7 @@ export class RedisEventBus implements EventBus {
   }
 
   private receive(channel: string, message: string): void {
-    const topic = TOPICS.find((t) => this.channel(t) === channel);
+    const topic = EVENT_TOPICS.find((t) => this.channel(t) === channel);
     if (!topic) return;
     let envelope: Envelope;
     try {

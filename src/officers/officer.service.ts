@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { In } from "typeorm";
 import type { Mutations } from "../kernel/unit-of-work.js";
+import { newId } from "../kernel/ids.js";
 import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
 import { NotificationType, OfficerStatus, OrganizationKind, Role } from "../kernel/domain.js";
@@ -18,6 +18,7 @@ import { Officer } from "./officer.entity.js";
 import type { TokenCache } from "./token-cache.js";
 import { hashApiToken, newApiToken } from "./tokens.js";
 import { lockName, lockOrganization } from "../db/locks.js";
+import { DAY_MS } from "../kernel/time.js";
 
 export interface RegisterOfficer {
   organizationId: string;
@@ -48,7 +49,6 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 const validatePersonName = (raw: string) => singleLine(raw, { field: "name", reason: "INVALID_NAME", max: 200 });
 const validateLabel = (raw: string) => singleLine(raw, { field: "label", reason: "INVALID_LABEL", max: 100 });
 const MAX_TOKEN_DAYS = 3650;
-const DAY_MS = 86_400_000;
 const ENROLLMENT_CODE_INVALID = "ENROLLMENT_CODE_INVALID";
 /** One message for every way a code fails (unknown, used, expired, superseded): the answer tells a guesser nothing. */
 const invalidCode = () => badInput(ENROLLMENT_CODE_INVALID, "this enrollment code is not valid: it is unknown, used, expired or replaced by a newer one");
@@ -92,7 +92,7 @@ export class OfficerService {
         const taken = await em.findOne(Officer, { where: { organizationId: org.id, email } });
         if (taken) throw conflict("EMAIL_TAKEN", `${email} is already registered for ${org.name}`);
         const officer = em.create(Officer, {
-          id: randomUUID(),
+          id: newId(),
           organizationId: org.id,
           name,
           email,
@@ -286,7 +286,7 @@ export class OfficerService {
     expiresAt: Date | null = null,
   ): Promise<{ token: string; row: ApiToken }> {
     const row = em.create(ApiToken, {
-      id: randomUUID(),
+      id: newId(),
       officerId,
       tokenHash: hashApiToken(token),
       label,

@@ -114,7 +114,7 @@ export class TokenCache {
     this.entries.clear();
   }
 
-  private onAccessRevoked(event: EventPayload): void {
+  private onAccessRevoked(event: EventPayload<"access.revoked">): void {
     this.revocations += 1;
     if (event.delegationId) {
       this.entries.clear();

@@ -1,8 +1,8 @@
-import { randomUUID } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { Mutations } from "../kernel/unit-of-work.js";
+import { newId } from "../kernel/ids.js";
 import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
 import { OfficerStatus, OrganizationKind, Role } from "../kernel/domain.js";
@@ -44,7 +44,7 @@ export async function bootstrap(
       }
       const now = deps.clock.now();
       const org = em.create(Organization, {
-        id: randomUUID(),
+        id: newId(),
         name: KMS_ORGANIZATION_NAME,
         kind: OrganizationKind.KMS,
         contactEmail: "kms@keyportal.invalid",
@@ -53,7 +53,7 @@ export async function bootstrap(
       });
       await em.insert(Organization, org);
       const operator = em.create(Officer, {
-        id: randomUUID(),
+        id: newId(),
         organizationId: org.id,
         name: "Bootstrap operator",
         email: "operator@keyportal.invalid",

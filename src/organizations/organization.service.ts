@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { In } from "typeorm";
 import type { Mutations } from "../kernel/unit-of-work.js";
+import { newId } from "../kernel/ids.js";
 import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
 import { OrganizationKind } from "../kernel/domain.js";
@@ -55,7 +55,7 @@ export class OrganizationService {
         await lockName(em, `organization-name ${name}`); // two creations of one name: the second sees the first
         const existing = await em.findOne(Organization, { where: { name } });
         if (existing) throw conflict("NAME_TAKEN", `an organization named "${name}" already exists`);
-        const org = em.create(Organization, { id: randomUUID(), name, kind: input.kind, contactEmail, country, createdAt: this.clock.now() });
+        const org = em.create(Organization, { id: newId(), name, kind: input.kind, contactEmail, country, createdAt: this.clock.now() });
         await em.insert(Organization, org);
         audit.targetId = org.id;
         audit.organizationId = org.id;

@@ -41,6 +41,7 @@ import {
 } from "./tbs.js";
 import { signatureAlgorithmFor, webCryptoSignParams } from "./algorithms.js";
 import type { Signer } from "./keystore/port.js";
+import { DAY_MS } from "../kernel/time.js";
 
 export type { AuthorityInfoAccess, SubjectAltName } from "./tbs.js";
 
@@ -330,7 +331,6 @@ export async function issueCertificate(spec: CertificateSpec): Promise<Uint8Arra
   return signFields(spec, issuer.name, extensions, issuer.signer);
 }
 
-const DAY_MS = 86_400_000;
 
 /**
  * The certificate a profile makes of a participant's key: checks key and

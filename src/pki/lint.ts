@@ -25,6 +25,15 @@ export class LintError extends DomainError {
   ) {
     super("INTERNAL_SERVER_ERROR", "LINT_FAILED", "The certificate did not pass the checks before signing and was not signed; the KMS operators have been alerted.");
   }
+
+  /** The audit records the rule; the operators' log also gets what was wrong (AuditedRefusal). */
+  get auditDetails(): Record<string, unknown> {
+    return { lintRule: this.rule };
+  }
+
+  get alert(): { message: string; fields: Record<string, unknown> } {
+    return { message: "certificate lint failed; nothing was signed", fields: { rule: this.rule, detail: this.detail } };
+  }
 }
 
 export type CertificateRole = "root" | "intermediate" | "leaf";

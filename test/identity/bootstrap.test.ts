@@ -12,6 +12,7 @@ import { MIGRATIONS } from "../../src/db/migrations/index.js";
 import { InProcessEventBus } from "../../src/kernel/events.js";
 import { FileMailer } from "../../src/notifications/mailer.js";
 import { Outbox } from "../../src/notifications/outbox.js";
+import { Sequencer } from "../../src/notifications/sequencer.js";
 import { EnrollmentMailer, EnrollmentThrottle } from "../../src/officers/enrollment.js";
 import { OfficerService } from "../../src/officers/officer.service.js";
 import { bootstrap } from "../../src/organizations/bootstrap.js";
@@ -122,7 +123,11 @@ describe.skipIf(!postgres)("two instances starting together on one empty Postgre
     const instances = sources.map((source) => {
       const db = new Database(source);
       const bus = new InProcessEventBus();
-      const mutations = new Mutations(db, new AuditLog(db, clock), new Outbox(clock, bus), logger);
+      const audit = new AuditLog(db, clock);
+      const outbox = new Outbox(clock, bus);
+      // As the composition root does: the audit log's events reach the chain through a sequencer (PostgreSQL).
+      audit.sequenceWith(new Sequencer({ db, bus, audit, logger }));
+      const mutations = new Mutations(db, audit, outbox, logger);
       const policy = new AccessPolicy({ activeForMsp: async () => [] });
       return { db, clock, mutations, officers: new OfficerService(db, clock, policy, mutations, bus, {
         ttlMs: 72 * 3_600_000,

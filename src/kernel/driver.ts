@@ -1,4 +1,6 @@
 /**
+ * What driver errors mean, for PostgreSQL, SQLite and Redis alike.
+ *
  * Which failures mean "the database (or Redis) is unreachable or not
  * answering right now", as opposed to a bug: those are worth a retry, so
  * clients get INTERNAL_SERVER_ERROR / UNAVAILABLE, HTTP 503 and Retry-After.
@@ -30,4 +32,11 @@ export function isOutage(error: unknown): boolean {
     current = e.driverError ?? e.cause ?? e.originalError;
   }
   return false;
+}
+
+/** A unique constraint refused the row (PostgreSQL 23505, SQLite SQLITE_CONSTRAINT). */
+export function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: string; driverError?: { code?: string }; message?: string };
+  const code = e.driverError?.code ?? e.code;
+  return code === "23505" || code === "SQLITE_CONSTRAINT" || /UNIQUE constraint failed/.test(e.message ?? "");
 }

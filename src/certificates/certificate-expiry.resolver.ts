@@ -1,7 +1,7 @@
 import { FieldResolver, Int, Resolver, Root } from "type-graphql";
-import { Certificate } from "../certificates/certificate.entity.js";
+import { Certificate } from "./certificate.entity.js";
 import type { Clock } from "../kernel/clock.js";
-import { daysUntil } from "./expiry-scanner.js";
+import { daysUntil } from "../kernel/time.js";
 
 /** Certificate.daysUntilExpiry, at the injected clock's now (the expiry scan's notion of days). */
 @Resolver(() => Certificate)
