@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { In, type EntityManager, IsNull, Not } from "typeorm";
 import type { MutationScope, Mutations, PrepareScope } from "../kernel/unit-of-work.js";
-import type { NewNotification, PreparedEmails } from "../notifications/outbox.js";
+import type { NewNotification, PreparedEmails } from "../kernel/ports.js";
 import type { Authorities } from "../certificates/authorities.js";
 import { recordCertificateChanges, recordCsrChanges } from "../certificates/tallies.js";
 import { ALL_ORGANIZATIONS, CsrTally } from "../certificates/tally.entity.js";
@@ -30,7 +30,7 @@ import type { AccessPolicy, KeyMaterialScope } from "../policy.js";
 import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { CertificateSigningRequest } from "./csr.entity.js";
-import { lockKey, lockOrganization } from "../db/locks.js";
+import { lockKey, lockOrganization } from "../kernel/locks.js";
 import { DAY_MS } from "../kernel/time.js";
 
 export interface SubmitCsr {

@@ -12,7 +12,7 @@ import type { AccessPolicy } from "../policy.js";
 import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { Delegation } from "./delegation.entity.js";
-import { lockOrganization } from "../db/locks.js";
+import { lockOrganization } from "../kernel/locks.js";
 
 export interface RequestDelegation {
   participantId: string;

@@ -45,6 +45,12 @@ export interface AuditAppender {
   settle(): Promise<void>;
 }
 
+/** Moves committed, not yet chained audit events into the hash chain (audit/audit.service.ts's AuditLog; the sequencer calls it). */
+export interface AuditChain {
+  /** Inside a sequencer round: up to `limit` pending events, in the order taken. Returns how many it moved. */
+  chainPending(em: EntityManager, limit: number): Promise<number>;
+}
+
 /** A notification to write with the change that caused it. */
 export interface NewNotification {
   type: NotificationType;

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { EntityManager } from "typeorm";
 import type { Database } from "../db/data-source.js";
 import type { EventBus } from "../kernel/events.js";
-import type { AuditLog } from "../audit/audit.service.js";
+import type { AuditChain } from "../kernel/ports.js";
 import type { DatabaseLease } from "./lease.js";
 
 /** pg_advisory_xact_lock key of a sequencing round ("KPSEQ" in ASCII). */
@@ -55,7 +55,7 @@ export class Sequencer {
 
   constructor(
     /** Without a lease the sequencer only runs the rounds mutations ask for (flush) and never sweeps. */
-    private readonly deps: { db: Database; bus: EventBus; audit: AuditLog; lease?: DatabaseLease; logger: Logger },
+    private readonly deps: { db: Database; bus: EventBus; audit: AuditChain; lease?: DatabaseLease; logger: Logger },
     private readonly options: SequencerOptions = {},
   ) {
     this.batchSize = options.batchSize ?? 500;

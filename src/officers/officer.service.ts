@@ -17,7 +17,7 @@ import { type EnrollmentMailer, type EnrollmentThrottle, hashEnrollmentCode, new
 import { Officer } from "./officer.entity.js";
 import type { TokenCache } from "./token-cache.js";
 import { hashApiToken, newApiToken } from "./tokens.js";
-import { lockName, lockOrganization } from "../db/locks.js";
+import { lockName, lockOrganization } from "../kernel/locks.js";
 import { DAY_MS } from "../kernel/time.js";
 
 export interface RegisterOfficer {

@@ -11,7 +11,7 @@ import { Officer } from "../officers/officer.entity.js";
 import type { OfficerService } from "../officers/officer.service.js";
 import { newApiToken } from "../officers/tokens.js";
 import { Organization } from "./organization.entity.js";
-import { lockName } from "../db/locks.js";
+import { lockName } from "../kernel/locks.js";
 
 export const KMS_ORGANIZATION_NAME = "KeyPortal KMS";
 

@@ -10,7 +10,7 @@ import { singleLine } from "../validation.js";
 import type { Viewer } from "../viewer.js";
 import { isCountryCode } from "./countries.js";
 import { Organization } from "./organization.entity.js";
-import { lockName } from "../db/locks.js";
+import { lockName } from "../kernel/locks.js";
 
 export interface CreateOrganization {
   name: string;
