@@ -7,7 +7,15 @@ import { EventEmitter } from "node:events";
  * instances run (notifications/redis-event-bus.ts).
  */
 export interface EventBus {
-  publish<T extends EventTopic>(topic: T, payload: EventPayload<T>): Promise<void>;
+  /**
+   * Handlers on this instance run at once. With `confirm`, resolves only once
+   * every other instance subscribed to the topic has run its handlers (Redis:
+   * each acknowledges; after a bounded wait an instance that did not is
+   * logged), so that "revoked" is true everywhere when the caller answers.
+   * Never throws: an outage is logged and the signal is lost (the data is in
+   * the database).
+   */
+  publish<T extends EventTopic>(topic: T, payload: EventPayload<T>, options?: { confirm?: boolean }): Promise<void>;
   subscribe<T extends EventTopic>(topic: T, handler: (payload: EventPayload<T>) => void): () => void;
   /** Resolves once subscriptions made so far receive events from other instances (Redis); absent when immediate. */
   ready?(): Promise<void>;

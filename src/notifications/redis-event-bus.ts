@@ -11,7 +11,12 @@ interface Envelope {
   /** The instance that published: it has already delivered to its own handlers. */
   origin: string;
   payload: EventPayload;
+  /** Present when the publisher waits for every instance to confirm: each answers on the origin's ack channel. */
+  ack?: string;
 }
+
+/** How long a confirmed publish waits for the other instances' acknowledgements. */
+export const CONFIRM_TIMEOUT_MS = 2000;
 
 /** How often each connection is PINGed, and how long an answer may take before the connection counts as dead. */
 const HEARTBEAT_MS = 5000;
@@ -39,6 +44,9 @@ export class RedisEventBus implements EventBus {
   private lastDownLog = 0;
   private readonly unanswered = new Set<Redis>();
   private suppressed = 0;
+  /** Confirmed publishes waiting for acknowledgements: how many came, how many are expected (once PUBLISH said), and what to call then. */
+  private readonly awaitingAcks = new Map<string, { received: number; expected: number | null; done: () => void }>();
+  private readonly acksSubscribed: Promise<void>;
 
   constructor(
     url: string,
@@ -56,6 +64,10 @@ export class RedisEventBus implements EventBus {
       connection.on("ready", () => this.cameBack());
     }
     this.subscriber.on("message", (channel: string, message: string) => this.receive(channel, message));
+    this.acksSubscribed = this.subscriber.subscribe(this.ackChannel).then(
+      () => undefined,
+      (error: unknown) => this.options.logger.error({ err: { message: (error as Error).message } }, "could not subscribe to redis"),
+    );
     // A silent Redis (a partition) keeps its sockets open: a PING that gets no answer drops them, and ioredis reconnects.
     this.heartbeat = setInterval(() => void this.probe(), HEARTBEAT_MS);
     this.heartbeat.unref();
@@ -132,15 +144,46 @@ export class RedisEventBus implements EventBus {
     return `${this.options.channelPrefix ?? "keyportal"}:${topic}`;
   }
 
-  async publish<T extends EventTopic>(topic: T, payload: EventPayload<T>): Promise<void> {
+  /** Where the other instances acknowledge this instance's confirmed publishes. */
+  private get ackChannel(): string {
+    return `${this.options.channelPrefix ?? "keyportal"}:ack:${this.origin}`;
+  }
+
+  async publish<T extends EventTopic>(topic: T, payload: EventPayload<T>, options: { confirm?: boolean } = {}): Promise<void> {
     this.deliver(topic, payload);
     if (this.closed) return;
-    const envelope: Envelope = { origin: this.origin, payload };
+    const ack = options.confirm ? randomUUID() : undefined;
+    const envelope: Envelope = { origin: this.origin, payload, ...(ack ? { ack } : {}) };
+    let acknowledged: Promise<void> | null = null;
     try {
-      await this.publisher.publish(this.channel(topic), JSON.stringify(envelope));
+      if (ack) {
+        // Registered before the PUBLISH, whose answer (how many received it) may come after the fastest acknowledgements.
+        acknowledged = new Promise((done) => this.awaitingAcks.set(ack, { received: 0, expected: null, done }));
+      }
+      const receivers = await this.publisher.publish(this.channel(topic), JSON.stringify(envelope));
+      const waiting = ack ? this.awaitingAcks.get(ack) : undefined;
+      if (!acknowledged || !waiting) return;
+      // Every subscriber of the channel got it; this instance's own subscriber (when it has one) ignores its own.
+      waiting.expected = receivers - (this.subscribing.has(topic) ? 1 : 0);
+      if (waiting.received >= waiting.expected) waiting.done();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<"late">((resolve) => {
+        timer = setTimeout(() => resolve("late"), CONFIRM_TIMEOUT_MS);
+        timer.unref();
+      });
+      const outcome = await Promise.race([acknowledged.then(() => "confirmed" as const), late]);
+      clearTimeout(timer);
+      if (outcome === "late") {
+        this.options.logger.warn(
+          { topic, expected: waiting.expected, confirmed: waiting.received, timeoutMs: CONFIRM_TIMEOUT_MS },
+          "not every subscriber confirmed a signal in time; answering anyway",
+        );
+      }
     } catch (error) {
       // Other instances learn of it from their poll; logged with the outage, not per publish.
       this.wentAway((error as Error).message);
+    } finally {
+      if (ack) this.awaitingAcks.delete(ack);
     }
   }
 
@@ -178,7 +221,7 @@ export class RedisEventBus implements EventBus {
       timer = setTimeout(() => resolve("timeout"), timeoutMs);
       timer.unref();
     });
-    const outcome = await Promise.race([Promise.all(this.subscribing.values()).then(() => "ready" as const), timedOut]);
+    const outcome = await Promise.race([Promise.all([...this.subscribing.values(), this.acksSubscribed]).then(() => "ready" as const), timedOut]);
     clearTimeout(timer);
     // Already said when Redis is known to be away (one line per outage, not two).
     if (outcome === "timeout" && this.downSince === null) this.options.logger.warn({ timeoutMs }, "redis did not confirm the subscriptions in time; continuing");
@@ -205,6 +248,10 @@ export class RedisEventBus implements EventBus {
   }
 
   private receive(channel: string, message: string): void {
+    if (channel === this.ackChannel) {
+      this.acknowledged(message);
+      return;
+    }
     const topic = EVENT_TOPICS.find((t) => this.channel(t) === channel);
     if (!topic) return;
     let envelope: Envelope;
@@ -216,6 +263,24 @@ export class RedisEventBus implements EventBus {
     }
     if (envelope.origin === this.origin || typeof envelope.payload !== "object" || envelope.payload === null) return;
     this.deliver(topic, envelope.payload);
+    // Handled here (the handlers ran above): tell the publisher, which answers its caller once every instance has.
+    if (typeof envelope.ack === "string" && typeof envelope.origin === "string") {
+      const ackChannel = `${this.options.channelPrefix ?? "keyportal"}:ack:${envelope.origin}`;
+      this.publisher.publish(ackChannel, JSON.stringify({ ack: envelope.ack })).catch((error: unknown) => this.wentAway((error as Error).message));
+    }
+  }
+
+  private acknowledged(message: string): void {
+    let ack: unknown;
+    try {
+      ack = (JSON.parse(message) as { ack?: unknown }).ack;
+    } catch {
+      return;
+    }
+    const waiting = typeof ack === "string" ? this.awaitingAcks.get(ack) : undefined;
+    if (!waiting) return;
+    waiting.received += 1;
+    if (waiting.expected !== null && waiting.received >= waiting.expected) waiting.done();
   }
 
   private deliver(topic: EventTopic, payload: EventPayload): void {

@@ -155,7 +155,7 @@ export class OfficerService {
           officerId: target.id,
           message: `${target.name} <${target.email}> is no longer a security officer of ${org.name}.`,
         });
-        afterCommit(() => (signalled = this.bus.publish("access.revoked", { officerId: target.id })));
+        afterCommit(() => (signalled = this.bus.publish("access.revoked", { officerId: target.id }, { confirm: true })));
         return target;
       },
     );
@@ -320,11 +320,11 @@ export class OfficerService {
           .execute();
         if (!result.affected) throw conflict("ALREADY_REVOKED", "the token is already revoked");
         audit.details = { officerId: owner.id, label: token.label };
-        afterCommit(() => (signalled = this.bus.publish("access.revoked", { tokenId })));
+        afterCommit(() => (signalled = this.bus.publish("access.revoked", { tokenId }, { confirm: true })));
         return true;
       },
     );
-    // As for deactivate: answered once Redis has passed the signal on (publish never throws; it logs an outage).
+    // As for deactivate: answered once every instance has emptied its cache of the token (publish never throws; it logs an outage).
     await signalled;
     return revoked;
   }
