@@ -18,7 +18,8 @@
  * 10), BENCH_PEERS_CSRS (fresh CSRs for submitCsr and the ids signCsr walks,
  * per cell, default 1500; BENCH_PEERS_PG_CSRS for each PostgreSQL cell, default
  * the same), BENCH_PEERS_PORT (first of the ports used, default
- * 4900), BENCH_PEERS_DB (sqlite,postgres).
+ * 4900), BENCH_PEERS_DB (sqlite,postgres), BENCH_PEERS_PROFILE_DIR (CPU profiles
+ * of the KeyPortal servers, summarized by `node dist/bench/cpu-profile.js <dir>`).
  */
 import "reflect-metadata";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
@@ -142,7 +143,10 @@ interface Instance {
 }
 
 function startKeyPortal(port: number, dataDir: string, operatorToken: string, env: Record<string, string>): Instance {
-  const child = spawn(process.execPath, [path.join(ROOT, "dist", "src", "main.js")], {
+  // BENCH_PEERS_PROFILE_DIR: each KeyPortal writes a V8 CPU profile there when it stops (read with bench/cpu-profile.ts).
+  const profileDir = process.env.BENCH_PEERS_PROFILE_DIR;
+  const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profileDir)}`] : [];
+  const child = spawn(process.execPath, [...profile, path.join(ROOT, "dist", "src", "main.js")], {
     env: {
       PATH: process.env.PATH,
       PORT: String(port),
