@@ -13,7 +13,8 @@ import { type BrowserContext, chromium, type Locator, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { available, CHROMIUM_PATH } from "../support/deps.js";
 import { csrFor } from "../revocation/helpers.js";
-import { addOfficer, createOrganization } from "../support/fixtures.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));

@@ -4,7 +4,7 @@ import { buildCertificateRow, type Issuance, insertIssued } from "../../src/cert
 import { ALL_ORGANIZATIONS, CertificateTally } from "../../src/certificates/tally.entity.js";
 import { CertificateKind, CertificateStatus, Environment } from "../../src/kernel/domain.js";
 import { csrPem } from "../support/csr.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 /** certificates/ creates the Certificate row of an issuance: built, inserted, counted, and linked from what it renews. */

@@ -21,8 +21,9 @@ import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";
 import { generateKey, makeCsr, makeTempDir, pemBody } from "../pki/helpers.js";
 import { COMPROMISE, expectError } from "../revocation/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { PG_BASE_URL, startTestServer, type DbKind, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { PG_BASE_URL, type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { canonicalSpkiOf, reencodedCsr, type Reencoding } from "./reencode.js";
 import { ENTITIES } from "../../src/features.js";
 

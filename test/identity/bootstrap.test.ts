@@ -18,7 +18,8 @@ import { OfficerService } from "../../src/officers/officer.service.js";
 import { bootstrap } from "../../src/organizations/bootstrap.js";
 import { AccessPolicy } from "../../src/policy.js";
 import { available } from "../support/deps.js";
-import { type DbKind, freshPostgresSchema, startTestServer, type TestServer } from "../support/server.js";
+import { type DbKind, freshPostgresSchema } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { auditRows, capturedLogger, expectError } from "./helpers.js";
 import { ENTITIES } from "../../src/features.js";
 

@@ -12,7 +12,7 @@ import { dataSourceOptions } from "../../src/db/data-source.js";
 import { MIGRATIONS } from "../../src/db/migrations/index.js";
 import { Identity1764300001000 } from "../../src/db/migrations/1764300001000-identity.js";
 import { available } from "../support/deps.js";
-import { type DbKind, freshPostgresSchema } from "../support/server.js";
+import { type DbKind, freshPostgresSchema } from "../support/postgres.js";
 import { ENTITIES } from "../../src/features.js";
 
 const postgres = await available("postgres");

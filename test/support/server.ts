@@ -3,12 +3,10 @@
  * on a fresh SQLite file, or on a fresh PostgreSQL schema, for black-box tests.
  */
 import "reflect-metadata";
-import { it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { type App, type AppOverrides, createApp } from "../../src/app.js";
@@ -16,35 +14,7 @@ import { ManualClock } from "../../src/kernel/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
 import { createMailer, type Mailer, type OutgoingEmail } from "../../src/notifications/mailer.js";
-
-export const PG_BASE_URL = process.env.KEYPORTAL_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-
-export type DbKind = "sqlite" | "postgres";
-
-/** Registers a case only on PostgreSQL, where it means something, instead of showing it as skipped on SQLite. */
-export function onPostgresIn(db: DbKind) {
-  return (name: string, fn: () => Promise<void>, timeout?: number) => {
-    if (db === "postgres") it(name, fn, timeout);
-  };
-}
-
-/** A fresh, empty schema in the test database; dropped by the returned function. */
-export async function freshPostgresSchema(): Promise<{ url: string; drop(): Promise<void> }> {
-  const schema = `kp_${randomBytes(6).toString("hex")}`;
-  const client = new pg.Client({ connectionString: PG_BASE_URL });
-  await client.connect();
-  await client.query(`CREATE SCHEMA ${schema}`);
-  await client.end();
-  return {
-    url: `${PG_BASE_URL}?schema=${schema}`,
-    async drop() {
-      const c = new pg.Client({ connectionString: PG_BASE_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await c.end();
-    },
-  };
-}
+import { type DbKind, freshPostgresSchema } from "./postgres.js";
 
 /** Quotas no functional test reaches (test/abuse/ sets real ones). */
 export const UNLIMITED_QUOTAS: Record<string, string> = {
