@@ -16,7 +16,7 @@ import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { type DbKind } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { COMPROMISE, issue, REVOKE, type Issued } from "../revocation/helpers.js";
+import { COMPROMISE, issue, REVOKE, type Issued } from "./helpers.js";
 import { expectStrictDer } from "../pki/strict-der.js";
 
 const hasOpenssl = await available("openssl");

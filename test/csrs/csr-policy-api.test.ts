@@ -11,7 +11,7 @@ import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { type DbKind } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { expectError } from "../revocation/helpers.js";
+import { expectError } from "../certificates/helpers.js";
 
 const hasOpenssl = await available("openssl");
 const hasPostgres = await available("postgres");

@@ -19,7 +19,7 @@ import { certificateSpki, requestSpki } from "../../src/pki/key-identity.js";
 import { newSerialHex } from "../../src/pki/issue.js";
 import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";
 import { generateKey, makeCsr, makeTempDir, pemBody } from "../pki/helpers.js";
-import { COMPROMISE, expectError } from "../revocation/helpers.js";
+import { COMPROMISE, expectError } from "../certificates/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { PG_BASE_URL, type DbKind } from "../support/postgres.js";

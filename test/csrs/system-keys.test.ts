@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeCsr, makeTempDir } from "../pki/helpers.js";
 import { ROTATE_KMS } from "../kms/helpers.js";
-import { expectError } from "../revocation/helpers.js";
+import { expectError } from "../certificates/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { type DbKind } from "../support/postgres.js";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTempDir, openssl, writeFile } from "../pki/helpers.js";
-import { issue } from "../revocation/helpers.js";
+import { issue } from "../certificates/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { type DbKind } from "../support/postgres.js";

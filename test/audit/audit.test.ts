@@ -15,7 +15,7 @@ import {
   freshEmail,
   REGISTER_OFFICER,
   REVOKE_API_TOKEN,
-} from "./helpers.js";
+} from "../officers/helpers.js";
 
 const postgres = await available("postgres");
 const GENESIS = "0".repeat(64);
