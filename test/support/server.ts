@@ -13,7 +13,8 @@ import { type App, type AppOverrides, createApp } from "../../src/app.js";
 import { ManualClock } from "../../src/kernel/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
-import { createMailer, type Mailer, type OutgoingEmail } from "../../src/notifications/mailer.js";
+import type { OutgoingEmail } from "../../src/notifications/mailer.js";
+import { enrollmentCodeIn, recordingMailer } from "./mail.js";
 import { type DbKind, freshPostgresSchema } from "./postgres.js";
 
 /** Quotas no functional test reaches (test/abuse/ sets real ones). */
@@ -97,18 +98,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     ...opts.env,
   });
   const clock = opts.clock ?? new ManualClock(new Date("2026-11-28T08:00:00.000Z"));
-  // The real mailer (file sink or SMTP), recording what it accepted so fixtures can read enrollment codes.
-  const sentMail: OutgoingEmail[] = [];
-  const realMailer = createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
-  const mailer: Mailer = {
-    kind: realMailer.kind,
-    async send(email) {
-      const result = await realMailer.send(email);
-      sentMail.push(email);
-      return result;
-    },
-    close: () => realMailer.close(),
-  };
+  const { mailer, sentMail } = recordingMailer(config);
   const app = await createApp(config, { clock, logger: createLogger(config.logLevel), mailer, ...opts.overrides });
   const { url } = await app.start();
   if (opts.bootstrapToken === false) {
@@ -136,19 +126,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     operatorToken,
     gql,
     sentMail,
-    async enrollmentCode(email, codeOpts) {
-      const wanted = email.trim().toLowerCase();
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const codes = sentMail
-          .filter((m) => m.to.toLowerCase() === wanted)
-          .map((m) => /^Enrollment code: (\S+)$/m.exec(m.text)?.[1])
-          .filter((c): c is string => Boolean(c));
-        if (codes.length > (codeOpts?.after ?? 0)) return codes[codes.length - 1]!;
-        if (Date.now() > deadline) throw new Error(`no enrollment email to ${email} arrived`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    },
+    enrollmentCode: (email, codeOpts) => enrollmentCodeIn(sentMail, email, codeOpts),
     async ok<T>(query: string, variables?: Record<string, unknown>, token: string | null = operatorToken): Promise<T> {
       const result = await gql<T>(query, variables, token);
       if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
