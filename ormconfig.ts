@@ -5,6 +5,7 @@
 import "reflect-metadata";
 import { loadConfig } from "./src/config.js";
 import { createDataSource } from "./src/db/data-source.js";
+import { ENTITIES } from "./src/features.js";
 
 const config = loadConfig(process.env);
-export default createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+export default createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, entities: ENTITIES });

@@ -14,12 +14,8 @@ import { Mutations } from "./kernel/unit-of-work.js";
 import { AuditResolver } from "./audit/audit.resolver.js";
 import { Authorities, createKeyStore, DatabaseCaMaterialStore } from "./certificates/authorities.js";
 import { CertificateResolver, OrganizationKeyMaterialResolver } from "./certificates/certificate.resolver.js";
-import { certificateDownloadRoutes } from "./certificates/certificate.routes.js";
 import { CertificateService } from "./certificates/certificate.service.js";
 import { CertificateLifecycle } from "./certificates/lifecycle.js";
-import { crlRoutes } from "./certificates/crl.routes.js";
-import { caRoutes } from "./certificates/ca.routes.js";
-import { ocspRoutes } from "./certificates/ocsp.routes.js";
 import { OcspService } from "./certificates/ocsp.service.js";
 import { CrlService } from "./certificates/crl.service.js";
 import { RevocationResolver } from "./certificates/revocation.resolver.js";
@@ -34,14 +30,19 @@ import { DelegationResolver, OrganizationDelegationsResolver } from "./delegatio
 import { DelegationService } from "./delegations/delegation.service.js";
 import { type EventBus, InProcessEventBus } from "./kernel/events.js";
 import { buildKeyPortalSchema, type ResolverInstances } from "./graphql/schema.js";
-import type { RouteInstaller } from "./http/routes.js";
+import type { RouteInstaller, RouteInstallers } from "./http/routes.js";
+import { certificateDownloadRoutes } from "./certificates/certificate.routes.js";
+import { crlRoutes } from "./certificates/crl.routes.js";
+import { caRoutes } from "./certificates/ca.routes.js";
+import { ocspRoutes } from "./certificates/ocsp.routes.js";
+import { kmsCertificateRoutes } from "./kms/kms.routes.js";
+import { ENTITIES } from "./features.js";
 import { type RunningHttpServer, startHttpServer } from "./http/server.js";
 import type { RuntimeHealth } from "./health.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { kmsKeyAlgorithms } from "./kms/kms-profiles.js";
 import { KmsCertificateResolver, KmsRotationApprovalResolver, NotificationKmsCertificateResolver } from "./kms/kms.resolver.js";
-import { kmsCertificateRoutes } from "./kms/kms.routes.js";
 import { KmsService } from "./kms/kms.service.js";
 import { CertificateExpiryResolver } from "./certificates/certificate-expiry.resolver.js";
 import { EmailDeliveryWorker } from "./notifications/delivery-worker.js";
@@ -143,11 +144,12 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const dataSource = createDataSource({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
+    entities: ENTITIES,
     timeouts: { connectMs: resilience.dbConnectTimeoutMs, queryMs: resilience.dbQueryTimeoutMs },
   });
   if (config.databaseUrl) {
     // Migrations (and waiting for another instance's) may take longer than any one request may: no statement deadline.
-    const migrator = createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, timeouts: null });
+    const migrator = createDataSource({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, entities: ENTITIES, timeouts: null });
     await migrator.initialize();
     try {
       await migrator.runMigrations({ transaction: "each" });
@@ -159,7 +161,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     await dataSource.initialize();
     await dataSource.runMigrations({ transaction: "each" });
   }
-  const db = new Database(dataSource, createSqliteReader({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  const db = new Database(dataSource, createSqliteReader({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, entities: ENTITIES }));
   await db.initialize();
 
   const policy = new AccessPolicy(new DatabaseDelegationGrants(db));
@@ -247,8 +249,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   ]);
   const schema = await buildKeyPortalSchema(instances);
   const ocsp = new OcspService(db, clock, authorities, logger);
-  const routes: RouteInstaller[] = [certificateDownloadRoutes(certificates), crlRoutes(crls), caRoutes(authorities), ocspRoutes(ocsp)];
-  routes.push(kmsCertificateRoutes(kms));
+  // The installer of each route factory the features declare (FEATURES' routes), built with its services.
+  const routes: RouteInstallers = new Map<Function, RouteInstaller>([
+    [certificateDownloadRoutes, certificateDownloadRoutes(certificates)],
+    [crlRoutes, crlRoutes(crls)],
+    [caRoutes, caRoutes(authorities)],
+    [ocspRoutes, ocspRoutes(ocsp)],
+    [kmsCertificateRoutes, kmsCertificateRoutes(kms)],
+  ]);
 
   const quotas = createQuotas(config.quotas, { redisUrl: config.redisUrl, prefix: config.redisChannelPrefix, logger });
   const runtimeHealth = (): RuntimeHealth => ({

@@ -8,7 +8,7 @@ import { notificationsFeature } from "./notifications/feature.js";
 import { officersFeature } from "./officers/feature.js";
 import { organizationsFeature } from "./organizations/feature.js";
 
-/** The features of KeyPortal: the one list that drives the data source's entities and the schema's resolvers. */
+/** The features of KeyPortal: the one list that drives the data source's entities, the schema's resolvers and the REST routes. */
 export const FEATURES: readonly Feature[] = [
   organizationsFeature,
   officersFeature,
@@ -19,3 +19,9 @@ export const FEATURES: readonly Feature[] = [
   delegationsFeature,
   notificationsFeature,
 ];
+
+/** Every persisted entity, each declared by its feature; the composition root hands them to the data source. */
+export const ENTITIES: readonly Function[] = FEATURES.flatMap((feature) => [...feature.entities]);
+
+/** The factories of every REST route installer, in registration order; http/server.ts registers them in this order. */
+export const ROUTES: readonly Function[] = FEATURES.flatMap((feature) => [...(feature.routes ?? [])]);

@@ -48,14 +48,6 @@ export interface NotificationScope {
   grants: DelegationGrant[];
 }
 
-function grantsCover(grants: DelegationGrant[], n: NotificationAddress): boolean {
-  if (!n.organizationId || !n.certificateKind || !n.environment) return false;
-  return grants.some(
-    (g) =>
-      g.participantId === n.organizationId && g.environment === n.environment && (g.kinds as string[]).includes(n.certificateKind!),
-  );
-}
-
 /**
  * Tenancy, decided in one place. Queries, nested fields, list filters,
  * downloads and subscriptions all ask here. Reads of another tenant's object
@@ -162,9 +154,7 @@ export class AccessPolicy {
   /** Visible without asking for delegations: operators, the organization named first or second, or an audience of the viewer. */
   seesNotificationDirectly(viewer: Viewer, n: NotificationAddress): boolean {
     if (this.isOperator(viewer)) return true;
-    const own = viewer.organization.id;
-    if (n.organizationId === own || n.secondOrganizationId === own) return true;
-    return n.audience !== null && this.notificationAudiences(viewer).includes(n.audience);
+    return directNotificationPredicates(viewer.organization.id, this.notificationAudiences(viewer)).some((p) => matches(p, n));
   }
 
   /** Whether only a delegation could make it visible: another organization's key material, for an MSP (only MSPs receive delegations). */
@@ -182,7 +172,7 @@ export class AccessPolicy {
   async canSeeNotification(viewer: Viewer, n: NotificationAddress, grants?: DelegationGrant[]): Promise<boolean> {
     if (this.seesNotificationDirectly(viewer, n)) return true;
     if (!this.mightSeeNotificationByDelegation(viewer, n)) return false;
-    return grantsCover(grants ?? (await this.grantsOf(viewer)), n);
+    return delegatedNotificationPredicates(grants ?? (await this.grantsOf(viewer))).some((p) => matches(p, n));
   }
 
   /** canSeeNotification as a filter for lists; null for operators. Grants are read now. */
@@ -217,4 +207,34 @@ export function readableKeyMaterialPredicates(scopes: { ownOrganizationId: strin
     eq("organizationId", scopes.ownOrganizationId),
     ...scopes.grants.map((g) => and(eq("organizationId", g.participantId), eq("environment", g.environment), isIn("kind", g.kinds))),
   ];
+}
+
+/**
+ * Who may see a notification without a delegation, one predicate per way:
+ * the organization named first, the organization named second (e.g. the MSP
+ * of a delegation event), and an audience the viewer belongs to.
+ */
+export function directNotificationPredicates(ownOrganizationId: string, audiences: readonly string[]): Predicate[] {
+  return [
+    eq("organizationId", ownOrganizationId),
+    eq("secondOrganizationId", ownOrganizationId),
+    ...(audiences.length > 0 ? [isIn("audience", audiences)] : []),
+  ];
+}
+
+/** Notifications about key material an active delegation covers: one predicate per grant (its participant, environment and kinds). */
+export function delegatedNotificationPredicates(grants: readonly DelegationGrant[]): Predicate[] {
+  return grants.map((g) => and(eq("organizationId", g.participantId), eq("environment", g.environment), isIn("certificateKind", g.kinds)));
+}
+
+/**
+ * The notification visibility rules, one predicate per way of seeing a row:
+ * operators (null scope) everything; officers the direct ways, then each
+ * delegation grant. canSeeNotification matches them in memory (direct ways
+ * first, grants only when needed); notifications/notification.store.ts
+ * compiles them to SQL, one query per predicate.
+ */
+export function visibleNotificationPredicates(scope: NotificationScope | null): Predicate[] {
+  if (scope === null) return [all];
+  return [...directNotificationPredicates(scope.organizationId, scope.audiences), ...delegatedNotificationPredicates(scope.grants)];
 }

@@ -3,7 +3,8 @@ import { In, type EntityManager, IsNull, Not } from "typeorm";
 import type { MutationScope, Mutations, PrepareScope } from "../kernel/unit-of-work.js";
 import type { NewNotification, PreparedEmails } from "../kernel/ports.js";
 import type { Authorities } from "../certificates/authorities.js";
-import { recordCertificateChanges, recordCsrChanges } from "../certificates/tallies.js";
+import { buildCertificateRow, insertIssued } from "../certificates/issuance.js";
+import { recordCsrChanges } from "../certificates/tallies.js";
 import { ALL_ORGANIZATIONS, CsrTally } from "../certificates/tally.entity.js";
 import { mergeKeysetPages, readableKeyMaterialBranches, restrictToReadableKeyMaterial } from "../certificates/visibility.js";
 import { BlockedKey, Certificate } from "../certificates/certificate.entity.js";
@@ -12,7 +13,7 @@ import { isUniqueViolation } from "../kernel/driver.js";
 import type { Database } from "../db/data-source.js";
 import { Delegation } from "../delegations/delegation.entity.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
-import { CertificateKind, CertificateStatus, CsrStatus, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind, Role } from "../kernel/domain.js";
+import { CertificateKind, CsrStatus, DelegationStatus, Environment, NotificationType, OfficerStatus, OrganizationKind, Role } from "../kernel/domain.js";
 import type { DualControl } from "../dual-control.js";
 import { badInput, conflict, DomainError, forbidden, notFound, preconditionFailed } from "../kernel/errors.js";
 import type { Page } from "../graphql/connection.js";
@@ -25,7 +26,7 @@ import { parseCsr, type ParsedCsr } from "../pki/csr.js";
 import { newSerialHex } from "../pki/issue.js";
 import type { CertificateProfile } from "../pki/profiles.js";
 import { certificateSpki, spkiFingerprint } from "../pki/key-identity.js";
-import { sha256Hex, toBytes } from "../pki/spki.js";
+import { toBytes } from "../pki/spki.js";
 import type { AccessPolicy, KeyMaterialScope } from "../policy.js";
 import { freeText } from "../validation.js";
 import type { Viewer } from "../viewer.js";
@@ -420,8 +421,7 @@ export class CsrService {
     const notAfter = new Date(notBefore.getTime() + validityDays * DAY_MS);
     const serialNumber = newSerialHex();
     const der = await ca.issue({ profile, subjectDer: request.subjectDer, spki: request.spki, serialHex: serialNumber, notBefore, notAfter });
-    const certificate = em.create(Certificate, {
-      id: randomUUID(),
+    const certificate = buildCertificateRow(em, {
       organizationId: csr.organizationId,
       kind: csr.kind,
       environment: csr.environment,
@@ -433,15 +433,10 @@ export class CsrService {
       publicKeyFingerprint: csr.publicKeyFingerprint,
       notBefore,
       notAfter,
-      fingerprintSha256: sha256Hex(der),
-      derBase64: Buffer.from(der).toString("base64"),
+      der,
       csrId: csr.id,
-      revokedAt: null,
-      revocationReason: null,
       renewalOfId: csr.renewalOfId,
-      renewedById: null,
       createdAt: now,
-      lifecycle: CertificateStatus.ACTIVE,
     });
     const notification: NewNotification = {
       type: NotificationType.CSR_SIGNED,
@@ -498,9 +493,7 @@ export class CsrService {
     await lockKey(em, csr.publicKeyFingerprint);
     await recordCsrChanges(em, [{ csr, from: CsrStatus.PENDING, to: CsrStatus.SIGNED }]);
     Object.assign(csr, { status: CsrStatus.SIGNED, decidedById: p.operator.officer.id, decidedAt, rejectionReason: null, certificateId: certificate.id });
-    await em.createQueryBuilder().insert().into(Certificate).values(certificate).updateEntity(false).execute();
-    await recordCertificateChanges(em, [{ certificate, from: null, to: CertificateStatus.ACTIVE }]);
-    if (csr.renewalOfId) await em.update(Certificate, { id: csr.renewalOfId }, { renewedById: certificate.id });
+    await insertIssued(em, certificate);
     await notify(p.notification, p.emails);
     return certificate;
   }

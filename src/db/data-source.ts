@@ -2,7 +2,6 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DataSource, type DataSourceOptions, type EntityManager, type EntityTarget, In, type ObjectLiteral } from "typeorm";
 import { boundedPoolOptions, type DatabaseTimeouts } from "./bounded-client.js";
-import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
 import type { Tx } from "../kernel/ports.js";
 
@@ -10,6 +9,12 @@ export interface DatabaseOptions {
   /** postgres://host/db[?schema=name]; absent means SQLite under dataDir. */
   databaseUrl?: string;
   dataDir: string;
+  /**
+   * The entities to map: the features' (src/features.ts ENTITIES), handed in
+   * by the composition root. db/ does not import the list itself: the
+   * features' services import db/, so it would be an import cycle.
+   */
+  entities: readonly Function[];
   /** PostgreSQL only: connect and statement deadlines (defaults: 5 s and 15 s); null: none (migrations). */
   timeouts?: DatabaseTimeouts | null;
 }
@@ -17,7 +22,7 @@ export interface DatabaseOptions {
 const DEFAULT_TIMEOUTS: DatabaseTimeouts = { connectMs: 5000, queryMs: 15_000 };
 
 export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
-  const common = { entities: ENTITIES, migrations: MIGRATIONS, synchronize: false, migrationsRun: false, logging: false } as const;
+  const common = { entities: [...opts.entities] as Function[], migrations: MIGRATIONS, synchronize: false, migrationsRun: false, logging: false } as const;
   if (opts.databaseUrl) {
     const url = new URL(opts.databaseUrl);
     const schema = url.searchParams.get("schema");

@@ -16,3 +16,11 @@ export interface RouteHelpers {
   /** Sends an error as the one mapping says (kernel/client-error.ts): a DomainError with its status, anything else a bare 500. */
   sendError(res: Response, error: unknown): void;
 }
+
+/**
+ * The installer of each route factory a feature declares (Feature.routes in
+ * kernel/feature.ts), keyed by the factory: the composition root builds them
+ * with their services, the server registers them in the order of the list of
+ * features.
+ */
+export type RouteInstallers = ReadonlyMap<Function, RouteInstaller>;

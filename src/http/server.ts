@@ -35,8 +35,9 @@ import { bearerToken } from "../officers/tokens.js";
 import { checkReadiness, type RuntimeHealth } from "../health.js";
 import type { Metrics } from "../metrics.js";
 import { executeKeyed, idempotencyKeyMiddleware, keyedExecutionArgs } from "./idempotency.js";
-import type { RouteInstaller } from "./routes.js";
-export type { RouteHelpers, RouteInstaller } from "./routes.js";
+import { ROUTES } from "../features.js";
+import type { RouteInstallers } from "./routes.js";
+export type { RouteHelpers, RouteInstaller, RouteInstallers } from "./routes.js";
 import type { Viewer } from "../viewer.js";
 
 export const BODY_LIMIT = "1mb";
@@ -60,7 +61,8 @@ export interface HttpServerOptions {
   /** Event sources for subscriptions (Context.feeds). */
   feeds?: Context["feeds"];
   bus: EventBus;
-  routes: RouteInstaller[];
+  /** An installer for every route factory the features declare (src/features.ts ROUTES). */
+  routes: RouteInstallers;
   /** Directory of the built GraphiQL page (index.html and assets). */
   webDir: string;
   metrics: Metrics;
@@ -397,7 +399,11 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
   );
 
   const router = express.Router();
-  for (const install of opts.routes) install(router, { viewerOf: admit, sendError });
+  for (const factory of ROUTES) {
+    const install = opts.routes.get(factory);
+    if (!install) throw new Error(`no route installer registered for ${factory.name}`);
+    install(router, { viewerOf: admit, sendError });
+  }
   app.use(router);
 
   // Body too large, malformed JSON: a JSON error, never an HTML page or a stack trace.

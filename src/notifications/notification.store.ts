@@ -1,7 +1,8 @@
 import type { SelectQueryBuilder } from "typeorm";
 import type { Database } from "../db/data-source.js";
 import type { NotificationType } from "../kernel/domain.js";
-import type { NotificationScope } from "../policy.js";
+import { toSql } from "../kernel/predicate.js";
+import { type NotificationScope, visibleNotificationPredicates } from "../policy.js";
 import { Notification } from "./notification.entity.js";
 
 /** Reads of the notification history, always in position order (the position is the cursor, published as the id). */
@@ -25,9 +26,10 @@ export class NotificationStore {
 
   /**
    * Notifications after the position that the scope admits (null: all), oldest
-   * first: the SQL form of AccessPolicy.canSeeNotification. A scoped viewer's
-   * rows come from one query per way of being visible (own organization,
-   * named second, audience, each delegation grant), each walking its own
+   * first: visibleNotificationPredicates (the rules AccessPolicy.canSeeNotification
+   * matches in memory) compiled to SQL. A scoped viewer's rows come from one
+   * query per predicate (own organization, named second, audience, each
+   * delegation grant), each walking its own
    * index in position order for at most `limit` rows, merged here: the cost follows
    * the page, where one OR over them would read and sort every match.
    */
@@ -47,16 +49,10 @@ export class NotificationStore {
       for (const type of new Set(types)) pages.push(await branch(undefined, [type]));
       return merged(pages, limit);
     }
-    const branches: Array<(qb: SelectQueryBuilder<Notification>) => void> = [
-      (qb) => qb.andWhere("n.organizationId = :own", { own: scope.organizationId }),
-      (qb) => qb.andWhere("n.secondOrganizationId = :own", { own: scope.organizationId }),
-    ];
-    if (scope.audiences.length > 0) branches.push((qb) => qb.andWhere("n.audience IN (:...audiences)", { audiences: scope.audiences }));
-    for (const g of scope.grants) {
-      branches.push((qb) =>
-        qb.andWhere("n.organizationId = :gp AND n.environment = :ge AND n.certificateKind IN (:...gk)", { gp: g.participantId, ge: g.environment, gk: g.kinds }),
-      );
-    }
+    const branches = visibleNotificationPredicates(scope).map((predicate) => {
+      const { sql, params } = toSql(predicate, "n", "nv");
+      return (qb: SelectQueryBuilder<Notification>) => qb.andWhere(sql, params);
+    });
     const pages: Notification[][] = [];
     // One after the other: on SQLite each isolated read takes its turn on the one connection anyway.
     for (const where of branches) pages.push(await branch(where));

@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rateLimited } from "../../src/kernel/errors.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { freshPostgresSchema, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { freshPostgresSchema } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { post, rawSocket } from "./helpers.js";
 
 const RATE_LIMITED = (reason: string) => ({ code: "RATE_LIMITED", reason, retryAfterSeconds: expect.any(Number) });

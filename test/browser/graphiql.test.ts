@@ -12,8 +12,9 @@ import { fileURLToPath } from "node:url";
 import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { available, CHROMIUM_PATH } from "../support/deps.js";
-import { csrFor } from "../revocation/helpers.js";
-import { addOfficer, createOrganization } from "../support/fixtures.js";
+import { csrFor } from "../certificates/helpers.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));

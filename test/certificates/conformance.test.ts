@@ -13,9 +13,10 @@ import { Environment } from "../../src/kernel/domain.js";
 import { children, readTlv } from "../../src/pki/der.js";
 import { makeTempDir, openssl, opensslResult, toPem, writeFile } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { startTestServer, type DbKind, type TestServer } from "../support/server.js";
-import { COMPROMISE, issue, REVOKE, type Issued } from "../revocation/helpers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { COMPROMISE, issue, REVOKE, type Issued } from "./helpers.js";
 import { expectStrictDer } from "../pki/strict-der.js";
 
 const hasOpenssl = await available("openssl");

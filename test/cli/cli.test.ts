@@ -5,7 +5,8 @@ import { EXIT, main } from "../../src/cli/commands.js";
 import { COMMANDS } from "../../src/cli/registry.js";
 import { makeTempDir, openssl } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, secondOperator, type TestOrganization } from "../support/fixtures.js";
+import { secondOperator } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const hasOpenssl = await available("openssl");

@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/commands.js";
 import { eventually } from "../notifications/helpers.js";
 import { makeTempDir } from "../pki/helpers.js";
-import { issue } from "../revocation/helpers.js";
+import { issue } from "../certificates/helpers.js";
 import { available } from "../support/deps.js";
-import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const hasOpenssl = await available("openssl");

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization, approveAsSecondOperator } from "../support/fixtures.js";
-import { startTestServer, type DbKind, type TestServer } from "../support/server.js";
+import { approveAsSecondOperator } from "../support/dual-control.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { generateKey, makeCsr, makeTempDir, openssl, writeFile } from "../pki/helpers.js";
 
 const hasOpenssl = await available("openssl");

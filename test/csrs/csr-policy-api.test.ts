@@ -8,9 +8,10 @@ import { main } from "../../src/cli/commands.js";
 import { generateKey, makeCsr, makeTempDir, openssl, writeFile } from "../pki/helpers.js";
 import { craftCsr, freshKeys, orgSubject, subject, TAGS } from "../pki/crafted-csr.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { startTestServer, type DbKind, type TestServer } from "../support/server.js";
-import { expectError } from "../revocation/helpers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { expectError } from "../certificates/helpers.js";
 
 const hasOpenssl = await available("openssl");
 const hasPostgres = await available("postgres");

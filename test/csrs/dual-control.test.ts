@@ -6,9 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { csrPem } from "../support/csr.js";
 import { available } from "../support/deps.js";
-import { addOperator, createOrganization, type TestOfficer, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
-import { auditRows, eventually, expectError } from "../identity/helpers.js";
+import { addOperator, type TestOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { auditRows, eventually, expectError } from "../officers/helpers.js";
 
 const SUBMIT = `mutation($input: SubmitCsrInput!) { submitCsr(input: $input) { id } }`;
 const APPROVE = `mutation($id: ID!) { approveCsr(csrId: $id) { id status approvals { id email } } }`;

@@ -7,7 +7,8 @@ import type { ChildProcess } from "node:child_process";
 import { Environment } from "../../src/kernel/domain.js";
 import { freePort, generateKey, makeCsr, makeTempDir, openssl, opensslResult, sClient, spawnOpenssl, type TestKey, writeFile } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization, approveAsSecondOperator } from "../support/fixtures.js";
+import { approveAsSecondOperator } from "../support/dual-control.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { serverCertificate } from "../support/openssl-server.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 

@@ -19,11 +19,13 @@ import { certificateSpki, requestSpki } from "../../src/pki/key-identity.js";
 import { newSerialHex } from "../../src/pki/issue.js";
 import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";
 import { generateKey, makeCsr, makeTempDir, pemBody } from "../pki/helpers.js";
-import { COMPROMISE, expectError } from "../revocation/helpers.js";
+import { COMPROMISE, expectError } from "../certificates/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { PG_BASE_URL, startTestServer, type DbKind, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { PG_BASE_URL, type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { canonicalSpkiOf, reencodedCsr, type Reencoding } from "./reencode.js";
+import { ENTITIES } from "../../src/features.js";
 
 const hasOpenssl = await available("openssl");
 const hasPostgres = await available("postgres");
@@ -120,7 +122,7 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
     /** With the server stopped: undo the last migration (this one), then apply it again. */
     async function downAndUpAgain(check: { afterDown: (m: EntityManager) => Promise<void>; afterUp: (m: EntityManager) => Promise<void> }) {
       await server.close({ keepData: true });
-      const dataSource = createDataSource({ databaseUrl: server.databaseUrl, dataDir: server.dataDir });
+      const dataSource = createDataSource({ databaseUrl: server.databaseUrl, dataDir: server.dataDir, entities: ENTITIES });
       await dataSource.initialize();
       const previous = server;
       try {

@@ -7,10 +7,11 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { certificateSpki } from "../../src/pki/key-identity.js";
 import { generateKey, makeCsr, makeTempDir, pemBody } from "../pki/helpers.js";
-import { COMPROMISE, expectError, outcome } from "../revocation/helpers.js";
+import { COMPROMISE, expectError, outcome } from "../certificates/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { startTestServer, type DbKind, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { canonicalSpkiOf, csrSpki, csrWithSpki, keyKindOf, reencodedCsr, type Reencoding } from "./reencode.js";
 
 const hasOpenssl = await available("openssl");

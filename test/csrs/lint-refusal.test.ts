@@ -11,9 +11,10 @@ import { CertificateKind } from "../../src/kernel/domain.js";
 import { DEFAULT_PROFILES } from "../../src/pki/profiles.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { startTestServer, type DbKind, type TestServer } from "../support/server.js";
-import { csrFor, expectError, SUBMIT } from "../revocation/helpers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { csrFor, expectError, SUBMIT } from "../certificates/helpers.js";
 
 const hasOpenssl = await available("openssl");
 const hasPostgres = await available("postgres");

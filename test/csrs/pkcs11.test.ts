@@ -4,7 +4,8 @@ import { readdirSync } from "node:fs";
 import { generateKey, makeCsr, makeTempDir, openssl, writeFile } from "../pki/helpers.js";
 import { initToken } from "../pki/softhsm.js";
 import { available } from "../support/deps.js";
-import { approveAsSecondOperator, createOrganization } from "../support/fixtures.js";
+import { approveAsSecondOperator } from "../support/dual-control.js";
+import { createOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const ready = await available("openssl", "softhsm2");

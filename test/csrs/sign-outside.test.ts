@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Environment } from "../../src/kernel/domain.js";
 import { csrPem } from "../support/csr.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 
 for (const db of ["sqlite", "postgres"] as DbKind[]) {
   const deps = db === "postgres" ? await available("postgres") : true;

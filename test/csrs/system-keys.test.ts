@@ -10,10 +10,11 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeCsr, makeTempDir } from "../pki/helpers.js";
 import { ROTATE_KMS } from "../kms/helpers.js";
-import { expectError } from "../revocation/helpers.js";
+import { expectError } from "../certificates/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { startTestServer, type DbKind, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { reencodedCsr } from "./reencode.js";
 
 const hasOpenssl = await available("openssl");

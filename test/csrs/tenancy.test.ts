@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey, makeCsr, makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const hasOpenssl = await available("openssl");

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { startTestServer, type DbKind, type TestServer } from "../support/server.js";
-import { csrFor, expectError, outcome, SUBMIT } from "../revocation/helpers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { csrFor, expectError, outcome, SUBMIT } from "../certificates/helpers.js";
 import { activeDelegation, APPROVE, DECLINE, type DelegationView, REQUEST, requestDelegation, REVOKE_DELEGATION } from "./helpers.js";
 
 const hasOpenssl = await available("openssl");

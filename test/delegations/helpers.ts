@@ -1,4 +1,4 @@
-import type { TestOrganization } from "../support/fixtures.js";
+import type { TestOrganization } from "../support/organizations.js";
 import type { TestServer } from "../support/server.js";
 
 export const DELEGATION_FIELDS = `id status kinds environment note declineReason requestedAt decidedAt revokedAt

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { csrFor, SUBMIT } from "../revocation/helpers.js";
+import { csrFor, SUBMIT } from "../certificates/helpers.js";
 import { activeDelegation, REVOKE_DELEGATION } from "./helpers.js";
 import { lastNotificationId, notificationIdWhere, subscribeNotifications } from "./subscriptions.js";
 

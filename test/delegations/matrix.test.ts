@@ -5,9 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type GraphQLResponse, type TestServer } from "../support/server.js";
-import { COMPROMISE, csrFor, expectError, issue, RENEW, SUBMIT } from "../revocation/helpers.js";
+import { COMPROMISE, csrFor, expectError, issue, RENEW, SUBMIT } from "../certificates/helpers.js";
 import { activeDelegation, APPROVE, DECLINE, requestDelegation, REVOKE_DELEGATION } from "./helpers.js";
 import { lastNotificationId, notificationIdWhere, subscribeNotifications } from "./subscriptions.js";
 

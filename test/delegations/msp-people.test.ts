@@ -6,8 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { csrPem } from "../support/csr.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { activeDelegation, REVOKE_DELEGATION } from "./helpers.js";
 
 /** Every field of Delegation whose type is Officer, with everything an Officer has. */

@@ -3,8 +3,9 @@ import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 
 const crypto = webcrypto as unknown as Crypto;
 const postgres = await available("postgres");

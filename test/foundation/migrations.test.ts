@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MIGRATIONS } from "../../src/db/migrations/index.js";
 import { available } from "../support/deps.js";
-import { type DbKind, onPostgresIn, startTestServer, type TestServer } from "../support/server.js";
+import { type DbKind, onPostgresIn } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 
 
 const postgres = await available("postgres");

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTempDir, openssl, writeFile } from "../pki/helpers.js";
-import { issue } from "../revocation/helpers.js";
+import { issue } from "../certificates/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 
 const hasOpenssl = await available("openssl");
 const postgres = await available("postgres");

@@ -11,7 +11,7 @@ import { Environment } from "../../src/kernel/domain.js";
 import { DomainError } from "../../src/kernel/errors.js";
 import { FileKeyStore } from "../../src/pki/keystore/index.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { freePort, makeTempDir, openssl, opensslResult, sClient, writeFile } from "../pki/helpers.js";
 import { kmsRow, listKms, type KmsCertificateView } from "./helpers.js";

@@ -9,8 +9,10 @@ import { KmsCertificate } from "../../src/kms/kms-certificate.entity.js";
 import { EmailDelivery } from "../../src/notifications/email-delivery.entity.js";
 import { Notification } from "../../src/notifications/notification.entity.js";
 import { available } from "../support/deps.js";
-import { approveKmsRotationAsSecondOperator, createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { approveKmsRotationAsSecondOperator } from "../support/dual-control.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { makeTempDir, openssl, opensslResult, writeFile } from "../pki/helpers.js";
 import { KMS_FIELDS, LIST_KMS, listKms, RETIRE_KMS, ROTATE_KMS, type KmsCertificateView } from "./helpers.js";
 

@@ -4,7 +4,8 @@ import { InProcessEventBus } from "../../src/kernel/events.js";
 import { NotificationDispatcher } from "../../src/notifications/dispatcher.js";
 import { NotificationStore } from "../../src/notifications/notification.store.js";
 import { NotificationRefs } from "../../src/notifications/refs.js";
-import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { collect, eventually, latestId } from "./helpers.js";
 

@@ -3,8 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/kernel/clock.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { freshPostgresSchema, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { freshPostgresSchema } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { collect, eventually, issueCertificate, latestId, type SmtpSink, startSmtpSink } from "./helpers.js";
 
 const ready = (await available("postgres", "redis")) && (await available("openssl"));

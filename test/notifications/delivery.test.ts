@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey, makeCsr, makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { addOfficer, approveAsSecondOperator, createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { approveAsSecondOperator } from "../support/dual-control.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { activeDelegation } from "../delegations/helpers.js";
 import { collect, eventually, issueCertificate, latestId, type ReceivedEmail, type SmtpSink, startSmtpSink } from "./helpers.js";

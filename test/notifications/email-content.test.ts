@@ -4,10 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EmailDelivery } from "../../src/notifications/email-delivery.entity.js";
 import { Notification } from "../../src/notifications/notification.entity.js";
 import { makeTempDir } from "../pki/helpers.js";
-import { csrFor, issue } from "../revocation/helpers.js";
+import { csrFor, issue } from "../certificates/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 
 const hasOpenssl = await available("openssl");
 const postgres = await available("postgres");

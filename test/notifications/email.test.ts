@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/kernel/clock.js";
 import { EmailDelivery } from "../../src/notifications/email-delivery.entity.js";
 import { freePort } from "../pki/helpers.js";
-import { createOrganization } from "../support/fixtures.js";
+import { createOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { type SmtpSink, startSmtpSink } from "./helpers.js";
 

@@ -6,7 +6,7 @@ import { dueExpiryNotice } from "../../src/notifications/expiry-scanner.js";
 import { Notification } from "../../src/notifications/notification.entity.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { collect, issueCertificate, latestId } from "./helpers.js";
 

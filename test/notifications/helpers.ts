@@ -8,7 +8,7 @@ import { SMTPServer } from "smtp-server";
 import type { Client } from "graphql-ws";
 import { NotificationStore } from "../../src/notifications/notification.store.js";
 import { generateKey, makeCsr } from "../pki/helpers.js";
-import type { TestOrganization } from "../support/fixtures.js";
+import type { TestOrganization } from "../support/organizations.js";
 import type { TestServer } from "../support/server.js";
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

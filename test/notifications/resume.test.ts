@@ -6,8 +6,9 @@ import type { Notification } from "../../src/notifications/notification.entity.j
 import { NotificationStore } from "../../src/notifications/notification.store.js";
 import { NotificationRefs } from "../../src/notifications/refs.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { collect, eventually, history } from "./helpers.js";
 
 const hasPostgres = await available("postgres");

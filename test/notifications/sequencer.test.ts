@@ -14,8 +14,9 @@ import { DatabaseLease } from "../../src/notifications/lease.js";
 import { Sequencer } from "../../src/notifications/sequencer.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { freshPostgresSchema, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { freshPostgresSchema } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { type Collector, collect, eventually, latestId } from "./helpers.js";
 
 const ready = await available("postgres", "redis");

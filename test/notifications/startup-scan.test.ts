@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { generateKey, makeCsr, makeTempDir } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization } from "../support/fixtures.js";
+import { createOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const hasOpenssl = await available("openssl");

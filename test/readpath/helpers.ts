@@ -1,7 +1,7 @@
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import type { DataSource, Logger } from "typeorm";
-import type { TestOrganization } from "../support/fixtures.js";
+import type { TestOrganization } from "../support/organizations.js";
 import type { TestServer } from "../support/server.js";
 
 const crypto = webcrypto as unknown as Crypto;

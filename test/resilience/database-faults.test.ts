@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect, eventually, latestId, sleep } from "../notifications/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { type FaultyCluster, officerInput, post, REGISTER_OFFICER, startFaultyCluster } from "./helpers.js";
 
 const ready = await available("postgres", "redis");

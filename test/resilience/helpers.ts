@@ -6,11 +6,12 @@
 import { randomBytes } from "node:crypto";
 import { pino, type Logger } from "pino";
 import { afterAll, afterEach, beforeAll, vi } from "vitest";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { ManualClock } from "../../src/kernel/clock.js";
 import { makeTempDir } from "../pki/helpers.js";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.js";
-import { freshPostgresSchema, startTestServer, type TestServer } from "../support/server.js";
+import { freshPostgresSchema } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 
 /** Deadlines of the instances under test (production defaults are in config.ts). */
 export const FAST_DEADLINES = {

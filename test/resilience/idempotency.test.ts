@@ -4,8 +4,9 @@ import { AuditLog } from "../../src/audit/audit.service.js";
 import { generateKey, makeCsr, makeTempDir } from "../pki/helpers.js";
 import { SUBMIT } from "../notifications/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { post, useFaultyCluster } from "./helpers.js";
 
 const hasOpenssl = await available("openssl");

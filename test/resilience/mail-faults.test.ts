@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Database } from "../../src/db/data-source.js";
 import { eventually, type SmtpSink, sleep, startSmtpSink } from "../notifications/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization } from "../support/fixtures.js";
+import { createOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { type FaultyCluster, officerInput, post, REGISTER_OFFICER, startFaultyCluster } from "./helpers.js";
 

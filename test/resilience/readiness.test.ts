@@ -5,7 +5,7 @@ import { RedisEventBus } from "../../src/notifications/redis-event-bus.js";
 import { startFaultProxy } from "../support/fault-proxy.js";
 import { collect, eventually, latestId, sleep } from "../notifications/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { capturingLogger, type FaultyCluster, officerInput, post, REGISTER_OFFICER, startFaultyCluster } from "./helpers.js";
 

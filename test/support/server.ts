@@ -3,48 +3,19 @@
  * on a fresh SQLite file, or on a fresh PostgreSQL schema, for black-box tests.
  */
 import "reflect-metadata";
-import { it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { type App, type AppOverrides, createApp } from "../../src/app.js";
 import { ManualClock } from "../../src/kernel/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
-import { createMailer, type Mailer, type OutgoingEmail } from "../../src/notifications/mailer.js";
-
-export const PG_BASE_URL = process.env.KEYPORTAL_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-
-export type DbKind = "sqlite" | "postgres";
-
-/** Registers a case only on PostgreSQL, where it means something, instead of showing it as skipped on SQLite. */
-export function onPostgresIn(db: DbKind) {
-  return (name: string, fn: () => Promise<void>, timeout?: number) => {
-    if (db === "postgres") it(name, fn, timeout);
-  };
-}
-
-/** A fresh, empty schema in the test database; dropped by the returned function. */
-export async function freshPostgresSchema(): Promise<{ url: string; drop(): Promise<void> }> {
-  const schema = `kp_${randomBytes(6).toString("hex")}`;
-  const client = new pg.Client({ connectionString: PG_BASE_URL });
-  await client.connect();
-  await client.query(`CREATE SCHEMA ${schema}`);
-  await client.end();
-  return {
-    url: `${PG_BASE_URL}?schema=${schema}`,
-    async drop() {
-      const c = new pg.Client({ connectionString: PG_BASE_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await c.end();
-    },
-  };
-}
+import type { OutgoingEmail } from "../../src/notifications/mailer.js";
+import { enrollmentCodeIn, recordingMailer } from "./mail.js";
+import { type DbKind, freshPostgresSchema } from "./postgres.js";
 
 /** Quotas no functional test reaches (test/abuse/ sets real ones). */
 export const UNLIMITED_QUOTAS: Record<string, string> = {
@@ -127,18 +98,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     ...opts.env,
   });
   const clock = opts.clock ?? new ManualClock(new Date("2026-11-28T08:00:00.000Z"));
-  // The real mailer (file sink or SMTP), recording what it accepted so fixtures can read enrollment codes.
-  const sentMail: OutgoingEmail[] = [];
-  const realMailer = createMailer({ smtpUrl: config.smtpUrl, dataDir: config.dataDir });
-  const mailer: Mailer = {
-    kind: realMailer.kind,
-    async send(email) {
-      const result = await realMailer.send(email);
-      sentMail.push(email);
-      return result;
-    },
-    close: () => realMailer.close(),
-  };
+  const { mailer, sentMail } = recordingMailer(config);
   const app = await createApp(config, { clock, logger: createLogger(config.logLevel), mailer, ...opts.overrides });
   const { url } = await app.start();
   if (opts.bootstrapToken === false) {
@@ -166,19 +126,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     operatorToken,
     gql,
     sentMail,
-    async enrollmentCode(email, codeOpts) {
-      const wanted = email.trim().toLowerCase();
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const codes = sentMail
-          .filter((m) => m.to.toLowerCase() === wanted)
-          .map((m) => /^Enrollment code: (\S+)$/m.exec(m.text)?.[1])
-          .filter((c): c is string => Boolean(c));
-        if (codes.length > (codeOpts?.after ?? 0)) return codes[codes.length - 1]!;
-        if (Date.now() > deadline) throw new Error(`no enrollment email to ${email} arrived`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    },
+    enrollmentCode: (email, codeOpts) => enrollmentCodeIn(sentMail, email, codeOpts),
     async ok<T>(query: string, variables?: Record<string, unknown>, token: string | null = operatorToken): Promise<T> {
       const result = await gql<T>(query, variables, token);
       if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);

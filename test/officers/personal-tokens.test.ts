@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { auditRows, expectError, sleep } from "./helpers.js";
 
 const CREATE = `mutation($id: ID!, $label: String!, $days: Int) { createApiToken(officerId: $id, label: $label, expiresInDays: $days) { id token createdAt expiresAt officer { id } } }`;

@@ -18,8 +18,10 @@ import { OfficerService } from "../../src/officers/officer.service.js";
 import { bootstrap } from "../../src/organizations/bootstrap.js";
 import { AccessPolicy } from "../../src/policy.js";
 import { available } from "../support/deps.js";
-import { type DbKind, freshPostgresSchema, startTestServer, type TestServer } from "../support/server.js";
+import { type DbKind, freshPostgresSchema } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { auditRows, capturedLogger, expectError } from "./helpers.js";
+import { ENTITIES } from "../../src/features.js";
 
 const postgres = await available("postgres");
 
@@ -109,7 +111,7 @@ describe.skipIf(!postgres)("two instances starting together on one empty Postgre
   });
 
   it("should both run migrations without failing, and apply each once", async () => {
-    for (let i = 0; i < 2; i++) sources.push(createDataSource({ databaseUrl: schema.url, dataDir: "/nonexistent" }));
+    for (let i = 0; i < 2; i++) sources.push(createDataSource({ databaseUrl: schema.url, dataDir: "/nonexistent", entities: ENTITIES }));
     await Promise.all(sources.map((s) => s.initialize()));
     await Promise.all(sources.map((s) => s.runMigrations({ transaction: "each" })));
     const rows = (await sources[0]!.query(`SELECT name FROM migrations`)) as Array<{ name: string }>;

@@ -4,9 +4,10 @@ import { ManualClock } from "../../src/kernel/clock.js";
 import { Environment } from "../../src/kernel/domain.js";
 import { freePort, makeTempDir, openssl, opensslResult, sClient, spawnOpenssl, writeFile } from "../pki/helpers.js";
 import { available } from "../support/deps.js";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { serverCertificate } from "../support/openssl-server.js";
-import { onPostgresIn, startTestServer, type DbKind, type TestServer } from "../support/server.js";
+import { onPostgresIn, type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { CERTIFICATE, COMPROMISE, crlEntries, csrFor, expectError, fetchCrl, issue, outcome, RENEW, REVOKE, SUBMIT } from "./helpers.js";
 
 

@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { csrPem } from "../support/csr.js";
 import { available } from "../support/deps.js";
-import { addOperator, createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { addOperator } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { REQUEST } from "../delegations/helpers.js";
 import { SUBMIT } from "../notifications/helpers.js";

@@ -16,8 +16,10 @@ import { activeDelegation, REVOKE_DELEGATION } from "../delegations/helpers.js";
 import { collect, latestId } from "../notifications/helpers.js";
 import { recordStatements } from "../readpath/helpers.js";
 import { available } from "../support/deps.js";
-import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
-import { freshPostgresSchema, startTestServer, type TestServer } from "../support/server.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { freshPostgresSchema } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { expectError } from "./helpers.js";
 
 const ME = `{ me { role } }`;

@@ -6,10 +6,12 @@
  * by the operation's `data` entry of the same name.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addOfficer, createOrganization, type TestOfficer, type TestOrganization } from "../support/fixtures.js";
+import { addOfficer, type TestOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { csrPem } from "../support/csr.js";
 import { available } from "../support/deps.js";
-import { type DbKind, type GraphQLResponse, startTestServer, type TestServer } from "../support/server.js";
+import { type DbKind } from "../support/postgres.js";
+import { type GraphQLResponse, startTestServer, type TestServer } from "../support/server.js";
 import { auditRows, CREATE_API_TOKEN, freshEmail, REGISTER_OFFICER } from "./helpers.js";
 
 const VIEWERS = ["anonymous", "deactivated", "revoked", "officerOfOrg", "otherOrgOfficer", "mspOfficer", "operator"] as const;

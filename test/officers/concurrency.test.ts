@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { available } from "../support/deps.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { auditRows, freshEmail, REGISTER_OFFICER } from "./helpers.js";
 
 const postgres = await available("postgres");

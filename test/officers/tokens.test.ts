@@ -3,7 +3,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addOfficer, createOrganization, type TestOfficer, type TestOrganization } from "../support/fixtures.js";
+import { addOfficer, type TestOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { auditRows, CREATE_API_TOKEN, DEACTIVATE_OFFICER, eventually, expectError, freshEmail, REVOKE_API_TOKEN, sleep } from "./helpers.js";
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addOfficer, createOrganization } from "../support/fixtures.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { CREATE_ORGANIZATION, DEACTIVATE_OFFICER, expectError, freshEmail, REGISTER_OFFICER } from "./helpers.js";
 

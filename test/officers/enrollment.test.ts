@@ -6,8 +6,10 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { available } from "../support/deps.js";
-import { addOfficer, createOrganization, enroll, type TestOrganization } from "../support/fixtures.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { addOfficer, enroll } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import { auditRows, capturedLogger, eventually, expectError, freshEmail, REGISTER_OFFICER } from "./helpers.js";
 
 const ENROLL = `mutation($code: String!, $label: String!) { enrollOfficer(code: $code, label: $label) { id token label expiresAt officer { id enrolled status } } }`;

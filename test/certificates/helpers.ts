@@ -5,7 +5,8 @@
  */
 import { expect } from "vitest";
 import { generateKey, makeCsr, openssl, writeFile, type TestKey } from "../pki/helpers.js";
-import { approveAsSecondOperator, type TestOrganization } from "../support/fixtures.js";
+import { approveAsSecondOperator } from "../support/dual-control.js";
+import { type TestOrganization } from "../support/organizations.js";
 import type { GraphQLResponse, TestServer } from "../support/server.js";
 
 export const SUBMIT = `mutation($input: SubmitCsrInput!) { submitCsr(input: $input) { id status renewalOf { id } } }`;

@@ -12,7 +12,8 @@ import { dataSourceOptions } from "../../src/db/data-source.js";
 import { MIGRATIONS } from "../../src/db/migrations/index.js";
 import { Identity1764300001000 } from "../../src/db/migrations/1764300001000-identity.js";
 import { available } from "../support/deps.js";
-import { type DbKind, freshPostgresSchema } from "../support/server.js";
+import { type DbKind, freshPostgresSchema } from "../support/postgres.js";
+import { ENTITIES } from "../../src/features.js";
 
 const postgres = await available("postgres");
 
@@ -31,7 +32,7 @@ describe.each<DbKind>(["sqlite", "postgres"])("the identity migration on %s", (d
       cleanups.push(() => schema.drop());
       databaseUrl = schema.url;
     }
-    const options = dataSourceOptions({ databaseUrl, dataDir });
+    const options = dataSourceOptions({ databaseUrl, dataDir, entities: ENTITIES });
     const index = MIGRATIONS.indexOf(Identity1764300001000);
     expect(index).toBeGreaterThan(0);
     const before = new DataSource({ ...options, migrations: MIGRATIONS.slice(0, index) });

@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addOfficer, createOrganization, type TestOrganization } from "../support/fixtures.js";
+import { addOfficer } from "../support/officers.js";
+import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { available } from "../support/deps.js";
-import { type DbKind, startTestServer, type TestServer } from "../support/server.js";
+import { type DbKind } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
 import {
   type AuditRow,
   auditRows,
@@ -13,7 +15,7 @@ import {
   freshEmail,
   REGISTER_OFFICER,
   REVOKE_API_TOKEN,
-} from "./helpers.js";
+} from "../officers/helpers.js";
 
 const postgres = await available("postgres");
 const GENESIS = "0".repeat(64);
