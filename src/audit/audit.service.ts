@@ -1,19 +1,12 @@
 import { createHash } from "node:crypto";
 import type { EntityManager } from "typeorm";
 import type { Clock } from "../kernel/clock.js";
+import type { AuditRecord } from "../kernel/ports.js";
 import type { Database } from "../db/data-source.js";
 import { AuditEvent } from "./audit-event.entity.js";
 
-export interface AuditEntry {
-  actorId: string | null;
-  organizationId: string | null;
-  action: string;
-  outcome: string;
-  targetType: string;
-  targetId: string | null;
-  /** Never tokens, keys or PINs. */
-  details: Record<string, unknown>;
-}
+/** One audit event as a mutation writes it (the kernel's port states it; never tokens, keys or PINs in details). */
+export type AuditEntry = AuditRecord;
 
 const GENESIS = "0".repeat(64);
 
