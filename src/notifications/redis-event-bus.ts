@@ -144,9 +144,13 @@ export class RedisEventBus implements EventBus {
     return `${this.options.channelPrefix ?? "keyportal"}:${topic}`;
   }
 
-  /** Where the other instances acknowledge this instance's confirmed publishes. */
+  /** Where the other instances acknowledge the confirmed publishes of the instance `origin`. */
+  private ackChannelOf(origin: string): string {
+    return `${this.options.channelPrefix ?? "keyportal"}:ack:${origin}`;
+  }
+
   private get ackChannel(): string {
-    return `${this.options.channelPrefix ?? "keyportal"}:ack:${this.origin}`;
+    return this.ackChannelOf(this.origin);
   }
 
   async publish<T extends EventTopic>(topic: T, payload: EventPayload<T>, options: { confirm?: boolean } = {}): Promise<void> {
@@ -265,8 +269,7 @@ export class RedisEventBus implements EventBus {
     this.deliver(topic, envelope.payload);
     // Handled here (the handlers ran above): tell the publisher, which answers its caller once every instance has.
     if (typeof envelope.ack === "string" && typeof envelope.origin === "string") {
-      const ackChannel = `${this.options.channelPrefix ?? "keyportal"}:ack:${envelope.origin}`;
-      this.publisher.publish(ackChannel, JSON.stringify({ ack: envelope.ack })).catch((error: unknown) => this.wentAway((error as Error).message));
+      this.publisher.publish(this.ackChannelOf(envelope.origin), JSON.stringify({ ack: envelope.ack })).catch((error: unknown) => this.wentAway((error as Error).message));
     }
   }
 

@@ -339,8 +339,7 @@ export class OfficerService {
     const cache = this.tokenCache?.usable() ? this.tokenCache : null;
     const generation = cache?.generation ?? 0;
     if (cache) {
-      // A signal from another instance that arrived with this request is handled first (I/O callbacks run before setImmediate).
-      if (this.bus.connected) await new Promise((resolve) => setImmediate(resolve));
+      // No wait for signals here: a revocation answers only once every instance has confirmed it (a confirmed publish).
       const hit = cache.get(hash);
       if (hit) {
         this.touch(hit.viewer.tokenId, hit.lastUsedAt);
