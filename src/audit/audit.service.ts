@@ -41,18 +41,8 @@ export interface AuditVerificationResult {
   firstInvalidSeq: number | null;
 }
 
-/** An audit_pending row (PostgreSQL): an event committed by its mutation, not yet in the chain. */
-interface PendingRow {
-  id: string | number;
-  at: string;
-  actorId: string | null;
-  organizationId: string | null;
-  action: string;
-  outcome: string;
-  targetType: string;
-  targetId: string | null;
-  details: string;
-}
+/** An audit_pending row (PostgreSQL): an event committed by its mutation, not yet in the chain (details as stored JSON). */
+type PendingRow = Omit<AuditRecord, "details"> & { id: string | number; at: string; details: string };
 
 /**
  * The hash-chained audit log. On SQLite (one writer) append chains the event
