@@ -5,9 +5,10 @@
  * signature happen before it and are not counted here.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Logger, QueryRunner } from "typeorm";
+import type { QueryRunner } from "typeorm";
 import { csrPem } from "../support/csr.js";
 import { available } from "../support/deps.js";
+import { recordStatements, type Statement } from "../support/statements.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { type DbKind } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -22,23 +23,8 @@ const BUDGET: Record<DbKind, number> = { sqlite: 8, postgres: 8 };
 
 const CONTROL = /^\s*(BEGIN|START TRANSACTION|SAVEPOINT|RELEASE|COMMIT|ROLLBACK)/i;
 
-/** Every statement on the writing connection(s), with the query runner that ran it. */
-function recordWrites(server: TestServer): Array<{ sql: string; runner: QueryRunner | undefined }> {
-  const statements: Array<{ sql: string; runner: QueryRunner | undefined }> = [];
-  const logger: Logger = {
-    logQuery: (sql, _parameters, runner) => void statements.push({ sql, runner }),
-    logQueryError: () => undefined,
-    logQuerySlow: () => undefined,
-    logSchemaBuild: () => undefined,
-    logMigration: () => undefined,
-    log: () => undefined,
-  };
-  Object.defineProperty(server.app.db.dataSource, "logger", { value: logger, configurable: true });
-  return statements;
-}
-
 /** The statements of each unit of work: per query runner, from a BEGIN/SAVEPOINT to its COMMIT/RELEASE/ROLLBACK. */
-function units(statements: Array<{ sql: string; runner: QueryRunner | undefined }>): string[][] {
+function units(statements: Statement[]): string[][] {
   const open = new Map<QueryRunner | undefined, string[]>();
   const done: string[][] = [];
   for (const { sql, runner } of statements) {
@@ -74,7 +60,7 @@ for (const db of ["sqlite", "postgres"] as DbKind[]) {
         { input: { organizationId: org.id, kind: "MTLS_CLIENT", environment: "MTF", pem: await csrPem(org, "Budget 1") } },
         org.officers[0]!.token,
       );
-      const statements = recordWrites(server);
+      const statements = recordStatements(server, { writerOnly: true });
       const { signCsr } = await server.ok<{ signCsr: { id: string } }>(`mutation($id: ID!) { signCsr(input: { csrId: $id }) { id } }`, { id: submitCsr.id });
       expect(signCsr.id).toBeTruthy();
       const sign = units(statements).filter((unit) => unit.some((sql) => /INSERT INTO "certificates"/.test(sql)));

@@ -5,12 +5,14 @@
  * and afterCommit hooks run only after the COMMIT.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Logger } from "typeorm";
+import { recordStatements, type Statement } from "../support/statements.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 describe("group commit on SQLite", () => {
   let server: TestServer;
-  const log: string[] = [];
+  let statements: Statement[] = [];
+  /** What the writing connection ran so far, trimmed. */
+  const log = () => statements.map((s) => s.sql.trim());
 
   beforeAll(async () => {
     server = await startTestServer();
@@ -19,15 +21,7 @@ describe("group commit on SQLite", () => {
       await em.query(`CREATE TABLE probe ("id" TEXT PRIMARY KEY, "parent" TEXT REFERENCES probe_parent("id") DEFERRABLE INITIALLY DEFERRED)`);
       await em.query(`INSERT INTO probe_parent ("id") VALUES ('p')`);
     });
-    const logger: Logger = {
-      logQuery: (sql) => void log.push(sql.trim()),
-      logQueryError: () => undefined,
-      logQuerySlow: () => undefined,
-      logSchemaBuild: () => undefined,
-      logMigration: () => undefined,
-      log: () => undefined,
-    };
-    Object.defineProperty(server.app.db.dataSource, "logger", { value: logger, configurable: true });
+    statements = recordStatements(server, { writerOnly: true });
     // On a loaded machine ten units can outlast the time bound; these cases are about what one batch does.
     server.app.db.batchLimits.ms = 10_000;
   }, 60_000);
@@ -39,7 +33,7 @@ describe("group commit on SQLite", () => {
     ((await server.app.db.manager.query(`SELECT "id" FROM probe ORDER BY "id"`)) as Array<{ id: string }>).map((r) => r.id);
 
   it("should commit units that queue up together in one transaction, a refusal rolling back only itself", async () => {
-    log.length = 0;
+    statements.length = 0;
     const db = server.app.db;
     const results = await Promise.allSettled(
       Array.from({ length: 10 }, (_, i) =>
@@ -55,17 +49,17 @@ describe("group commit on SQLite", () => {
     expect(results.filter((r) => r.status === "fulfilled").map((r) => (r as PromiseFulfilledResult<number>).value)).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 9]);
     expect(await ids()).toEqual(["a0", "a1", "a2", "a3", "a5", "a6", "a7", "a8", "a9"]);
     // One BEGIN ... COMMIT around all ten: no transaction boundary between the first unit's insert and the last one's.
-    const first = log.findIndex((s) => s.startsWith("INSERT INTO probe"));
-    const last = log.findLastIndex((s) => s.startsWith("INSERT INTO probe"));
-    const between = log.slice(first, last + 1);
+    const first = log().findIndex((s) => s.startsWith("INSERT INTO probe"));
+    const last = log().findLastIndex((s) => s.startsWith("INSERT INTO probe"));
+    const between = log().slice(first, last + 1);
     expect(between.filter((s) => s.startsWith("INSERT INTO probe"))).toHaveLength(10);
     expect(between.filter((s) => /^(BEGIN|COMMIT)/i.test(s))).toEqual([]);
     expect(between.filter((s) => /^ROLLBACK TO/i.test(s))).toHaveLength(1);
-    expect(log.slice(last).find((s) => /^COMMIT/i.test(s))).toBeDefined();
+    expect(log().slice(last).find((s) => /^COMMIT/i.test(s))).toBeDefined();
   });
 
   it("should answer callers and run their afterCommit hooks only after the COMMIT", async () => {
-    log.length = 0;
+    statements.length = 0;
     const db = server.app.db;
     const order: string[] = [];
     await Promise.all(
@@ -73,7 +67,7 @@ describe("group commit on SQLite", () => {
         db
           .transaction(async ({ em, afterCommit }) => {
             await em.query(`INSERT INTO probe ("id", "parent") VALUES (?, 'p')`, [`h${i}`]);
-            afterCommit(() => order.push(`hook ${i} after ${log.filter((s) => /^COMMIT/i.test(s)).length} commit(s)`));
+            afterCommit(() => order.push(`hook ${i} after ${log().filter((s) => /^COMMIT/i.test(s)).length} commit(s)`));
           })
           .then(() => order.push(`answer ${i}`)),
       ),
@@ -104,7 +98,7 @@ describe("group commit on SQLite", () => {
   });
 
   it("should close a batch at its unit bound and start the next one", async () => {
-    log.length = 0;
+    statements.length = 0;
     const db = server.app.db;
     db.batchLimits.units = 4;
     try {
@@ -112,10 +106,10 @@ describe("group commit on SQLite", () => {
     } finally {
       db.batchLimits.units = 64;
     }
-    const first = log.findIndex((s) => s.startsWith("INSERT INTO probe"));
-    const last = log.findLastIndex((s) => s.startsWith("INSERT INTO probe"));
+    const first = log().findIndex((s) => s.startsWith("INSERT INTO probe"));
+    const last = log().findLastIndex((s) => s.startsWith("INSERT INTO probe"));
     // 4 + 4 + 2: at least two COMMITs between the first insert and the last (background units may add to the batches).
-    expect(log.slice(first, last + 1).filter((s) => /^COMMIT/i.test(s)).length).toBeGreaterThanOrEqual(2);
+    expect(log().slice(first, last + 1).filter((s) => /^COMMIT/i.test(s)).length).toBeGreaterThanOrEqual(2);
     expect((await ids()).filter((id) => id.startsWith("u"))).toHaveLength(10);
   });
 

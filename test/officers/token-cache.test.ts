@@ -14,7 +14,7 @@ import { TokenCache } from "../../src/officers/token-cache.js";
 import type { Viewer } from "../../src/viewer.js";
 import { activeDelegation, REVOKE_DELEGATION } from "../delegations/helpers.js";
 import { collect, latestId } from "../notifications/helpers.js";
-import { recordStatements } from "../readpath/helpers.js";
+import { recordStatements } from "../support/statements.js";
 import { available } from "../support/deps.js";
 import { addOfficer } from "../support/officers.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";

@@ -1,6 +1,5 @@
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import type { DataSource, Logger } from "typeorm";
 import type { TestOrganization } from "../support/organizations.js";
 import type { TestServer } from "../support/server.js";
 
@@ -28,27 +27,4 @@ export async function issueMtf(server: TestServer, org: TestOrganization, cn: st
     days: opts.validityDays ?? 365,
   });
   return signCsr.id;
-}
-
-export interface Statement {
-  sql: string;
-  parameters: unknown[];
-}
-
-/** Records every statement the server's data sources run (both SQLite connections; the PostgreSQL pool). */
-export function recordStatements(server: TestServer): Statement[] {
-  const statements: Statement[] = [];
-  const sources = new Set<DataSource>([server.app.db.dataSource, server.app.db.readDataSource]);
-  for (const source of sources) {
-    const logger: Logger = {
-      logQuery: (sql, parameters) => void statements.push({ sql, parameters: parameters ?? [] }),
-      logQueryError: () => undefined,
-      logQuerySlow: () => undefined,
-      logSchemaBuild: () => undefined,
-      logMigration: () => undefined,
-      log: () => undefined,
-    };
-    Object.defineProperty(source, "logger", { value: logger, configurable: true });
-  }
-  return statements;
 }

@@ -9,7 +9,8 @@ import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { type DbKind } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { issueMtf, recordStatements } from "./helpers.js";
+import { issueMtf } from "./helpers.js";
+import { recordStatements } from "../support/statements.js";
 
 const postgres = await available("postgres");
 const DAY_MS = 86_400_000;

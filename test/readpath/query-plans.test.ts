@@ -15,7 +15,8 @@ import { createOrganization, type TestOrganization } from "../support/organizati
 import { type DbKind } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { activeDelegation } from "../delegations/helpers.js";
-import { issueMtf, recordStatements, type Statement } from "./helpers.js";
+import { issueMtf } from "./helpers.js";
+import { recordStatements, type Statement } from "../support/statements.js";
 
 const postgres = await available("postgres");
 const WATCHED = /\b(certificates|certificate_signing_requests|notifications|audit_events|certificate_tallies|csr_tallies)\b/;
