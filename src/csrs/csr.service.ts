@@ -233,10 +233,10 @@ export class CsrService {
   }
 
   /**
-   * In the transaction, under the key's lock (PostgreSQL, where mutations run
-   * concurrently): the key was not certified or blocked since the checks
-   * before it. A second pending request for the key is the partial unique
-   * index's to refuse.
+   * KEY_REUSE for a blocked or certified key. Checked before the transaction
+   * (assertKeyUnused) and, on PostgreSQL where mutations run concurrently,
+   * again inside it under the key's lock. A second pending request for the
+   * key is the partial unique index's to refuse.
    */
   private async assertKeyStillFree(em: EntityManager, fingerprint: string): Promise<void> {
     if (await em.count(BlockedKey, { where: { publicKeyFingerprint: fingerprint } })) {
@@ -249,10 +249,7 @@ export class CsrService {
   private async assertKeyUnused(em: EntityManager, parsed: ParsedCsr): Promise<void> {
     const fingerprint = parsed.publicKeyFingerprint;
     // One after the other: a transaction is one connection, and pg refuses overlapping queries on it.
-    if (await em.count(BlockedKey, { where: { publicKeyFingerprint: fingerprint } })) {
-      throw badInput("KEY_REUSE", "This public key was reported compromised and is blocked; generate a new key pair.");
-    }
-    if (await em.count(Certificate, { where: { publicKeyFingerprint: fingerprint } })) throw keyReuse();
+    await this.assertKeyStillFree(em, fingerprint);
     if (await em.count(CertificateSigningRequest, { where: { publicKeyFingerprint: fingerprint, status: CsrStatus.PENDING } })) throw keyReuse();
     await this.assertNotSystemKey(em, fingerprint);
   }
