@@ -124,14 +124,15 @@ describe.skipIf(!hasOpenssl)("expiry reminders", () => {
     const revoked = await issueCertificate(s, tmp.path, org, { validityDays: 90 });
     const renewed = await issueCertificate(s, tmp.path, org, { validityDays: 90 });
     const successor = await issueCertificate(s, tmp.path, org, { validityDays: 365, renewalOf: renewed.id });
-    await s.app.db.manager.update(Certificate, { id: revoked.id }, { revokedAt: s.clock.now(), revocationReason: null });
+    // Through the write queue, as the server writes (a write on the reading connection could race a batch already open).
+    await s.app.db.transaction(({ em }) => em.update(Certificate, { id: revoked.id }, { revokedAt: s.clock.now(), revocationReason: null }));
 
     expect(await scan(s)).toBe(0);
     expect(await expiryRows(s, revoked.id)).toEqual([]);
     expect(await expiryRows(s, renewed.id)).toEqual([]);
 
     // The successor is revoked (its key was compromised): the old certificate needs its officers' attention again.
-    await s.app.db.manager.update(Certificate, { id: successor.id }, { revokedAt: s.clock.now() });
+    await s.app.db.transaction(({ em }) => em.update(Certificate, { id: successor.id }, { revokedAt: s.clock.now() }));
     expect(await scan(s)).toBe(1);
     expect(await expiryRows(s, renewed.id)).toEqual([{ type: "CERTIFICATE_EXPIRING", daysUntilExpiry: 120, dedupeKey: `expiring:${renewed.id}:120` }]);
   });
