@@ -172,7 +172,9 @@ export async function scaleBench(db: "sqlite" | "postgres", count: number, runs:
     schema = `kp_bench_${randomBytes(4).toString("hex")}`;
     await onPostgres(`CREATE SCHEMA ${schema}`);
   }
-  const env: Record<string, string> = { KEYPORTAL_DATA_DIR: dataDir, LOG_LEVEL: "silent", PORT: "0", KEYPORTAL_BOOTSTRAP_TOKEN: token, KEYPORTAL_EXPIRY_SCAN_INTERVAL: "24h" };
+  const env: Record<string, string> = { KEYPORTAL_DATA_DIR: dataDir, LOG_LEVEL: "silent", PORT: "0", KEYPORTAL_BOOTSTRAP_TOKEN: token, KEYPORTAL_EXPIRY_SCAN_INTERVAL: "24h",
+    // One request at a time, as fast as the server answers: the per-token and per-address quotas would refuse a quiet machine's rate.
+    KEYPORTAL_TOKEN_RATE: "1000000", KEYPORTAL_TOKEN_BURST: "1000000", KEYPORTAL_ADDRESS_RATE: "1000000", KEYPORTAL_ADDRESS_BURST: "1000000" };
   if (schema) env.DATABASE_URL = `${PG_URL}?schema=${schema}`;
   const clock = new ManualClock(NOW);
   const app = await createApp(loadConfig(env), { clock });
