@@ -72,6 +72,22 @@ describe("HTTP endpoints", () => {
     expect(JSON.parse(stdout.slice(0, cut))).toEqual({ data: { __typename: "Query" } });
   });
 
+  it("should mark every GraphQL answer, with data or with errors, as not to be stored by caches (Cache-Control: no-store)", async () => {
+    for (const [body, token] of [
+      [JSON.stringify({ query: "{ me { role } }" }), server.operatorToken],
+      [JSON.stringify({ query: "{ me { role } }" }), undefined],
+      [JSON.stringify({ query: "{ noSuchField }" }), server.operatorToken],
+    ] as const) {
+      const res = await fetch(`${server.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body,
+      });
+      await res.text();
+      expect(res.headers.get("cache-control"), body).toBe("no-store");
+    }
+  });
+
   it("should refuse a body over 1 MB with 413 and a JSON BAD_USER_INPUT / PAYLOAD_TOO_LARGE error", async () => {
     const padding = "x".repeat(1024 * 1024 + 1);
     const res = await post(server, JSON.stringify({ query: "{ __typename }", variables: { padding } }));
