@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
+import sqlite3 from "sqlite3";
 import { DataSource, type DataSourceOptions, type EntityManager, type EntityTarget, In, type ObjectLiteral } from "typeorm";
 import { boundedPoolOptions, type DatabaseTimeouts } from "./bounded-client.js";
 import { MIGRATIONS } from "./migrations/index.js";
@@ -20,6 +21,15 @@ export interface DatabaseOptions {
 }
 
 const DEFAULT_TIMEOUTS: DatabaseTimeouts = { connectMs: 5000, queryMs: 15_000 };
+
+/**
+ * sqlite3 as TypeORM gets it, without verbose mode: TypeORM calls
+ * `verbose()` on the driver it loads, and that wraps every call on every
+ * connection to capture a stack trace and util.inspect each argument (the
+ * SQL and its parameters), a cost on every statement paid only to decorate
+ * errors. SQLite's errors keep their code and message without it.
+ */
+const quietSqlite3: typeof sqlite3 = Object.assign(Object.create(sqlite3) as typeof sqlite3, { verbose: () => quietSqlite3 });
 
 export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
   const common = { entities: [...opts.entities] as Function[], migrations: MIGRATIONS, synchronize: false, migrationsRun: false, logging: false } as const;
@@ -43,6 +53,7 @@ export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
   return {
     ...common,
     type: "sqlite",
+    driver: quietSqlite3,
     database: path.join(opts.dataDir, "keyportal.sqlite"),
     enableWAL: true,
     busyTimeout: 10_000,

@@ -5,23 +5,26 @@ import { toSql } from "../kernel/predicate.js";
 import { type NotificationScope, visibleNotificationPredicates } from "../policy.js";
 import { Notification } from "./notification.entity.js";
 
-/** Reads of the notification history, always in position order (the position is the cursor, published as the id). */
+/**
+ * Reads of the notification history, always in position order (the position
+ * is the cursor, published as the id). On SQLite they go to the reading
+ * connection, which sees committed rows only: a position is assigned at
+ * insert and the one writer commits in position order, so a reader never
+ * sees a later position before an earlier one. Reads never queue behind
+ * writes in the transaction queue.
+ */
 export class NotificationStore {
   constructor(private readonly db: Database) {}
 
   /** The highest position assigned so far (the newest cursor). */
   async maxId(): Promise<number> {
-    const row = await this.db.isolated((em) =>
-      em.createQueryBuilder(Notification, "n").select("MAX(n.position)", "max").getRawOne<{ max: string | number | null }>(),
-    );
+    const row = await this.db.manager.createQueryBuilder(Notification, "n").select("MAX(n.position)", "max").getRawOne<{ max: string | number | null }>();
     return row?.max == null ? 0 : Number(row.max);
   }
 
   /** Every notification after the position, for the dispatcher (visibility is decided per subscriber). */
   after(afterPosition: number, limit: number): Promise<Notification[]> {
-    return this.db.isolated((em) =>
-      em.createQueryBuilder(Notification, "n").where("n.position > :after", { after: afterPosition }).orderBy("n.position", "ASC").limit(limit).getMany(),
-    );
+    return this.db.manager.createQueryBuilder(Notification, "n").where("n.position > :after", { after: afterPosition }).orderBy("n.position", "ASC").limit(limit).getMany();
   }
 
   /**
@@ -35,13 +38,12 @@ export class NotificationStore {
    */
   async visibleAfter(scope: NotificationScope | null, afterId: number, types: readonly NotificationType[] | null, limit: number): Promise<Notification[]> {
     if (types && types.length === 0) return [];
-    const branch = (where?: (qb: SelectQueryBuilder<Notification>) => void, ofTypes = types) =>
-      this.db.isolated((em) => {
-        const qb = em.createQueryBuilder(Notification, "n").where("n.position > :after", { after: afterId });
-        where?.(qb);
-        if (ofTypes) qb.andWhere("n.type IN (:...types)", { types: [...ofTypes] });
-        return qb.orderBy("n.position", "ASC").limit(limit).getMany();
-      });
+    const branch = (where?: (qb: SelectQueryBuilder<Notification>) => void, ofTypes = types) => {
+      const qb = this.db.manager.createQueryBuilder(Notification, "n").where("n.position > :after", { after: afterId });
+      where?.(qb);
+      if (ofTypes) qb.andWhere("n.type IN (:...types)", { types: [...ofTypes] });
+      return qb.orderBy("n.position", "ASC").limit(limit).getMany();
+    };
     if (!scope) {
       // Operators: all rows, or one (type, id) index walk per type asked for.
       if (!types) return branch();
@@ -54,7 +56,7 @@ export class NotificationStore {
       return (qb: SelectQueryBuilder<Notification>) => qb.andWhere(sql, params);
     });
     const pages: Notification[][] = [];
-    // One after the other: on SQLite each isolated read takes its turn on the one connection anyway.
+    // One after the other: on SQLite the reading connection runs one statement at a time anyway.
     for (const where of branches) pages.push(await branch(where));
     return merged(pages, limit);
   }
