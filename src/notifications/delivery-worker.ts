@@ -168,18 +168,21 @@ export class EmailDeliveryWorker {
     const now = this.deps.clock.now();
     const nowIso = now.toISOString();
     const until = new Date(now.getTime() + this.claimMs);
+    // Looked for on the reading connection: a round with nothing due (most of them: every commit with a notification
+    // kicks one) takes no turn in the write queue. The claim below re-checks each row's state in its UPDATE.
+    const due = await this.deps.db.manager
+      .createQueryBuilder(EmailDelivery, "d")
+      .select("d.id", "id")
+      .where("d.status = :pending", { pending: EmailDeliveryStatus.PENDING })
+      .andWhere("d.nextAttemptAt <= :dueBy", { dueBy: dueBy.toISOString() })
+      // Its own claims too: a row claimed by a round that failed before sending (the database went away) is taken up again at once.
+      .andWhere("(d.claimedUntil IS NULL OR d.claimedUntil <= :now OR d.claimedBy = :me)", { now: nowIso, me: this.workerId })
+      .orderBy("d.nextAttemptAt", "ASC")
+      .addOrderBy("d.id", "ASC")
+      .limit(this.batchSize)
+      .getRawMany<{ id: string }>();
+    if (due.every(({ id }) => this.sending.has(id))) return [];
     return this.deps.db.isolated(async (em) => {
-      const due = await em
-        .createQueryBuilder(EmailDelivery, "d")
-        .select("d.id", "id")
-        .where("d.status = :pending", { pending: EmailDeliveryStatus.PENDING })
-        .andWhere("d.nextAttemptAt <= :dueBy", { dueBy: dueBy.toISOString() })
-        // Its own claims too: a row claimed by a round that failed before sending (the database went away) is taken up again at once.
-        .andWhere("(d.claimedUntil IS NULL OR d.claimedUntil <= :now OR d.claimedBy = :me)", { now: nowIso, me: this.workerId })
-        .orderBy("d.nextAttemptAt", "ASC")
-        .addOrderBy("d.id", "ASC")
-        .limit(this.batchSize)
-        .getRawMany<{ id: string }>();
       const mine: string[] = [];
       for (const { id } of due) {
         if (this.sending.has(id)) continue;

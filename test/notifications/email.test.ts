@@ -8,6 +8,7 @@ import { EmailDelivery } from "../../src/notifications/email-delivery.entity.js"
 import { freePort } from "../pki/helpers.js";
 import { createOrganization } from "../support/organizations.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { recordStatements } from "../support/statements.js";
 import { type SmtpSink, startSmtpSink } from "./helpers.js";
 
 /** What the SMTP sink received, less the enrollment emails (sent from memory, not from the delivery table). */
@@ -136,5 +137,16 @@ describe("email delivery", () => {
     expect(text).toContain("What to do next:");
     expect(text).not.toContain(org.officers[0]!.token);
     expect((await deliveries(server)).every((d) => d.status === "SENT")).toBe(true);
+  });
+
+  it("should look for due mail on the reading connection, and take no turn in the write queue when nothing is due", async () => {
+    const server = await startTestServer();
+    servers.push(server);
+    await createOrganization(server, { officerCount: 1 });
+    for (let i = 0; i < 100 && (await deliveries(server)).some((d) => d.status !== "SENT"); i++) await server.app.services.emailWorker.runOnce();
+    const statements = recordStatements(server, { writerOnly: true });
+    const round = await server.app.services.emailWorker.runOnce();
+    expect(round).toEqual({ sent: 0, failed: 0 });
+    expect(statements.map((s) => s.sql)).toEqual([]);
   });
 });
