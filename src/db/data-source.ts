@@ -98,6 +98,9 @@ export function createSqliteReader(opts: DatabaseOptions): DataSource | null {
   return new DataSource({ ...options, migrations: [] });
 }
 
+/** Each SQLite connection's page cache, in KiB (filled as pages are read, up to this). */
+export const SQLITE_CACHE_KIB = 65_536;
+
 /** IN lists stay below this many values: SQLite and PostgreSQL limit the parameters of one statement. */
 export const MAX_IN_LIST = 500;
 
@@ -267,6 +270,11 @@ export class Database {
       await this.dataSource.query("PRAGMA synchronous = FULL");
     }
     if (this.reader && !this.reader.isInitialized) await this.reader.initialize();
+    if (!this.isPostgres) {
+      // SQLite's default page cache is 2 MiB per connection: at a million certificates a page of 50 and its
+      // nested rows touch pages spread over the file, each then read again through a system call.
+      for (const source of new Set([this.dataSource, this.readDataSource])) await source.query(`PRAGMA cache_size = -${SQLITE_CACHE_KIB}`);
+    }
   }
 
   async close(): Promise<void> {

@@ -119,4 +119,12 @@ describe("group commit on SQLite", () => {
     expect(journal_mode).toBe("wal");
     expect(synchronous).toBe(2);
   });
+
+  it("should give the writing and the reading connection a page cache of 64 MiB each, not SQLite's 2 MiB", async () => {
+    for (const source of [server.app.db.dataSource, server.app.db.readDataSource]) {
+      const [{ cache_size }] = (await source.query("PRAGMA cache_size")) as Array<{ cache_size: number }>;
+      expect(cache_size).toBe(-65_536);
+    }
+    expect(server.app.db.readDataSource).not.toBe(server.app.db.dataSource);
+  });
 });
