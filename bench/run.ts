@@ -49,6 +49,7 @@ if (scale >= 10_000) {
     console.log("|---|---|---|");
     for (const m of r.reads) console.log(`| ${m.name} | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms |`);
     for (const s of r.scans) console.log(`| ${s.name} | ${s.ms.toFixed(0)} ms (${s.emitted} notifications) | |`);
+    console.log(`server RSS at the end of its runs: ${r.serverRssMb.toFixed(0)} MB`);
   }
   const subscribers = (process.env.BENCH_SUBSCRIBERS ?? "10000").split(",").map(Number).filter((n) => n > 0);
   if (subscribers.length === 0) process.exit(0);

@@ -11,25 +11,36 @@
  * 70% MTF; with a 125-day gap in creation so that no certificate is inside
  * the 120-day reminder horizon until the 10k due ones are added. Earlier
  * scans are taken as done (expired-through = now).
+ *
+ * The table is built, and the scans run, in this process through the app's
+ * own services; the reads go over HTTP, one at a time, to the compiled
+ * server started in a process of its own on the same database, so that the
+ * client's work does not share the server's thread.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
 import { DataSource, type EntityManager } from "typeorm";
 import { createApp, type App } from "../src/app.js";
 import { Certificate } from "../src/certificates/certificate.entity.js";
 import { recordCertificateChanges, recountTallies } from "../src/certificates/tallies.js";
-import { ManualClock } from "../src/kernel/clock.js";
 import { loadConfig } from "../src/config.js";
 import { CertificateKind, CertificateStatus, Environment } from "../src/kernel/domain.js";
 import { encodeKeysetCursor } from "../src/graphql/pagination.js";
 import { measure, type BenchResult } from "./measure.js";
 import { enrollmentCodeFromMail } from "./workflow.js";
+import { rssMb, waitReady } from "./fanout.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 const DAY_MS = 86_400_000;
-const NOW = new Date("2026-11-28T08:00:00.000Z");
+/** The table is dated from the bench's start: the server in its own process reads it at the system clock. */
+const NOW = new Date();
 const ORGANIZATIONS = 100;
 const KINDS = [CertificateKind.MTLS_CLIENT, CertificateKind.SIGNING, CertificateKind.ENCRYPTION];
 const PG_URL = process.env.KEYPORTAL_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -52,6 +63,8 @@ export interface ScaleReport {
   buildSeconds: number;
   reads: BenchResult[];
   scans: Array<{ name: string; ms: number; emitted: number }>;
+  /** The largest RSS the compiled server had when each of its runs ended. */
+  serverRssMb: number;
 }
 
 /** Multi-row INSERTs of `rows` (each in `columns` order), so many per statement that each stays under the drivers' parameter limits. */
@@ -164,6 +177,58 @@ async function addDue(app: App, tenants: Tenant[], first: number, due: number): 
   });
 }
 
+type Post = (query: string, variables?: Record<string, unknown>, bearer?: string) => Promise<Record<string, unknown>>;
+
+function poster(url: string, token: string): Post {
+  return async (query, variables = {}, bearer = token) => {
+    const res = await fetch(`${url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = (await res.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
+    if (body.errors) throw new Error(JSON.stringify(body.errors));
+    return body.data!;
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * The compiled server (dist/src/main.js) in a process of its own on the
+ * bench's database, as deployed: the reads are measured from this process,
+ * so the client's own work (fetch, JSON) does not share the server's thread.
+ * BENCH_PROFILE_DIR makes it write a CPU profile there when it stops.
+ */
+async function startServer(env: Record<string, string>, name: string): Promise<{ url: string; child: ChildProcess; stop(): Promise<number> }> {
+  const port = await freePort();
+  const profileDir = process.env.BENCH_PROFILE_DIR;
+  const child = spawn(process.execPath, [...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []), path.join(ROOT, "dist", "src", "main.js")], {
+    env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(url, child);
+  return {
+    url,
+    child,
+    async stop() {
+      const rss = rssMb(child.pid!);
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        await new Promise((resolve) => child.once("exit", resolve));
+      }
+      return rss;
+    },
+  };
+}
+
 export async function scaleBench(db: "sqlite" | "postgres", count: number, runs: number): Promise<ScaleReport> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "kp-bench-scale-"));
   const token = `kp_bench_${randomBytes(24).toString("base64url")}`;
@@ -172,24 +237,18 @@ export async function scaleBench(db: "sqlite" | "postgres", count: number, runs:
     schema = `kp_bench_${randomBytes(4).toString("hex")}`;
     await onPostgres(`CREATE SCHEMA ${schema}`);
   }
-  const env: Record<string, string> = { KEYPORTAL_DATA_DIR: dataDir, LOG_LEVEL: "silent", PORT: "0", KEYPORTAL_BOOTSTRAP_TOKEN: token, KEYPORTAL_EXPIRY_SCAN_INTERVAL: "24h",
+  const env: Record<string, string> = { KEYPORTAL_DATA_DIR: dataDir, KEYPORTAL_BOOTSTRAP_TOKEN: token, KEYPORTAL_EXPIRY_SCAN_INTERVAL: "24h",
     // One request at a time, as fast as the server answers: the per-token and per-address quotas would refuse a quiet machine's rate.
     KEYPORTAL_TOKEN_RATE: "1000000", KEYPORTAL_TOKEN_BURST: "1000000", KEYPORTAL_ADDRESS_RATE: "1000000", KEYPORTAL_ADDRESS_BURST: "1000000" };
   if (schema) env.DATABASE_URL = `${PG_URL}?schema=${schema}`;
-  const clock = new ManualClock(NOW);
-  const app = await createApp(loadConfig(env), { clock });
+  // The table is built and the scans run in this process (the app's own services, the system clock); the reads go
+  // over HTTP to the compiled server in a process of its own, on the same database.
+  const inProcess = () => createApp(loadConfig({ ...env, LOG_LEVEL: "silent", PORT: "0" }));
+  let app: App | null = await inProcess();
+  const children: Array<{ stop(): Promise<number> }> = [];
   try {
     const { url } = await app.start();
-    const post = async (query: string, variables: Record<string, unknown> = {}, bearer = token) => {
-      const res = await fetch(`${url}/graphql`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
-      if (body.errors) throw new Error(JSON.stringify(body.errors));
-      return body.data!;
-    };
+    const post = poster(url, token);
     // One organization through the API (its officer's token measures the officer's view); the others as rows.
     const org = (await post(`mutation { createOrganization(input: { name: "Scale Bank", kind: PARTICIPANT, contactEmail: "pki@scale.example", country: "GB" }) { id } }`)).createOrganization as { id: string };
     let officerToken = "";
@@ -227,6 +286,9 @@ export async function scaleBench(db: "sqlite" | "postgres", count: number, runs:
       `SELECT "createdAt", "id" FROM certificates ORDER BY "createdAt" DESC, "id" DESC LIMIT 1 OFFSET ${Math.floor(count * 0.9)}`,
     )) as Array<{ createdAt: string; id: string }>;
     const deepCursor = encodeKeysetCursor(deep[0]!.createdAt, deep[0]!.id);
+    await app.stop();
+    app = null;
+
     const page = (filter: string, after = "") => `{ certificates(first: 50${after ? `, after: "${after}"` : ""}${filter ? `, filter: { ${filter} }` : ""}) { ${NESTED} } }`;
     const countOnly = (filter: string) => `{ certificates(first: 1${filter ? `, filter: { ${filter} }` : ""}) { totalCount } }`;
     const FILTERS: Array<[string, string]> = [
@@ -240,37 +302,58 @@ export async function scaleBench(db: "sqlite" | "postgres", count: number, runs:
       ["environment + status ACTIVE", "environment: PRODUCTION, status: ACTIVE"],
     ];
     const reads: BenchResult[] = [];
-    const run = async (name: string, query: string, bearer = token) => {
-      reads.push(await measure(name, runs, () => post(query, {}, bearer), 5));
+    // BENCH_READS: only the reads whose names contain it (the baseline always runs).
+    const only = process.env.BENCH_READS;
+    const measuring = async (phase: string, body: (run: (name: string, query: string, bearer?: string) => Promise<void>) => Promise<void>) => {
+      const server = await startServer(env, `server-${db}-${count}-${phase}`);
+      children.push(server);
+      const remote = poster(server.url, token);
+      await body(async (name, query, bearer = token) => {
+        if (only && reads.length > 0 && !name.includes(only)) return;
+        reads.push(await measure(name, runs, () => remote(query, {}, bearer), 5));
+      });
+      serverRssMb = Math.max(serverRssMb, await server.stop());
     };
-    await run("{ me { role } } (baseline)", `{ me { role } }`);
-    await run("first page of 50, nested fields", page(""));
-    await run(`page 50 at 90% depth of the keyset`, page("", deepCursor));
-    for (const [name, filter] of FILTERS) await run(`first page, ${name}`, page(filter));
-    await run("totalCount, no filter", countOnly(""));
-    for (const [name, filter] of FILTERS) await run(`totalCount, ${name}`, countOnly(filter));
-    await run("officer: first page of own organization, nested", page(""), officerToken);
-    await run("officer: totalCount, status ACTIVE", countOnly("status: ACTIVE"), officerToken);
-    await run("certificateSigningRequests: first page + totalCount", `{ certificateSigningRequests(first: 50) { totalCount nodes { id status submittedBy { email } } } }`);
-    await run("certificateSigningRequests: status SIGNED + totalCount", `{ certificateSigningRequests(first: 50, filter: { status: SIGNED }) { totalCount nodes { id } } }`);
+    let serverRssMb = 0;
+    await measuring("reads", async (run) => {
+      await run("{ me { role } } (baseline)", `{ me { role } }`);
+      await run("first page of 50, nested fields", page(""));
+      await run(`page 50 at 90% depth of the keyset`, page("", deepCursor));
+      for (const [name, filter] of FILTERS) await run(`first page, ${name}`, page(filter));
+      await run("totalCount, no filter", countOnly(""));
+      for (const [name, filter] of FILTERS) await run(`totalCount, ${name}`, countOnly(filter));
+      await run("officer: first page of own organization, nested", page(""), officerToken);
+      await run("officer: totalCount, status ACTIVE", countOnly("status: ACTIVE"), officerToken);
+      await run("certificateSigningRequests: first page + totalCount", `{ certificateSigningRequests(first: 50) { totalCount nodes { id status submittedBy { email } } } }`);
+      await run("certificateSigningRequests: status SIGNED + totalCount", `{ certificateSigningRequests(first: 50, filter: { status: SIGNED }) { totalCount nodes { id } } }`);
+    });
 
+    app = await inProcess();
+    await app.start();
     const scans: ScaleReport["scans"] = [];
     const scan = async (name: string) => {
       const t = performance.now();
-      const emitted = await app.services.expiryScanner.runOnce();
+      const emitted = await app!.services.expiryScanner.runOnce({ waitMs: 60_000 });
       scans.push({ name, ms: performance.now() - t, emitted });
     };
     await scan("expiry scan, nothing due");
-    const due = Math.min(10_000, Math.max(100, Math.floor(count / 100)));
+    const due = Number(process.env.BENCH_DUE ?? Math.min(10_000, Math.max(100, Math.floor(count / 100))));
     await addDue(app, tenants, count, due);
     await scan(`expiry scan, ${due} due`);
     await scan(`expiry scan again: nothing new due, ${due} inside the horizon`);
-    await run("totalCount, expiringWithinDays: 30 (after the due ones)", countOnly("expiringWithinDays: 30"));
-    await run("first page, expiringWithinDays: 30", page("expiringWithinDays: 30"));
-    await run("notifications: first page (officer)", `{ notifications(first: 100) { nodes { id type } } }`, officerToken);
-    return { db, certificates: count + due, buildSeconds, reads, scans };
-  } finally {
     await app.stop();
+    app = null;
+
+    await measuring("after-scans", async (run) => {
+      await run("{ me { role } } (baseline, again)", `{ me { role } }`);
+      await run("totalCount, expiringWithinDays: 30 (after the due ones)", countOnly("expiringWithinDays: 30"));
+      await run("first page, expiringWithinDays: 30", page("expiringWithinDays: 30"));
+      await run("notifications: first page (officer)", `{ notifications(first: 100) { nodes { id type } } }`, officerToken);
+    });
+    return { db, certificates: count + due, buildSeconds, reads, scans, serverRssMb };
+  } finally {
+    for (const child of children) await child.stop().catch(() => 0);
+    await app?.stop();
     rmSync(dataDir, { recursive: true, force: true });
     if (schema) {
       await onPostgres(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
