@@ -269,7 +269,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: server }),
       // The API gives no cache hints, and Apollo's cache-control plugin wraps every field's resolver to collect them
-      // (a tenth of a nested page's time). Every answer is private to its viewer: no-store, set below.
+      // (about 5% of a nested page's CPU). Every answer is private to its viewer: no-store, set below.
       ApolloServerPluginCacheControlDisabled(),
       {
         async requestDidStart() {
