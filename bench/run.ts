@@ -42,14 +42,17 @@ if (scale >= 10_000) {
   const dbs = (process.env.BENCH_DB ?? "sqlite,postgres").split(",") as Array<"sqlite" | "postgres">;
   const runs = Math.max(10, Number(process.env.BENCH_RUNS ?? "100"));
   for (const db of dbs.filter((d) => d === "sqlite" || d === "postgres")) {
-    const r = await scaleBench(db, scale, runs);
-    // Printed as each database finishes: a long run interrupted still leaves what it measured.
-    console.log(`\n## Read path on ${db}: ${r.certificates} certificates (built in ${r.buildSeconds.toFixed(0)} s); HTTP, one request at a time, ${runs} runs each`);
-    console.log("| measurement | p50 | p99 |");
-    console.log("|---|---|---|");
-    for (const m of r.reads) console.log(`| ${m.name} | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms |`);
-    for (const s of r.scans) console.log(`| ${s.name} | ${s.ms.toFixed(0)} ms (${s.emitted} notifications) | |`);
-    console.log(`server RSS at the end of its runs: ${r.serverRssMb.toFixed(0)} MB`);
+    // Each row is printed as it is measured: a long run interrupted still leaves what it measured.
+    const r = await scaleBench(db, scale, runs, {
+      built: (certificates, seconds) => {
+        console.log(`\n## Read path on ${db}: ${certificates} certificates (built in ${seconds.toFixed(0)} s); HTTP, one request at a time, ${runs} runs each`);
+        console.log("| measurement | p50 | p99 |");
+        console.log("|---|---|---|");
+      },
+      read: (m) => console.log(`| ${m.name} | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms |`),
+      scan: (s) => console.log(`| ${s.name} | ${s.ms.toFixed(0)} ms (${s.emitted} notifications) | |`),
+    });
+    console.log(`${r.certificates} certificates at the end; server RSS at the end of its runs: ${r.serverRssMb.toFixed(0)} MB`);
   }
   const subscribers = (process.env.BENCH_SUBSCRIBERS ?? "10000").split(",").map(Number).filter((n) => n > 0);
   if (subscribers.length === 0) process.exit(0);

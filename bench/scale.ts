@@ -229,7 +229,14 @@ async function startServer(env: Record<string, string>, name: string): Promise<{
   };
 }
 
-export async function scaleBench(db: "sqlite" | "postgres", count: number, runs: number): Promise<ScaleReport> {
+/** Told as the run goes, so that a long run's figures are out before it ends. */
+export interface ScaleProgress {
+  built(certificates: number, seconds: number): void;
+  read(result: BenchResult): void;
+  scan(result: ScaleReport["scans"][number]): void;
+}
+
+export async function scaleBench(db: "sqlite" | "postgres", count: number, runs: number, progress: ScaleProgress): Promise<ScaleReport> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "kp-bench-scale-"));
   const token = `kp_bench_${randomBytes(24).toString("base64url")}`;
   let schema: string | null = null;
@@ -281,6 +288,7 @@ export async function scaleBench(db: "sqlite" | "postgres", count: number, runs:
     const built = performance.now();
     await buildTable(app, tenants, count);
     const buildSeconds = (performance.now() - built) / 1000;
+    progress.built(count, buildSeconds);
 
     const deep = (await app.db.manager.query(
       `SELECT "createdAt", "id" FROM certificates ORDER BY "createdAt" DESC, "id" DESC LIMIT 1 OFFSET ${Math.floor(count * 0.9)}`,
@@ -310,7 +318,9 @@ export async function scaleBench(db: "sqlite" | "postgres", count: number, runs:
       const remote = poster(server.url, token);
       await body(async (name, query, bearer = token) => {
         if (only && reads.length > 0 && !name.includes(only)) return;
-        reads.push(await measure(name, runs, () => remote(query, {}, bearer), 5));
+        const result = await measure(name, runs, () => remote(query, {}, bearer), 5);
+        reads.push(result);
+        progress.read(result);
       });
       serverRssMb = Math.max(serverRssMb, await server.stop());
     };
@@ -335,6 +345,7 @@ export async function scaleBench(db: "sqlite" | "postgres", count: number, runs:
       const t = performance.now();
       const emitted = await app!.services.expiryScanner.runOnce({ waitMs: 60_000 });
       scans.push({ name, ms: performance.now() - t, emitted });
+      progress.scan(scans[scans.length - 1]!);
     };
     await scan("expiry scan, nothing due");
     const due = Number(process.env.BENCH_DUE ?? Math.min(10_000, Math.max(100, Math.floor(count / 100))));
