@@ -158,7 +158,7 @@ async function loadTable(app: App, tenants: Tenant[], count: number): Promise<vo
   }
 }
 
-/** `due` more certificates expiring 1 to 100 days from now, inserted as issuance inserts them (tallies through recordCertificateChanges). */
+/** `due` more certificates, signed now and expiring 1 to 100 days later, inserted as issuance inserts them (tallies through recordCertificateChanges). */
 async function addDue(app: App, tenants: Tenant[], first: number, due: number): Promise<void> {
   await app.db.transaction(async ({ em }) => {
     const csrs: unknown[][] = [];
@@ -166,7 +166,8 @@ async function addDue(app: App, tenants: Tenant[], first: number, due: number): 
     const changes: Parameters<typeof recordCertificateChanges>[1][number][] = [];
     for (let i = first; i < first + due; i++) {
       const validity = 1 + (i % 100);
-      const rows = rowsFor(i, tenants[i % tenants.length]!, new Date(NOW.getTime() - 60_000), validity, false);
+      // Signed just now: a certificate dated before the last completed scan would be one no scan ever looks at again.
+      const rows = rowsFor(i, tenants[i % tenants.length]!, new Date(Date.now() - 1000), validity, false);
       csrs.push(rows.csr);
       certificates.push(rows.certificate);
       changes.push({ certificate: rows.c, from: null, to: rows.lifecycle });
