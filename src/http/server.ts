@@ -86,7 +86,6 @@ export interface RunningHttpServer {
 
 interface SocketExtra extends Record<PropertyKey, unknown> {
   socket: WebSocket;
-  request: http.IncomingMessage;
   viewer?: Viewer;
   socketLease?: Lease;
   /** This connection's live subscriptions, by operation id, each holding its share of the token's quota. */
@@ -159,6 +158,9 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     {
       schema,
       onConnect: async (ctx) => {
+        // graphql-ws keeps the upgrade request (headers, socket state) in every connection's context for as long as it
+        // is open; nothing here reads it after the upgrade.
+        Reflect.deleteProperty(ctx.extra, "request");
         const raw = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         const token = typeof raw === "string" ? bearerToken(raw) ?? raw : null;
         if (!token) {
