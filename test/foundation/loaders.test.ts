@@ -3,6 +3,9 @@ import { Certificate } from "../../src/certificates/certificate.entity.js";
 import { CertificateSigningRequest } from "../../src/csrs/csr.entity.js";
 import { Delegation } from "../../src/delegations/delegation.entity.js";
 import { createLoaders, type LoaderSources } from "../../src/graphql/context.js";
+import { buildKeyPortalSchema } from "../../src/graphql/schema.js";
+import { NotificationResolver } from "../../src/notifications/notification.resolver.js";
+import { NotificationRefs } from "../../src/notifications/refs.js";
 import { Officer } from "../../src/officers/officer.entity.js";
 import { Organization } from "../../src/organizations/organization.entity.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
@@ -56,5 +59,18 @@ describe("per-request loaders", () => {
     await loaders.organization.load(orgs[0]!.id);
     expect(organizationReads()).toBe(1);
     expect(loaders.held).toBe(1);
+  });
+
+  it("should resolve each subscription event to the event itself, at once, after dropping the loaders of earlier events", async () => {
+    const { services, db } = server.app;
+    const resolver = new NotificationResolver(services.notifications, services.policy, new NotificationRefs(db));
+    const schema = await buildKeyPortalSchema(new Map<Function, object>([[NotificationResolver, resolver]]));
+    const field = schema.getSubscriptionType()!.getFields().notifications!;
+    const loaders = createLoaders(sources);
+    await loaders.organization.load(orgs[0]!.id); // an earlier event's nested field
+    const event = { id: "1", type: "OFFICER_REGISTERED" };
+    const resolved = field.resolve!(event, { types: ["OFFICER_REGISTERED"] }, { viewer: null, loaders }, {} as never);
+    expect(resolved).toBe(event);
+    expect(loaders.held).toBe(0);
   });
 });
