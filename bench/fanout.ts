@@ -24,8 +24,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 
 export interface FanoutResult {
   server: string;
-  /** Subscribers that received the measured event. */
+  /** Subscribers that received the measured event (as data). */
   subscribers: number;
+  /** Events answered with errors instead of data, over the whole run (warm-up included): not counted as received. */
+  errored: number;
   /** Clients asked for; of them, connections refused or failed before the handshake, and those dropped (reset, closed) after it. */
   requested: number;
   failed: number;
@@ -83,6 +85,7 @@ async function fanoutTo(target: Target, subscriberCounts: number[]): Promise<Fan
   const results: FanoutResult[] = [];
   const state: Array<"connecting" | "open" | "failed" | "dropped"> = [];
   let disposing = false;
+  let errored = 0;
   // Shared by every client, including those created for earlier (smaller) counts.
   let onEvent: (client: number, at: number) => void = () => undefined;
   const count = (s: "failed" | "dropped") => state.filter((x) => x === s).length;
@@ -119,7 +122,14 @@ async function fanoutTo(target: Target, subscriberCounts: number[]): Promise<Fan
         clients.push(client);
         client.subscribe(
           { query: target.subscription },
-          { next: () => onEvent(index, performance.now()), error: () => undefined, complete: () => undefined },
+          {
+            next: (result) => {
+              if (result.errors || !result.data) errored += 1;
+              else onEvent(index, performance.now());
+            },
+            error: () => undefined,
+            complete: () => undefined,
+          },
         );
         const tracked = Promise.race([handshake, new Promise<void>((r) => setTimeout(r, 30_000))]).then(() => void pending.delete(tracked));
         pending.add(tracked);
@@ -157,6 +167,7 @@ async function fanoutTo(target: Target, subscriberCounts: number[]): Promise<Fan
       results.push({
         server: target.name,
         subscribers: latencies.length,
+        errored,
         requested: wanted,
         failed: count("failed"),
         dropped: count("dropped"),

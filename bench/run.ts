@@ -18,11 +18,11 @@ const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? "3"));
 
 function reportFanout(fanout: Awaited<ReturnType<typeof fanoutBench>>): void {
   console.log(`registerOfficer alone, nobody subscribed: p50 ${fanout.baselineMs.toFixed(1)} ms`);
-  console.log("| server | clients | received | failed | dropped | publish request | receipt p50 | receipt p99 | max | server RSS |");
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  console.log("| server | clients | received | errors | failed | dropped | publish request | receipt p50 | receipt p99 | max | server RSS |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of fanout.results) {
     console.log(
-      `| ${r.server} | ${r.requested} | ${r.subscribers} | ${r.failed} | ${r.dropped} | ${r.publishMs.toFixed(1)} ms | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.maxMs.toFixed(1)} ms | ${r.serverRssMb.toFixed(0)} MB |`,
+      `| ${r.server} | ${r.requested} | ${r.subscribers} | ${r.errored} | ${r.failed} | ${r.dropped} | ${r.publishMs.toFixed(1)} ms | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.maxMs.toFixed(1)} ms | ${r.serverRssMb.toFixed(0)} MB |`,
     );
   }
   for (const kp of fanout.results.filter((r) => r.server === "KeyPortal")) {

@@ -4,7 +4,7 @@
  * (scope, fingerprint, replay) live in audit/idempotency.ts.
  */
 import type { NextFunction, Request, Response } from "express";
-import { type DocumentNode, execute, type ExecutionArgs, type GraphQLSchema, validate } from "graphql";
+import { type DocumentNode, execute, type ExecutionArgs, type GraphQLSchema } from "graphql";
 import { type IdempotencySlot, parseIdempotencyKey, requestFingerprint, withIdempotencySlot } from "../audit/idempotency.js";
 import { toClientError } from "../kernel/client-error.js";
 
@@ -26,30 +26,23 @@ export function idempotencyKeyMiddleware(req: Request, res: Response, next: Next
 type KeyedArgs = ExecutionArgs & { idempotency?: IdempotencySlot };
 
 /**
- * graphql-ws onSubscribe: with a key, the execution arguments (validated
- * here, since graphql-ws runs arguments it is given as they are) carrying
- * the key; without one, undefined (graphql-ws builds them as usual).
- * Throws a DomainError for a malformed key.
+ * graphql-ws onSubscribe: the execution arguments of a validated document,
+ * complete (graphql-ws runs arguments it is given as they are, without
+ * parsing or validating again), carrying the subscribe message's
+ * extensions.idempotencyKey when it has one. Throws a DomainError for a
+ * malformed key.
  */
-export function keyedExecutionArgs(
+export function subscribeExecutionArgs(
   schema: GraphQLSchema,
   document: DocumentNode,
   payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null; extensions?: Record<string, unknown> | null },
   officerId: string,
   contextValue: unknown,
-): KeyedArgs | ReturnType<typeof validate> | undefined {
+): KeyedArgs {
   const key = parseIdempotencyKey(payload.extensions?.idempotencyKey);
-  if (!key) return undefined;
-  const invalid = validate(schema, document);
-  if (invalid.length > 0) return invalid;
-  return {
-    schema,
-    document,
-    operationName: payload.operationName,
-    variableValues: payload.variables,
-    contextValue,
-    idempotency: { request: { scope: officerId, key, fingerprint: requestFingerprint(payload.query, payload.operationName, payload.variables), seq: 0 } },
-  };
+  const args: KeyedArgs = { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
+  if (key) args.idempotency = { request: { scope: officerId, key, fingerprint: requestFingerprint(payload.query, payload.operationName, payload.variables), seq: 0 } };
+  return args;
 }
 
 /** graphql-ws execute: runs keyed arguments with their key in scope. */

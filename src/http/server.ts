@@ -21,6 +21,7 @@ import { httpOf, restErrorBody, toClientError } from "../kernel/client-error.js"
 import { DomainError, type ErrorCode, isReason, type Reason, RESPONSE_STATUS_CODES, unavailable } from "../kernel/errors.js";
 import type { EventBus } from "../kernel/events.js";
 import { type Context, createLoaders, type LoaderSources } from "../graphql/context.js";
+import { ValidatedDocuments } from "../graphql/documents.js";
 import { asRequestError, createErrorFormatter, httpForErrorReasons, requestError } from "../graphql/errors.js";
 import {
   enforceNestingLimits,
@@ -35,7 +36,7 @@ import type { Lease, Quotas } from "../quotas.js";
 import { bearerToken } from "../officers/tokens.js";
 import { checkReadiness, type RuntimeHealth } from "../health.js";
 import type { Metrics } from "../metrics.js";
-import { executeKeyed, idempotencyKeyMiddleware, keyedExecutionArgs } from "./idempotency.js";
+import { executeKeyed, idempotencyKeyMiddleware, subscribeExecutionArgs } from "./idempotency.js";
 import { ROUTES } from "../features.js";
 import type { RouteInstallers } from "./routes.js";
 export type { RouteHelpers, RouteInstaller, RouteInstallers } from "./routes.js";
@@ -86,7 +87,6 @@ export interface RunningHttpServer {
 
 interface SocketExtra extends Record<PropertyKey, unknown> {
   socket: WebSocket;
-  request: http.IncomingMessage;
   viewer?: Viewer;
   socketLease?: Lease;
   /** This connection's live subscriptions, by operation id, each holding its share of the token's quota. */
@@ -154,10 +154,14 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
     wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit("connection", ws, req));
   });
   const sockets = new Set<SocketExtra>();
+  const documents = new ValidatedDocuments();
   const wsCleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
       schema,
       onConnect: async (ctx) => {
+        // graphql-ws keeps the upgrade request (headers, socket state) in every connection's context for as long as it
+        // is open; nothing here reads it after the upgrade.
+        Reflect.deleteProperty(ctx.extra, "request");
         const raw = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         const token = typeof raw === "string" ? bearerToken(raw) ?? raw : null;
         if (!token) {
@@ -189,7 +193,6 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
         ctx.extra.subscriptionLeases?.get(id)?.release();
         ctx.extra.subscriptionLeases?.delete(id);
       },
-      context: (ctx): Context => ({ viewer: ctx.extra.viewer ?? null, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds }),
       // The same Idempotency-Key as over HTTP, in the subscribe message's extensions.idempotencyKey.
       execute: executeKeyed,
       onSubscribe: async (ctx, id, payload) => {
@@ -201,11 +204,15 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
         try {
           enforceNestingLimits(payload.query, payload.variables);
           await opts.quotas.request({ tokenId: viewer.tokenId });
-          const document = parseLimited(payload.query);
+          const known = documents.get(payload.query);
+          const document = known ?? parseLimited(payload.query);
           // Cost before validation: validating a huge document is itself the expensive part.
           const cost = enforceQueryCost(schema, document, payload.operationName, payload.variables, { limits: opts.queryLimits });
-          const invalid = validate(schema, document);
-          if (invalid.length > 0) return invalid;
+          if (!known) {
+            const invalid = validate(schema, document);
+            if (invalid.length > 0) return invalid;
+            documents.remember(payload.query, document);
+          }
           enforceVariableTypes(schema, document, payload.operationName, payload.variables);
           if (selectedOperation(document, payload.operationName)?.operation === "subscription") {
             // The connection's slot is taken before waiting for the token's quota, so concurrent subscribes count too.
@@ -223,7 +230,7 @@ export async function startHttpServer(opts: HttpServerOptions, host: string, por
             else leases.set(id, lease);
           }
           const context: Context = { viewer, loaders: createLoaders(opts.loaderSources), feeds: opts.feeds };
-          return keyedExecutionArgs(schema, document, payload, viewer.officer.id, context);
+          return subscribeExecutionArgs(schema, document, payload, viewer.officer.id, context);
         } catch (error) {
           return asGraphQLErrors(error);
         }

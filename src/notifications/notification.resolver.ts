@@ -61,14 +61,12 @@ export class NotificationResolver {
       "Live notifications visible to the viewer. With `after`, first replays every\nvisible notification after that cursor, in order, then continues live, with\nno gap and no duplicate.",
     subscribe: openNotificationFeed,
   })
+  /** Declares the field and its arguments; each event is resolved to itself by graphql/schema.ts (resolveSubscriptionEvents). */
   notificationFeed(
     @Root() notification: Notification,
-    @Ctx() ctx: Context,
     @Arg("after", () => String, { nullable: true }) _after?: string | null,
     @Arg("types", () => [NotificationType], { nullable: true }) _types?: NotificationType[] | null,
   ): Notification {
-    // The context lives as long as the subscription: nested fields of each event read current data.
-    ctx.loaders.clearAll();
     return notification;
   }
 
