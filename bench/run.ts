@@ -41,8 +41,10 @@ if (scale >= 10_000) {
   // Scale mode: BENCH_SCALE is the number of certificates (e.g. 1000000).
   const dbs = (process.env.BENCH_DB ?? "sqlite,postgres").split(",") as Array<"sqlite" | "postgres">;
   const runs = Math.max(10, Number(process.env.BENCH_RUNS ?? "100"));
+  const due = process.env.BENCH_DUE === undefined ? undefined : Number(process.env.BENCH_DUE);
+  if (due !== undefined && !(Number.isInteger(due) && due > 0)) throw new Error(`BENCH_DUE must be a positive whole number, not ${process.env.BENCH_DUE}`);
   for (const db of dbs.filter((d) => d === "sqlite" || d === "postgres")) {
-    const r = await scaleBench(db, scale, runs);
+    const r = await scaleBench(db, scale, runs, due);
     // Printed as each database finishes: a long run interrupted still leaves what it measured.
     console.log(`\n## Read path on ${db}: ${r.certificates} certificates (built in ${r.buildSeconds.toFixed(0)} s); HTTP, one request at a time, ${runs} runs each`);
     console.log("| measurement | p50 | p99 |");
