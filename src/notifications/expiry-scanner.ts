@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { Brackets, In } from "typeorm";
 import type { Mutations } from "../kernel/unit-of-work.js";
+import type { ComposedNotification } from "../kernel/ports.js";
 import { Certificate } from "../certificates/certificate.entity.js";
 import type { CertificateLifecycle } from "../certificates/lifecycle.js";
 import type { Clock } from "../kernel/clock.js";
@@ -12,6 +13,7 @@ import { WorkerHealth, type WorkerState } from "../health.js";
 import type { Viewer } from "../viewer.js";
 import type { AppState, DatabaseLease } from "./lease.js";
 import { Notification } from "./notification.entity.js";
+import type { NewNotification } from "./outbox.js";
 import { DAY_MS } from "../kernel/time.js";
 
 
@@ -42,6 +44,26 @@ export function expiryDedupeKey(certificateId: string, notice: ExpiryNotice): st
 }
 
 export { daysUntil } from "../kernel/time.js";
+
+/** The notification of `notice` about `c`. */
+function expiryNotification(c: Due, notice: ExpiryNotice, dedupeKey: string): NewNotification {
+  const until = c.notAfter.toISOString();
+  const what = `The ${c.kind} certificate for ${c.commonName} (${c.environment}, serial ${c.serialNumber})`;
+  return {
+    type: notice.type,
+    organizationId: c.organizationId,
+    certificateKind: c.kind,
+    environment: c.environment,
+    certificateId: c.id,
+    csrId: c.csrId,
+    daysUntilExpiry: notice.type === NotificationType.CERTIFICATE_EXPIRING ? notice.days : null,
+    dedupeKey,
+    message:
+      notice.type === NotificationType.CERTIFICATE_EXPIRING
+        ? `${what} expires on ${until}, within ${notice.days} day${notice.days === 1 ? "" : "s"}. Renew it with a new key before then.`
+        : `${what} expired on ${until}.`,
+  };
+}
 
 const EXPIRED_THROUGH = "expiry-scan:expired-through";
 
@@ -362,6 +384,13 @@ export class ExpiryScanner {
     });
   }
 
+  /**
+   * One mutation for the batch. Before its transaction: the notices'
+   * messages, recipients (one read of delegations, organizations and
+   * officers for the batch), subjects (certificates, CSRs, organizations by
+   * IN lists) and email text. Inside: the dedupe re-check and the multi-row
+   * INSERTs of the notifications and their emails, whatever the batch's size.
+   */
   private async emit(batch: Due[], now: Date, actor: Viewer | null): Promise<number> {
     const notices = batch.flatMap((certificate) => {
       const notice = dueExpiryNotice(certificate.notAfter, now, this.thresholds);
@@ -373,36 +402,20 @@ export class ExpiryScanner {
     if (missing.length === 0) return 0;
     return this.deps.mutations.run(
       { action: "certificate.expiry-scan", targetType: "Certificate", actor, details: {} },
-      async ({ em, audit, notify }) => {
+      async ({ em, audit, notifyMany }, composed: ComposedNotification[]) => {
         // Again inside the transaction: another scan may have emitted some meanwhile.
         const existing = await this.existingKeys(em, missing.map((n) => n.key));
-        let count = 0;
+        const fresh = composed.filter((c) => !existing.has(c.notification.dedupeKey!));
+        await notifyMany(fresh);
         const counts: Record<string, number> = {};
-        for (const { certificate: c, notice, key } of missing) {
-          if (existing.has(key)) continue;
-          const until = c.notAfter.toISOString();
-          const what = `The ${c.kind} certificate for ${c.commonName} (${c.environment}, serial ${c.serialNumber})`;
-          await notify({
-            type: notice.type,
-            organizationId: c.organizationId,
-            certificateKind: c.kind,
-            environment: c.environment,
-            certificateId: c.id,
-            csrId: c.csrId,
-            daysUntilExpiry: notice.type === NotificationType.CERTIFICATE_EXPIRING ? notice.days : null,
-            dedupeKey: key,
-            message:
-              notice.type === NotificationType.CERTIFICATE_EXPIRING
-                ? `${what} expires on ${until}, within ${notice.days} day${notice.days === 1 ? "" : "s"}. Renew it with a new key before then.`
-                : `${what} expired on ${until}.`,
-          });
-          count += 1;
-          const label = notice.type === NotificationType.CERTIFICATE_EXPIRING ? `expiring${notice.days}` : "expired";
+        for (const { notification: n } of fresh) {
+          const label = n.type === NotificationType.CERTIFICATE_EXPIRING ? `expiring${n.daysUntilExpiry}` : "expired";
           counts[label] = (counts[label] ?? 0) + 1;
         }
-        audit.details = { emitted: count, ...counts };
-        return count;
+        audit.details = { emitted: fresh.length, ...counts };
+        return fresh.length;
       },
+      ({ compose }) => compose(missing.map(({ certificate, notice, key }) => expiryNotification(certificate, notice, key))),
     );
   }
 

@@ -1,15 +1,24 @@
 /**
  * The expiry scan reads what became due since the last scan, not every
  * certificate waiting inside the reminder horizon: a certificate already
- * reminded is not looked at again until it crosses its next threshold.
+ * reminded is not looked at again until it crosses its next threshold. And
+ * what it runs to emit a batch of reminders does not grow with the batch:
+ * recipients and subjects read for the batch before its transaction, the
+ * notifications and their emails in multi-row INSERTs inside it.
  */
+import { randomBytes, randomUUID } from "node:crypto";
+import { In } from "typeorm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Certificate } from "../../src/certificates/certificate.entity.js";
+import { CertificateSigningRequest } from "../../src/csrs/csr.entity.js";
+import { EmailDelivery } from "../../src/notifications/email-delivery.entity.js";
+import { Notification } from "../../src/notifications/notification.entity.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { type DbKind } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { issueMtf } from "./helpers.js";
-import { recordStatements, type Statement } from "../support/statements.js";
+import { isControl, recordStatements, shorten, type Statement, units } from "../support/statements.js";
 
 const postgres = await available("postgres");
 
@@ -52,5 +61,82 @@ describe.each<DbKind>(["sqlite", "postgres"])("expiry scan cost on %s", (db) => 
       expect(await server.app.services.expiryScanner.runOnce()).toBe(0);
       expect(dedupeLookups()).toEqual([]);
     });
+  });
+});
+
+/**
+ * `count` more certificates like `certificateId` (each with its own signed
+ * CSR, serial and notAfter a minute apart), in `organizations` in turn,
+ * written in one transaction through the write queue.
+ */
+async function copies(server: TestServer, certificateId: string, organizations: TestOrganization[], count: number): Promise<string[]> {
+  const original = await server.app.db.manager.findOneByOrFail(Certificate, { id: certificateId });
+  const request = await server.app.db.manager.findOneByOrFail(CertificateSigningRequest, { id: original.csrId });
+  const csrs: CertificateSigningRequest[] = [];
+  const certificates: Certificate[] = [];
+  for (let i = 0; i < count; i++) {
+    const organizationId = organizations[i % organizations.length]!.id;
+    const csrId = randomUUID();
+    const id = randomUUID();
+    const commonName = `Copy ${i}`;
+    csrs.push({ ...request, id: csrId, organizationId, commonName, certificateId: id });
+    certificates.push({
+      ...original,
+      id,
+      csrId,
+      organizationId,
+      commonName,
+      serialNumber: randomBytes(16).toString("hex"),
+      notAfter: new Date(original.notAfter.getTime() - (i + 1) * 60_000),
+    });
+  }
+  await server.app.db.transaction(async ({ em }) => {
+    await em.insert(CertificateSigningRequest, csrs);
+    await em.insert(Certificate, certificates);
+  });
+  return certificates.map((c) => c.id);
+}
+
+/** Statements one scan emitting a batch of DUE reminders may run, whatever DUE: before, about 10 per reminder inside the transaction. */
+const DUE = 200;
+const SCAN_BUDGET = 40;
+const UNIT_BUDGET = 8;
+
+describe.each<DbKind>(["sqlite", "postgres"])("the statements of an expiry scan on %s", (db) => {
+  describe.skipIf(db === "postgres" && !postgres)(db, () => {
+    let server: TestServer;
+    let orgs: TestOrganization[];
+
+    beforeAll(async () => {
+      server = await startTestServer({ db });
+      orgs = [await createOrganization(server, { country: "GB" }), await createOrganization(server, { country: "FR" })];
+      // 31 days: inside the 60-day threshold, and off the instants the thresholds fall on, so all come due through one range.
+      const first = await issueMtf(server, orgs[0]!, "Copied", { validityDays: 31 });
+      await copies(server, first, orgs, DUE - 1);
+      // The emails are counted here, not sent: the delivery worker's claims would run on the same connections meanwhile.
+      await server.app.services.emailWorker.stop();
+    }, 120_000);
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    it(`should emit ${DUE} reminders in at most ${SCAN_BUDGET} statements, at most ${UNIT_BUDGET} inside the transaction, printing the breakdown`, async () => {
+      const statements = recordStatements(server);
+      expect(await server.app.services.expiryScanner.runOnce()).toBe(DUE);
+      const work = statements.filter((s) => !isControl(s.sql)).map((s) => shorten(s.sql));
+      const emitting = units(statements).filter((unit) => unit.some((sql) => /INSERT INTO "notifications"/.test(sql)));
+      console.log(
+        `expiry scan of ${DUE} on ${db}: ${work.length} statements, ${emitting[0]?.length} inside the transaction that emits\n  ${work.join("\n  ")}`,
+      );
+      expect(emitting).toHaveLength(1);
+      expect(emitting[0]!.length).toBeLessThanOrEqual(UNIT_BUDGET);
+      expect(work.length).toBeLessThanOrEqual(SCAN_BUDGET);
+
+      // Each reminder mailed to its organization's contact and two officers.
+      const reminders = await server.app.db.manager.find(Notification, { where: { type: "CERTIFICATE_EXPIRING" as Notification["type"] } });
+      expect(reminders).toHaveLength(DUE);
+      const deliveries = await server.app.db.manager.countBy(EmailDelivery, { notificationId: In(reminders.map((n) => n.id)) });
+      expect(deliveries).toBe(DUE * 3);
+    }, 60_000);
   });
 });
