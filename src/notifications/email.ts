@@ -4,7 +4,7 @@ import { Certificate } from "../certificates/certificate.entity.js";
 import type { Clock } from "../kernel/clock.js";
 import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Delegation } from "../delegations/delegation.entity.js";
-import { inListChunks, MAX_IN_LIST } from "../db/data-source.js";
+import { inListChunks, insertRows, MAX_IN_LIST } from "../db/data-source.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
 import { certificateFileStem, downloadCommand } from "../next-steps.js";
 import { DelegationStatus, NotificationType, OfficerStatus, OrganizationKind } from "../kernel/domain.js";
@@ -95,9 +95,6 @@ const TEMPLATES: Record<NotificationType, Template> = {
 };
 
 const MAX_SUBJECT = 300;
-
-/** Email delivery rows per multi-row INSERT: 14 parameters each, well under SQLite's and PostgreSQL's limits per statement. */
-const DELIVERIES_PER_INSERT = 1000;
 
 
 /** What a notification is about, as loaded for its email. */
@@ -196,7 +193,7 @@ export class NotificationEmails {
     await this.writeMany(em, [{ notificationId: n.id, recipients, subject, body }]);
   }
 
-  /** Writes the deliveries of many notifications, every recipient's row, in as few multi-row INSERTs as the parameter limits allow. */
+  /** Writes the deliveries of many notifications, a row per recipient, in as few multi-row INSERTs as the parameter limits allow. */
   async writeMany(em: EntityManager, mails: ReadonlyArray<{ notificationId: number; recipients: readonly string[]; subject: string; body: string }>): Promise<void> {
     const now = this.clock.now();
     const rows = mails.flatMap(({ notificationId, recipients, subject, body }) =>
@@ -219,9 +216,7 @@ export class NotificationEmails {
         }),
       ),
     );
-    for (let i = 0; i < rows.length; i += DELIVERIES_PER_INSERT) {
-      await em.createQueryBuilder().insert().into(EmailDelivery).values(rows.slice(i, i + DELIVERIES_PER_INSERT)).updateEntity(false).execute();
-    }
+    await insertRows(em, EmailDelivery, rows);
   }
 
   /** Loads what `n` is about, except what `known` already holds (a subject given as null is known to be none). */

@@ -1,4 +1,5 @@
 import type { EntityManager } from "typeorm";
+import { insertRows } from "../db/data-source.js";
 import type { Clock } from "../kernel/clock.js";
 import type { EventBus } from "../kernel/events.js";
 import type { NotificationDraft, NotificationEmails, Subjects } from "./email.js";
@@ -9,9 +10,6 @@ export type { NewNotification };
 
 /** A notification's email recipients and subjects, found before the transaction that writes it. */
 export type PreparedEmails = PreparedEmailsOf<Partial<Subjects>>;
-
-/** Notification rows per multi-row INSERT: 16 parameters each, well under SQLite's and PostgreSQL's limits per statement. */
-const NOTIFICATIONS_PER_INSERT = 500;
 
 /** The row of `input`, every optional field null unless given. */
 function draftOf(input: NewNotification, occurredAt: Date): NotificationDraft {
@@ -87,33 +85,27 @@ export class Outbox implements OutboxPort<Notification> {
   }
 
   /**
-   * One multi-row INSERT per NOTIFICATIONS_PER_INSERT notifications (their
-   * ids back through RETURNING), then their email deliveries in multi-row
-   * INSERTs: a few statements whatever the number. A dedupeKey taken
-   * already fails the INSERT (unique index), and with it the transaction.
+   * The notifications in multi-row INSERTs (their ids back through
+   * RETURNING), then their email deliveries in multi-row INSERTs: a few
+   * statements whatever the number. A dedupeKey taken already fails the
+   * INSERT (unique index), and with it the transaction.
    */
   async insertMany(em: EntityManager, composed: readonly ComposedNotification[]): Promise<Notification[]> {
+    if (composed.length === 0) return [];
+    const rows = composed.map((c) => em.create(Notification, draftOf(c.notification, c.occurredAt)));
+    const returned = await insertRows(em, Notification, rows, { returning: "id" });
+    if (returned.length !== rows.length) throw new Error(`inserted ${rows.length} notifications but ${returned.length} ids came back`);
+    // RETURNING promises no order, but ids are taken in the order rows are inserted (VALUES order, statement after
+    // statement, from one sequence; on SQLite by the one writer): ascending, they are the ids of the rows as given.
+    const ids = returned.map(Number).sort((a, b) => a - b);
     const postgres = em.connection.options.type === "postgres";
-    const saved: Notification[] = [];
-    for (let start = 0; start < composed.length; start += NOTIFICATIONS_PER_INSERT) {
-      const rows = composed.slice(start, start + NOTIFICATIONS_PER_INSERT).map((c) => em.create(Notification, draftOf(c.notification, c.occurredAt)));
-      const [sql, parameters] = em.createQueryBuilder().insert().into(Notification).values(rows).updateEntity(false).getQueryAndParameters();
-      // TypeORM's SQLite runner hands a statement that starts with "INSERT " to sqlite3's run(), which drops what RETURNING gives;
-      // led by a comment, it goes to all(), which returns the rows.
-      const returned = (await em.query(`/* ids */ ${sql} RETURNING "id"`, parameters)) as Array<{ id: number | string }>;
-      if (returned.length !== rows.length) throw new Error(`inserted ${rows.length} notifications but ${returned.length} ids came back`);
-      // RETURNING gives rows in no promised order, but one INSERT takes its ids in VALUES order (one sequence, one writer
-      // on SQLite): ascending, the ids are those of the rows as given.
-      const ids = returned.map((r) => Number(r.id)).sort((a, b) => a - b);
-      rows.forEach((row, i) => {
-        row.id = ids[i]!;
-        // SQLite: the trigger set position = id (RETURNING shows the row as it was before AFTER triggers). PostgreSQL: the sequencer assigns it after commit.
-        if (!postgres) row.position = row.id;
-        saved.push(row);
-      });
-    }
+    rows.forEach((row, i) => {
+      row.id = ids[i]!;
+      // SQLite: the trigger set position = id (RETURNING shows the row as it was before AFTER triggers). PostgreSQL: the sequencer assigns it after commit.
+      if (!postgres) row.position = row.id;
+    });
     if (this.emails) {
-      const mails = saved.flatMap((row, i) => {
+      const mails = rows.flatMap((row, i) => {
         const emails = composed[i]!.emails;
         return emails && emails.recipients.length > 0
           ? [{ notificationId: row.id, recipients: emails.recipients, subject: emails.subject, body: emails.body(row.id) }]
@@ -121,7 +113,7 @@ export class Outbox implements OutboxPort<Notification> {
       });
       await this.emails.writeMany(em, mails);
     }
-    return saved;
+    return rows;
   }
 
   /** Called after commit, with the highest position committed (SQLite; on PostgreSQL the sequencer announces). */

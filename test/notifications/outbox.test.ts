@@ -116,6 +116,7 @@ describe.each<DbKind>(["sqlite", "postgres"])("the outbox's batch path on %s", (
       expect(rows.map((r) => r.id)).toEqual(saved.map((s) => s.id));
       expect(rows.map((r) => r.message)).toEqual(inputs.map((n) => n.message));
       expect(rows.map((r) => r.dedupeKey)).toEqual(inputs.map((n) => n.dedupeKey ?? null));
+      expect(rows.map((r) => r.occurredAt.toISOString())).toEqual(inputs.map(() => server.clock.now().toISOString()));
       // Positions: on SQLite the id (at insert, the trigger); on PostgreSQL from the sequencer before the mutation answered; above all earlier ones, in id order.
       const positions = rows.map((r) => r.position);
       expect(positions.every((p) => p > before)).toBe(true);
