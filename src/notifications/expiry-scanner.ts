@@ -286,25 +286,46 @@ export class ExpiryScanner {
     const horizon = new Date(now.getTime() + this.thresholds[0]! * DAY_MS).toISOString();
     const last = (await this.deps.state.get(EXPIRED_THROUGH)) ?? "";
     let emitted = 0;
+    // A batch's transaction (and, on PostgreSQL, its sequencing round) runs while the next batch is read and
+    // composed: at most two in flight. A certificate can come due through two ranges (crossed a threshold and
+    // signed since): a notice handed to an earlier batch of this scan is not handed again, for the batch in
+    // flight has not committed yet and its twin would fail on the dedupeKey.
+    const pipeline: { inFlight: Promise<number> | null } = { inFlight: null };
+    const handed = new Set<string>();
+    const emitNext = async (batch: Due[]) => {
+      const previous = pipeline.inFlight;
+      const current = this.emit(batch, now, actor, handed);
+      // Handled here so that it never counts as unhandled while the previous one is awaited; awaited below.
+      current.catch(() => undefined);
+      pipeline.inFlight = current;
+      if (previous) emitted += await previous;
+    };
     const each = async (range: ScanRange) => {
       let cursor = { notAfter: range.from, id: "" };
       for (;;) {
         const batch = await this.dueBatch(now, range, cursor);
         if (batch.length === 0) return;
-        emitted += await this.emit(batch, now, actor);
+        await emitNext(batch);
         const lastRow = batch[batch.length - 1]!;
         cursor = { notAfter: lastRow.notAfter.toISOString(), id: lastRow.id };
-        if (batch.length < this.batchSize) return;
+        // Fewer than asked for, or every id asked about: nothing more in this range.
+        if (batch.length < this.batchSize || (range.ids && batch.length >= range.ids.length)) return;
         if (leaseLost() || !(await this.deps.lease.tryAcquire(holder))) throw new Error("lost the expiry-scan lease during a scan");
       }
     };
-    if (!last || last > now.toISOString()) {
-      // No completed scan yet (or the clock went back): everything inside the horizon.
-      await each({ from: last, to: horizon });
-    } else {
-      for (const range of this.crossedSince(last, now, horizon)) await each(range);
-      const changed = await this.changedSince(last, now);
-      for (const part of inListChunks(changed)) await each({ from: last, to: horizon, ids: part });
+    try {
+      if (!last || last > now.toISOString()) {
+        // No completed scan yet (or the clock went back): everything inside the horizon.
+        await each({ from: last, to: horizon });
+      } else {
+        for (const range of this.crossedSince(last, now, horizon)) await each(range);
+        const changed = await this.changedSince(last, now);
+        for (const part of inListChunks(changed)) await each({ from: last, to: horizon, ids: part });
+      }
+      if (pipeline.inFlight) emitted += await pipeline.inFlight;
+    } finally {
+      // A scan that failed still waits for the batch it started, so that none outlives its lease.
+      await pipeline.inFlight?.catch(() => undefined);
     }
     // Every certificate with notAfter up to now has had its CERTIFICATE_EXPIRED (or needs none): later scans start here.
     await this.deps.state.set(EXPIRED_THROUGH, now.toISOString());
@@ -340,48 +361,47 @@ export class ExpiryScanner {
    */
   private async changedSince(last: string, now: Date): Promise<string[]> {
     const since = new Date(new Date(last).getTime() - CHANGED_SLACK_MS).toISOString();
-    const ids = new Set<string>();
-    await this.deps.db.isolated(async (em) => {
-      const signed = await em
-        .createQueryBuilder(Certificate, "c")
-        .select("c.id", "id")
-        .where("c.createdAt > :since", { since })
-        .getRawMany<{ id: string }>();
-      for (const r of signed) ids.add(r.id);
-      const successors = await em
-        .createQueryBuilder(Certificate, "s")
-        .select("s.renewalOfId", "id")
-        .where("s.renewalOfId IS NOT NULL")
-        .andWhere(
-          new Brackets((or) =>
-            or
-              .where("s.environment IN (:...envs) AND s.revokedAt > :since", { envs: Object.values(Environment), since })
-              .orWhere("s.notAfter > :since AND s.notAfter <= :now", { now: now.toISOString() }),
-          ),
-        )
-        .getRawMany<{ id: string }>();
-      for (const r of successors) ids.add(r.id);
-    });
-    return [...ids];
+    const em = this.deps.db.manager;
+    const signed = await em
+      .createQueryBuilder(Certificate, "c")
+      .select("c.id", "id")
+      .where("c.createdAt > :since", { since })
+      .getRawMany<{ id: string }>();
+    const successors = await em
+      .createQueryBuilder(Certificate, "s")
+      .select("s.renewalOfId", "id")
+      .where("s.renewalOfId IS NOT NULL")
+      .andWhere(
+        new Brackets((or) =>
+          or
+            .where("s.environment IN (:...envs) AND s.revokedAt > :since", { envs: Object.values(Environment), since })
+            .orWhere("s.notAfter > :since AND s.notAfter <= :now", { now: now.toISOString() }),
+        ),
+      )
+      .getRawMany<{ id: string }>();
+    return [...new Set([...signed, ...successors].map((r) => r.id))];
   }
 
+  /**
+   * The next batch after `cursor`. Like every read of the scan outside its
+   * transactions, through db.manager: committed data, and on SQLite the
+   * reading connection, so it does not queue behind the batch being written.
+   */
   private dueBatch(now: Date, range: ScanRange, cursor: { notAfter: string; id: string }): Promise<Due[]> {
-    return this.deps.db.isolated((em) => {
-      const qb = em
-        .createQueryBuilder(Certificate, "c")
-        .leftJoin(Certificate, "s", "s.id = c.renewedById")
-        .select(["c.id", "c.organizationId", "c.kind", "c.environment", "c.commonName", "c.serialNumber", "c.notAfter", "c.csrId"])
-        .where("c.notAfter <= :to", { to: range.to })
-        .andWhere("(c.notAfter > :afterNotAfter OR (c.notAfter = :afterNotAfter AND c.id > :afterId))", {
-          afterNotAfter: cursor.notAfter,
-          afterId: cursor.id,
-        })
-        .andWhere("c.revokedAt IS NULL")
-        // Renewed by a successor that is still good: the officers have acted, no reminder.
-        .andWhere("(s.id IS NULL OR s.revokedAt IS NOT NULL OR s.notAfter <= :now)", { now: now.toISOString() });
-      if (range.ids) qb.andWhere("c.id IN (:...ids)", { ids: range.ids });
-      return qb.orderBy("c.notAfter", "ASC").addOrderBy("c.id", "ASC").limit(this.batchSize).getMany();
-    });
+    const qb = this.deps.db.manager
+      .createQueryBuilder(Certificate, "c")
+      .leftJoin(Certificate, "s", "s.id = c.renewedById")
+      .select(["c.id", "c.organizationId", "c.kind", "c.environment", "c.commonName", "c.serialNumber", "c.notAfter", "c.csrId"])
+      .where("c.notAfter <= :to", { to: range.to })
+      .andWhere("(c.notAfter > :afterNotAfter OR (c.notAfter = :afterNotAfter AND c.id > :afterId))", {
+        afterNotAfter: cursor.notAfter,
+        afterId: cursor.id,
+      })
+      .andWhere("c.revokedAt IS NULL")
+      // Renewed by a successor that is still good: the officers have acted, no reminder.
+      .andWhere("(s.id IS NULL OR s.revokedAt IS NOT NULL OR s.notAfter <= :now)", { now: now.toISOString() });
+    if (range.ids) qb.andWhere("c.id IN (:...ids)", { ids: range.ids });
+    return qb.orderBy("c.notAfter", "ASC").addOrderBy("c.id", "ASC").limit(this.batchSize).getMany();
   }
 
   /**
@@ -391,13 +411,15 @@ export class ExpiryScanner {
    * IN lists) and email text. Inside: the dedupe re-check and the multi-row
    * INSERTs of the notifications and their emails, whatever the batch's size.
    */
-  private async emit(batch: Due[], now: Date, actor: Viewer | null): Promise<number> {
+  private async emit(batch: Due[], now: Date, actor: Viewer | null, handed: Set<string>): Promise<number> {
     const notices = batch.flatMap((certificate) => {
       const notice = dueExpiryNotice(certificate.notAfter, now, this.thresholds);
-      return notice ? [{ certificate, notice, key: expiryDedupeKey(certificate.id, notice) }] : [];
+      const key = notice ? expiryDedupeKey(certificate.id, notice) : null;
+      return notice && key && !handed.has(key) ? [{ certificate, notice, key }] : [];
     });
+    for (const { key } of notices) handed.add(key);
     if (notices.length === 0) return 0;
-    const already = await this.deps.db.isolated((em) => this.existingKeys(em, notices.map((n) => n.key)));
+    const already = await this.existingKeys(this.deps.db.manager, notices.map((n) => n.key));
     const missing = notices.filter((n) => !already.has(n.key));
     if (missing.length === 0) return 0;
     return this.deps.mutations.run(
