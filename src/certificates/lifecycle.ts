@@ -36,12 +36,19 @@ export class CertificateLifecycle {
 
   private async sweepNow(now: Date): Promise<number> {
     const nowIso = now.toISOString();
-    // MIN over the (lifecycle, notAfter) index: one index probe on both databases. (A LIMIT 1 probe with
-    // both conditions lets PostgreSQL's planner expect an early match and scan the table for none.)
+    // The first ACTIVE certificate in (lifecycle, notAfter) order: one probe of that index on both databases.
+    // lifecycle as a range, not `=`, so that the order asked for is the index's and no other index serves it:
+    // with `=` PostgreSQL drops lifecycle from the order and may answer through the notAfter index instead,
+    // walking every expired certificate (the oldest ones) before the first ACTIVE one, as it does for
+    // MIN(notAfter) on a table not vacuumed since its load. (With notAfter <= now in the condition too, its
+    // planner expected an early match and scanned the table.)
     const probe = await this.db.manager
       .createQueryBuilder(Certificate, "c")
-      .select("MIN(c.notAfter)", "next")
-      .where("c.lifecycle = :active", { active: CertificateStatus.ACTIVE })
+      .select("c.notAfter", "next")
+      .where("c.lifecycle >= :active AND c.lifecycle <= :active", { active: CertificateStatus.ACTIVE })
+      .orderBy("c.lifecycle", "ASC")
+      .addOrderBy("c.notAfter", "ASC")
+      .limit(1)
       .getRawOne<{ next: string | null }>();
     if (!probe?.next || probe.next > nowIso) return 0;
     let total = 0;

@@ -401,6 +401,9 @@ export class ExpiryScanner {
       // Renewed by a successor that is still good: the officers have acted, no reminder.
       .andWhere("(s.id IS NULL OR s.revokedAt IS NOT NULL OR s.notAfter <= :now)", { now: now.toISOString() });
     if (range.ids) qb.andWhere("c.id IN (:...ids)", { ids: range.ids });
+    // A range of notAfter alone: its lower bound also apart from the OR, which is all PostgreSQL bounds an index
+    // range by; else it walks every certificate that expired before the range. (With ids, their primary key is the way in.)
+    else qb.andWhere("c.notAfter >= :afterNotAfter");
     return qb.orderBy("c.notAfter", "ASC").addOrderBy("c.id", "ASC").limit(this.batchSize).getMany();
   }
 

@@ -140,3 +140,99 @@ describe.each<DbKind>(["sqlite", "postgres"])("the statements of an expiry scan 
     }, 60_000);
   });
 });
+
+/**
+ * `count` certificates like the first one in the table (each with its own
+ * signed CSR), written by SQL in one statement each: created over three
+ * years and valid a year, so most have expired and are the oldest by
+ * notAfter; every 50th revoked; the last `due` signed a minute ago and
+ * expiring within 100 days.
+ */
+async function fillTable(server: TestServer, count: number, due: number): Promise<void> {
+  const postgres = server.app.db.isPostgres;
+  const now = server.clock.now().getTime();
+  const day = 86_400_000;
+  const series = postgres
+    ? `generate_series(1::bigint, ${count}) AS g(i)`
+    : `(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${count}) SELECT i FROM s) g`;
+  const iso = (ms: string) =>
+    postgres ? `to_char(to_timestamp((${ms}) / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')` : `strftime('%Y-%m-%dT%H:%M:%fZ', (${ms}) / 1000.0, 'unixepoch')`;
+  const hex = postgres ? `lpad(to_hex(g.i), 31, '0')` : `printf('%031x', g.i)`;
+  const first = count - due;
+  const created = `CASE WHEN g.i > ${first} THEN ${now - 60_000} ELSE ${now - 3 * 365 * day} + g.i * ${Math.floor((3 * 365 * day - 130 * day) / count)} END`;
+  const notAfter = `CASE WHEN g.i > ${first} THEN ${now} + (1 + g.i % 100) * ${day} ELSE (${created}) + ${365 * day} END`;
+  const revoked = `(g.i % 50 = 7 AND g.i <= ${first})`;
+  await server.app.db.transaction(async ({ em }) => {
+    await em.query(`INSERT INTO certificate_signing_requests (id, "organizationId", kind, environment, status, subject, "commonName", "keyAlgorithm", "publicKeyFingerprint", pem, "submittedById", "submittedAt", "certificateId")
+      SELECT 'r' || ${hex}, r."organizationId", r.kind, r.environment, 'SIGNED', r.subject, r."commonName", r."keyAlgorithm", ${hex}, '-', r."submittedById", r."submittedAt", 'c' || ${hex}
+      FROM ${series}, (SELECT * FROM certificate_signing_requests LIMIT 1) r`);
+    await em.query(`INSERT INTO certificates (id, "organizationId", kind, environment, "serialNumber", subject, issuer, "commonName", "keyAlgorithm", "publicKeyFingerprint", "notBefore", "notAfter", "fingerprintSha256", "derBase64", "csrId", "revokedAt", "createdAt", lifecycle)
+      SELECT 'c' || ${hex}, c."organizationId", c.kind, c.environment, ${hex}, c.subject, c.issuer, c."commonName", c."keyAlgorithm", ${hex}, ${iso(created)}, ${iso(notAfter)}, c."fingerprintSha256", '', 'r' || ${hex},
+        CASE WHEN ${revoked} THEN ${iso(created)} END, ${iso(created)},
+        CASE WHEN ${revoked} THEN 'REVOKED' WHEN (${notAfter}) <= ${now} THEN 'EXPIRED' ELSE 'ACTIVE' END
+      FROM ${series}, (SELECT * FROM certificates LIMIT 1) c`);
+  });
+  // As autovacuum would after such a load: statistics, not a vacuum (the visibility map stays unset).
+  if (postgres) await server.app.db.dataSource.query("ANALYZE");
+}
+
+interface PlanNode {
+  "Node Type": string;
+  "Relation Name"?: string;
+  "Index Name"?: string;
+  "Rows Removed by Filter"?: number;
+  Plans?: PlanNode[];
+}
+
+/** Rows of `certificates` a PostgreSQL plan read and threw away, and whether it scanned the table whole. */
+function certificateWaste(node: PlanNode): { removed: number; seqScan: boolean } {
+  const own = node["Relation Name"] === "certificates";
+  const children = (node.Plans ?? []).map(certificateWaste);
+  return {
+    removed: (own ? (node["Rows Removed by Filter"] ?? 0) : 0) + children.reduce((n, c) => n + c.removed, 0),
+    seqScan: (own && node["Node Type"] === "Seq Scan") || children.some((c) => c.seqScan),
+  };
+}
+
+const TABLE = 20_000;
+const TABLE_DUE = 200;
+
+describe.each<DbKind>(["sqlite", "postgres"])("the expiry scan's reads of a table of mostly expired certificates on %s", (db) => {
+  describe.skipIf(db === "postgres" && !postgres)(db, () => {
+    let server: TestServer;
+
+    beforeAll(async () => {
+      server = await startTestServer({ db });
+      const org = await createOrganization(server, { country: "GB" });
+      await issueMtf(server, org, "Template", { validityDays: 365 });
+      await fillTable(server, TABLE, TABLE_DUE);
+      await server.app.services.emailWorker.stop();
+    }, 120_000);
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    it(`should read certificates only through index ranges that hold what it looks for, not the ${TABLE - TABLE_DUE} that expired before`, async () => {
+      const statements = recordStatements(server);
+      expect(await server.app.services.expiryScanner.runOnce()).toBe(TABLE_DUE);
+      // Once more with nothing due: the sweep's probe and the empty ranges.
+      expect(await server.app.services.expiryScanner.runOnce()).toBe(0);
+      const reads = statements.filter((s) => /^\s*SELECT/i.test(s.sql) && /FROM "certificates"/.test(s.sql));
+      expect(reads.length).toBeGreaterThan(5);
+      for (const { sql, parameters } of reads) {
+        if (db === "postgres") {
+          const [{ "QUERY PLAN": [plan] }] = (await server.app.db.dataSource.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, parameters)) as Array<{
+            "QUERY PLAN": Array<{ Plan: PlanNode }>;
+          }>;
+          const waste = certificateWaste(plan!.Plan);
+          expect(waste.seqScan, shorten(sql)).toBe(false);
+          // At most what is due and what the filters rightly drop from it (revoked ones, renewed ones): never the expired.
+          expect(waste.removed, shorten(sql)).toBeLessThanOrEqual(TABLE_DUE);
+        } else {
+          const plan = (await server.app.db.readDataSource.query(`EXPLAIN QUERY PLAN ${sql}`, parameters)) as Array<{ detail: string }>;
+          expect(plan.filter((p) => /^SCAN /.test(p.detail)), shorten(sql)).toEqual([]);
+        }
+      }
+    }, 60_000);
+  });
+});
