@@ -217,6 +217,11 @@ describe.each<DbKind>(["sqlite", "postgres"])("the expiry scan's reads of a tabl
       expect(await server.app.services.expiryScanner.runOnce()).toBe(TABLE_DUE);
       // Once more with nothing due: the sweep's probe and the empty ranges.
       expect(await server.app.services.expiryScanner.runOnce()).toBe(0);
+      // Two days on: the sweep moves those with a day left to EXPIRED, and the scan reminds those crossing a threshold.
+      server.clock.advanceDays(2);
+      expect(await server.app.services.expiryScanner.runOnce()).toBeGreaterThan(0);
+      // The sweep's read is among those examined.
+      expect(statements.some((s) => /"c"\."lifecycle".*"c"\."notAfter" <= /.test(s.sql))).toBe(true);
       const reads = statements.filter((s) => /^\s*SELECT/i.test(s.sql) && /FROM "certificates"/.test(s.sql));
       expect(reads.length).toBeGreaterThan(5);
       for (const { sql, parameters } of reads) {
