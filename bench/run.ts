@@ -41,6 +41,8 @@ if (scale >= 10_000) {
   // Scale mode: BENCH_SCALE is the number of certificates (e.g. 1000000).
   const dbs = (process.env.BENCH_DB ?? "sqlite,postgres").split(",") as Array<"sqlite" | "postgres">;
   const runs = Math.max(10, Number(process.env.BENCH_RUNS ?? "100"));
+  const due = process.env.BENCH_DUE === undefined ? undefined : Number(process.env.BENCH_DUE);
+  if (due !== undefined && !(Number.isInteger(due) && due > 0)) throw new Error(`BENCH_DUE must be a positive whole number, not ${process.env.BENCH_DUE}`);
   for (const db of dbs.filter((d) => d === "sqlite" || d === "postgres")) {
     // Each row is printed as it is measured: a long run interrupted still leaves what it measured.
     const r = await scaleBench(db, scale, runs, {
@@ -51,7 +53,7 @@ if (scale >= 10_000) {
       },
       read: (m) => console.log(`| ${m.name} | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms |`),
       scan: (s) => console.log(`| ${s.name} | ${s.ms.toFixed(0)} ms (${s.emitted} notifications) | |`),
-    });
+    }, due);
     console.log(`${r.certificates} certificates at the end; server RSS at the end of its runs: ${r.serverRssMb.toFixed(0)} MB`);
   }
   const subscribers = (process.env.BENCH_SUBSCRIBERS ?? "10000").split(",").map(Number).filter((n) => n > 0);

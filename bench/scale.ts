@@ -3,7 +3,7 @@
  * that many certificates (and their CSRs) built with multi-row INSERTs in
  * transactions, then, over HTTP and one request at a time, every list page
  * and filter, a page deep into the keyset, totalCount with each filter, and
- * the expiry scan with nothing due and with 10k due, all against
+ * the expiry scan with nothing due and with 10k due (BENCH_DUE), all against
  * `{ me { role } }` in the same run; on SQLite and on PostgreSQL.
  *
  * The table: 100 participants; certificates created over three years,
@@ -237,7 +237,12 @@ export interface ScaleProgress {
   scan(result: ScaleReport["scans"][number]): void;
 }
 
-export async function scaleBench(db: "sqlite" | "postgres", count: number, runs: number, progress: ScaleProgress): Promise<ScaleReport> {
+/** How many due certificates the scan at 10k due adds by default: 1% of the table, from 100 up to 10,000. */
+export function defaultDue(count: number): number {
+  return Math.min(10_000, Math.max(100, Math.floor(count / 100)));
+}
+
+export async function scaleBench(db: "sqlite" | "postgres", count: number, runs: number, progress: ScaleProgress, due = defaultDue(count)): Promise<ScaleReport> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "kp-bench-scale-"));
   const token = `kp_bench_${randomBytes(24).toString("base64url")}`;
   let schema: string | null = null;
@@ -349,7 +354,6 @@ export async function scaleBench(db: "sqlite" | "postgres", count: number, runs:
       progress.scan(scans[scans.length - 1]!);
     };
     await scan("expiry scan, nothing due");
-    const due = Number(process.env.BENCH_DUE ?? Math.min(10_000, Math.max(100, Math.floor(count / 100))));
     await addDue(app, tenants, count, due);
     await scan(`expiry scan, ${due} due`);
     await scan(`expiry scan again: nothing new due, ${due} inside the horizon`);

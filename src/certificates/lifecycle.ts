@@ -8,6 +8,18 @@ import { recordCertificateChanges } from "./tallies.js";
 const SWEEP_BATCH = 1000;
 
 /**
+ * ACTIVE as a range of lifecycle, not `=`, in reads ordered by (lifecycle,
+ * notAfter): so that the order asked for is that index's and no other index
+ * serves it. With `=`, PostgreSQL drops lifecycle from the order and may
+ * read through the notAfter index instead, walking every expired
+ * certificate (the oldest by notAfter) before the first ACTIVE one; it does
+ * so on a table not vacuumed since its load. (A LIMIT 1 probe with
+ * notAfter <= now in the condition let its planner expect an early match and
+ * scan the table.)
+ */
+const ACTIVE_RANGE = "c.lifecycle >= :active AND c.lifecycle <= :active";
+
+/**
  * Expiry by time as a stored change: marks EXPIRED the ACTIVE certificates
  * whose notAfter has passed, with their tallies, in batches of their own
  * transactions. Reads that depend on the status (status filters,
@@ -36,12 +48,15 @@ export class CertificateLifecycle {
 
   private async sweepNow(now: Date): Promise<number> {
     const nowIso = now.toISOString();
-    // MIN over the (lifecycle, notAfter) index: one index probe on both databases. (A LIMIT 1 probe with
-    // both conditions lets PostgreSQL's planner expect an early match and scan the table for none.)
+    // The first ACTIVE certificate in (lifecycle, notAfter) order: one probe of that index on both databases
+    // (ACTIVE_RANGE says why lifecycle is a range; MIN(notAfter) read the notAfter index the same way).
     const probe = await this.db.manager
       .createQueryBuilder(Certificate, "c")
-      .select("MIN(c.notAfter)", "next")
-      .where("c.lifecycle = :active", { active: CertificateStatus.ACTIVE })
+      .select("c.notAfter", "next")
+      .where(ACTIVE_RANGE, { active: CertificateStatus.ACTIVE })
+      .orderBy("c.lifecycle", "ASC")
+      .addOrderBy("c.notAfter", "ASC")
+      .limit(1)
       .getRawOne<{ next: string | null }>();
     if (!probe?.next || probe.next > nowIso) return 0;
     let total = 0;
@@ -50,8 +65,9 @@ export class CertificateLifecycle {
         const qb = em
           .createQueryBuilder(Certificate, "c")
           .select(["c.id", "c.organizationId", "c.environment", "c.kind", "c.notAfter"])
-          .where("c.lifecycle = :active AND c.notAfter <= :now", { active: CertificateStatus.ACTIVE, now: nowIso })
-          .orderBy("c.notAfter", "ASC")
+          .where(`${ACTIVE_RANGE} AND c.notAfter <= :now`, { active: CertificateStatus.ACTIVE, now: nowIso })
+          .orderBy("c.lifecycle", "ASC")
+          .addOrderBy("c.notAfter", "ASC")
           .addOrderBy("c.id", "ASC")
           .limit(SWEEP_BATCH);
         if (this.db.isPostgres) qb.setLock("pessimistic_write");

@@ -79,12 +79,34 @@ export interface PreparedEmails<Subjects = object> {
   subjects: Subjects;
 }
 
+/**
+ * A notification made ready before the transaction that writes it: its time
+ * and its emails, recipients and text, so that inside only the INSERTs are left.
+ */
+export interface ComposedNotification {
+  readonly notification: NewNotification;
+  readonly occurredAt: Date;
+  /** null: nobody to mail. */
+  readonly emails: ComposedEmails | null;
+}
+
+export interface ComposedEmails {
+  readonly recipients: readonly string[];
+  readonly subject: string;
+  /** The body names the notification's row id, which exists only once the row is inserted. */
+  body(notificationId: number): string;
+}
+
 /** Writes notifications in the transaction and announces them after commit (notifications/outbox.ts's Outbox). */
 export interface OutboxPort<Saved extends { id: number; position?: number | null } = { id: number; position?: number | null }> {
   /** The notification, and the email deliveries it causes: to the prepared recipients, or those found through `em`. */
   insert(em: EntityManager, notification: NewNotification, prepared?: PreparedEmails): Promise<Saved>;
   /** The email recipients `notification` will have, read through `em`. */
   recipients(em: EntityManager, notification: NewNotification): Promise<string[]>;
+  /** Composes many notifications at once, reading through `em` (committed data, before the transaction) a few statements in all. */
+  compose(em: EntityManager, notifications: readonly NewNotification[]): Promise<ComposedNotification[]>;
+  /** Writes composed notifications and their email deliveries in multi-row INSERTs; the saved rows in the order given. */
+  insertMany(em: EntityManager, composed: readonly ComposedNotification[]): Promise<Saved[]>;
   announce(upTo: number): void;
 }
 

@@ -3,6 +3,7 @@ import { DomainError, isAuditedRefusal, unavailable } from "./errors.js";
 import type {
   Actor,
   AuditAppender,
+  ComposedNotification,
   IdempotencyPort,
   IdempotentRequest,
   NewNotification,
@@ -38,6 +39,12 @@ export interface MutationScope extends Tx {
    * transaction), or else found and loaded in it.
    */
   notify(notification: NewNotification, emails?: PreparedEmails): Promise<{ id: number; position?: number | null }>;
+  /**
+   * Writes many notifications composed before the transaction (PrepareScope's
+   * compose) with their email deliveries, in a few multi-row INSERTs
+   * whatever their number; the saved rows in the order given.
+   */
+  notifyMany(composed: readonly ComposedNotification[]): Promise<Array<{ id: number; position?: number | null }>>;
 }
 
 /** What a mutation's preparation (before its transaction) can use. */
@@ -45,6 +52,8 @@ export interface PrepareScope {
   audit: MutationRecord;
   /** The email recipients a notification will have, read from committed data. */
   recipients(notification: NewNotification): Promise<string[]>;
+  /** Notifications with their recipients and email text, read from committed data in a few statements whatever their number. */
+  compose(notifications: readonly NewNotification[]): Promise<ComposedNotification[]>;
 }
 
 /**
@@ -140,7 +149,11 @@ export class Mutations {
         }
       }
       try {
-        prepared = await prepare({ audit: record, recipients: (n) => this.outbox.recipients(this.db.manager, n) });
+        prepared = await prepare({
+          audit: record,
+          recipients: (n) => this.outbox.recipients(this.db.manager, n),
+          compose: (notifications) => this.outbox.compose(this.db.manager, notifications),
+        });
       } catch (error) {
         await this.refused(spec, record, error);
         throw error;
@@ -225,6 +238,11 @@ export class Mutations {
           notify: async (n, emails) => {
             const saved = await this.outbox.insert(tx.em, n, emails);
             lastNotification = Math.max(lastNotification, saved.position ?? 0);
+            return saved;
+          },
+          notifyMany: async (composed) => {
+            const saved = await this.outbox.insertMany(tx.em, composed);
+            for (const row of saved) lastNotification = Math.max(lastNotification, row.position ?? 0);
             return saved;
           },
         };

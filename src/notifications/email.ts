@@ -4,6 +4,7 @@ import { Certificate } from "../certificates/certificate.entity.js";
 import type { Clock } from "../kernel/clock.js";
 import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Delegation } from "../delegations/delegation.entity.js";
+import { inListChunks, insertRows, MAX_IN_LIST } from "../db/data-source.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
 import { certificateFileStem, downloadCommand } from "../next-steps.js";
 import { DelegationStatus, NotificationType, OfficerStatus, OrganizationKind } from "../kernel/domain.js";
@@ -106,6 +107,13 @@ export interface Subjects {
   kmsCertificate: KmsCertificate | null;
 }
 
+/** A notification as its email describes it: everything but its row's id and position. */
+export type NotificationDraft = Omit<Notification, "id" | "position">;
+
+/** The ids of what a notification is about. */
+export type SubjectIds = Pick<Notification, "organizationId"> &
+  Partial<Pick<Notification, "certificateId" | "csrId" | "officerId" | "delegationId" | "kmsCertificateId">>;
+
 /** The fields of a notification that decide its recipients. */
 export type Addressing = Pick<Notification, "organizationId"> &
   Partial<Pick<Notification, "secondOrganizationId" | "audience" | "certificateKind" | "environment">>;
@@ -114,7 +122,7 @@ export type Addressing = Pick<Notification, "organizationId"> &
  * The exact commands and URLs for the next step, by type: what the officer
  * types (keyportal CLI) or fetches (REST). Ids only; nothing secret.
  */
-function nextCommands(n: Notification, s: Subjects, url: string): string[] {
+function nextCommands(n: Pick<Notification, "type">, s: Subjects, url: string): string[] {
   const { certificate: c, csr, delegation: d, kmsCertificate: k } = s;
   switch (n.type) {
     case NotificationType.CSR_SIGNED:
@@ -179,75 +187,132 @@ export class NotificationEmails {
     private readonly publicUrl: string,
   ) {}
 
-  /** Writes the deliveries of `n` in one multi-row INSERT (per 100 recipients). */
+  /** Writes the deliveries of `n` in one multi-row INSERT. */
   async write(em: EntityManager, n: Notification, recipients: readonly string[], subjects: Subjects): Promise<void> {
-    if (recipients.length === 0) return;
     const { subject, body } = this.composeFrom(n, subjects);
+    await this.writeMany(em, [{ notificationId: n.id, recipients, subject, body }]);
+  }
+
+  /** Writes the deliveries of many notifications, a row per recipient, in as few multi-row INSERTs as the parameter limits allow. */
+  async writeMany(em: EntityManager, mails: ReadonlyArray<{ notificationId: number; recipients: readonly string[]; subject: string; body: string }>): Promise<void> {
     const now = this.clock.now();
-    const rows = recipients.map((recipient) =>
-      em.create(EmailDelivery, {
-        id: randomUUID(),
-        notificationId: n.id,
-        recipient,
-        subject,
-        body,
-        status: EmailDeliveryStatus.PENDING,
-        attempts: 0,
-        nextAttemptAt: now,
-        claimedUntil: null,
-        claimedBy: null,
-        lastError: null,
-        sentAt: null,
-        messageId: null,
-        createdAt: now,
-      }),
+    const rows = mails.flatMap(({ notificationId, recipients, subject, body }) =>
+      recipients.map((recipient) =>
+        em.create(EmailDelivery, {
+          id: randomUUID(),
+          notificationId,
+          recipient,
+          subject,
+          body,
+          status: EmailDeliveryStatus.PENDING,
+          attempts: 0,
+          nextAttemptAt: now,
+          claimedUntil: null,
+          claimedBy: null,
+          lastError: null,
+          sentAt: null,
+          messageId: null,
+          createdAt: now,
+        }),
+      ),
     );
-    for (let i = 0; i < rows.length; i += 100) {
-      await em.createQueryBuilder().insert().into(EmailDelivery).values(rows.slice(i, i + 100)).updateEntity(false).execute();
-    }
+    await insertRows(em, EmailDelivery, rows);
   }
 
   /** Loads what `n` is about, except what `known` already holds (a subject given as null is known to be none). */
-  async subjects(em: EntityManager, n: Notification, known: Partial<Subjects> = {}): Promise<Subjects> {
+  async subjects(em: EntityManager, n: SubjectIds, known: Partial<Subjects> = {}): Promise<Subjects> {
+    return (await this.subjectsOfMany(em, [n], known))[0]!;
+  }
+
+  /**
+   * What each of `notifications` is about, one IN-list read per kind of
+   * subject for all of them (none for a kind `known` holds): a few statements
+   * whatever their number.
+   */
+  async subjectsOfMany(em: EntityManager, notifications: readonly SubjectIds[], known: Partial<Subjects> = {}): Promise<Subjects[]> {
     // One after the other: a transaction is one connection, and pg refuses overlapping queries on it.
-    const load = async <E extends object>(key: keyof Subjects, entity: new () => E, id: string | null | undefined): Promise<E | null> => {
-      if (known[key] !== undefined) return known[key] as unknown as E | null;
-      return id ? em.findOne(entity as never, { where: { id } as never }) : null;
+    const load = async <E extends { id: string }>(key: keyof Subjects, entity: new () => E, idOf: (n: SubjectIds) => string | null | undefined) => {
+      const byId = new Map<string, E>();
+      if (known[key] !== undefined) return { known: (known[key] ?? null) as E | null, byId };
+      const ids = [...new Set(notifications.map(idOf).filter((id): id is string => !!id))];
+      for (const part of inListChunks(ids)) {
+        for (const row of await em.find(entity as never, { where: { id: In(part) } as never })) byId.set((row as E).id, row as E);
+      }
+      return { known: undefined, byId };
     };
-    return {
-      organization: await load("organization", Organization, n.organizationId),
-      certificate: await load("certificate", Certificate, n.certificateId),
-      csr: await load("csr", CertificateSigningRequest, n.csrId),
-      officer: await load("officer", Officer, n.officerId),
-      delegation: await load("delegation", Delegation, n.delegationId),
-      kmsCertificate: await load("kmsCertificate", KmsCertificate, n.kmsCertificateId),
-    };
+    const organizations = await load("organization", Organization, (n) => n.organizationId);
+    const certificates = await load("certificate", Certificate, (n) => n.certificateId);
+    const csrs = await load("csr", CertificateSigningRequest, (n) => n.csrId);
+    const officers = await load("officer", Officer, (n) => n.officerId);
+    const delegations = await load("delegation", Delegation, (n) => n.delegationId);
+    const kmsCertificates = await load("kmsCertificate", KmsCertificate, (n) => n.kmsCertificateId);
+    const pick = <E>(loaded: { known: E | null | undefined; byId: Map<string, E> }, id: string | null | undefined): E | null =>
+      loaded.known !== undefined ? loaded.known : id ? (loaded.byId.get(id) ?? null) : null;
+    return notifications.map((n) => ({
+      organization: pick(organizations, n.organizationId),
+      certificate: pick(certificates, n.certificateId),
+      csr: pick(csrs, n.csrId),
+      officer: pick(officers, n.officerId),
+      delegation: pick(delegations, n.delegationId),
+      kmsCertificate: pick(kmsCertificates, n.kmsCertificateId),
+    }));
   }
 
   async recipients(em: EntityManager, n: Addressing): Promise<string[]> {
-    const organizationIds = new Set<string>();
-    if (n.organizationId) organizationIds.add(n.organizationId);
-    if (n.secondOrganizationId) organizationIds.add(n.secondOrganizationId);
-    if (n.audience === NotificationAudience.PARTICIPANTS_AND_MSPS) {
+    return (await this.recipientsOfMany(em, [n]))[0]!;
+  }
+
+  /**
+   * The recipients of each of `notifications`, read for all of them at once:
+   * the participants and MSPs (if an audience asks for them), the active
+   * delegations of the organizations concerned, their organizations and
+   * their active officers, each in one IN-list read (per MAX_IN_LIST ids).
+   */
+  async recipientsOfMany(em: EntityManager, notifications: readonly Addressing[]): Promise<string[][]> {
+    let everyone: string[] = [];
+    if (notifications.some((n) => n.audience === NotificationAudience.PARTICIPANTS_AND_MSPS)) {
       const all = await em.find(Organization, { where: { kind: In([OrganizationKind.PARTICIPANT, OrganizationKind.MSP]) }, select: { id: true } });
-      for (const org of all) organizationIds.add(org.id);
+      everyone = all.map((org) => org.id);
     }
-    if (n.organizationId && n.certificateKind && n.environment) {
-      const delegations = await em.find(Delegation, {
-        where: { participantId: n.organizationId, status: DelegationStatus.ACTIVE, environment: n.environment as Delegation["environment"] },
-      });
-      for (const d of delegations) if ((d.kinds as string[]).includes(n.certificateKind)) organizationIds.add(d.mspId);
+    const delegating = [...new Set(notifications.filter((n) => n.organizationId && n.certificateKind && n.environment).map((n) => n.organizationId!))];
+    const delegations: Delegation[] = [];
+    for (const part of inListChunks(delegating)) {
+      delegations.push(...(await em.find(Delegation, { where: { participantId: In(part), status: DelegationStatus.ACTIVE } })));
     }
-    if (organizationIds.size === 0) return [];
-    const ids = [...organizationIds];
-    const organizations = await em.find(Organization, { where: { id: In(ids) } });
-    const officers = await em.find(Officer, { where: { organizationId: In(ids), status: OfficerStatus.ACTIVE }, order: { createdAt: "ASC" } });
-    const seen = new Map<string, string>();
-    for (const address of [...organizations.map((o) => o.contactEmail), ...officers.map((o) => o.email)]) {
-      const key = address.toLowerCase();
-      if (!seen.has(key)) seen.set(key, address);
+    const concerned = notifications.map((n) => {
+      const organizationIds = new Set<string>();
+      if (n.organizationId) organizationIds.add(n.organizationId);
+      if (n.secondOrganizationId) organizationIds.add(n.secondOrganizationId);
+      if (n.audience === NotificationAudience.PARTICIPANTS_AND_MSPS) for (const id of everyone) organizationIds.add(id);
+      if (n.organizationId && n.certificateKind && n.environment) {
+        for (const d of delegations) {
+          if (d.participantId === n.organizationId && d.environment === n.environment && (d.kinds as string[]).includes(n.certificateKind)) organizationIds.add(d.mspId);
+        }
+      }
+      return organizationIds;
+    });
+    const ids = [...new Set(concerned.flatMap((set) => [...set]))];
+    const organizations: Organization[] = [];
+    const officers: Officer[] = [];
+    for (const part of inListChunks(ids)) organizations.push(...(await em.find(Organization, { where: { id: In(part) } })));
+    for (const part of inListChunks(ids)) {
+      officers.push(...(await em.find(Officer, { where: { organizationId: In(part), status: OfficerStatus.ACTIVE }, order: { createdAt: "ASC" } })));
     }
-    return [...seen.values()];
+    // Across IN-list chunks too, officers in the order they were created (a stable sort keeps the database's order of ties).
+    if (ids.length > MAX_IN_LIST) officers.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    return concerned.map((organizationIds) => {
+      if (organizationIds.size === 0) return [];
+      const seen = new Map<string, string>();
+      const addresses = [
+        ...organizations.filter((o) => organizationIds.has(o.id)).map((o) => o.contactEmail),
+        ...officers.filter((o) => organizationIds.has(o.organizationId)).map((o) => o.email),
+      ];
+      for (const address of addresses) {
+        const key = address.toLowerCase();
+        if (!seen.has(key)) seen.set(key, address);
+      }
+      return [...seen.values()];
+    });
   }
 
   async compose(em: EntityManager, n: Notification): Promise<{ subject: string; body: string }> {
@@ -255,6 +320,16 @@ export class NotificationEmails {
   }
 
   composeFrom(n: Notification, subjects: Subjects): { subject: string; body: string } {
+    const draft = this.draft(n, subjects);
+    return { subject: draft.subject, body: draft.body(n.id) };
+  }
+
+  /**
+   * The email of a notification not yet inserted: its subject, and its body
+   * but for the line that names the row's id (known at insert), so a batch
+   * composes its emails before the transaction that writes them.
+   */
+  draft(n: NotificationDraft, subjects: Subjects): { subject: string; body: (notificationId: number) => string } {
     const template = TEMPLATES[n.type];
     const { organization, certificate, csr, officer, delegation, kmsCertificate } = subjects;
     const commonName = certificate?.commonName ?? csr?.commonName ?? null;
@@ -289,7 +364,7 @@ export class NotificationEmails {
     if (environment) facts.push(`Environment:    ${environment}`);
     if (officer) facts.push(`Officer:        ${officer.name} <${officer.email}>`);
     const commands = nextCommands(n, subjects, this.publicUrl);
-    const body = [
+    const before = [
       n.message,
       "",
       ...facts,
@@ -299,7 +374,10 @@ export class NotificationEmails {
       ...(commands.length ? ["", "With the keyportal CLI (KEYPORTAL_URL=" + this.publicUrl + ") or over HTTPS:", ...commands] : []),
       "",
       `KeyPortal: ${this.publicUrl}/graphql`,
-      `Notification ${n.id} of ${n.occurredAt.toISOString()} (${n.type}).`,
+    ]
+      .map(escapeUnprintable)
+      .join("\n");
+    const after = [
       "",
       "You receive this as the certificate management contact or a security officer of the organization concerned.",
       "KeyPortal never sends API tokens or private keys by email, and never asks for them.",
@@ -307,6 +385,10 @@ export class NotificationEmails {
     ]
       .map(escapeUnprintable)
       .join("\n");
-    return { subject: escapeUnprintable(subject), body };
+    const occurredAt = n.occurredAt.toISOString();
+    return {
+      subject: escapeUnprintable(subject),
+      body: (notificationId) => `${before}\n${escapeUnprintable(`Notification ${notificationId} of ${occurredAt} (${n.type}).`)}\n${after}`,
+    };
   }
 }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { Brackets, In } from "typeorm";
 import type { Mutations } from "../kernel/unit-of-work.js";
+import type { ComposedNotification } from "../kernel/ports.js";
 import { Certificate } from "../certificates/certificate.entity.js";
 import type { CertificateLifecycle } from "../certificates/lifecycle.js";
 import type { Clock } from "../kernel/clock.js";
@@ -12,6 +13,7 @@ import { WorkerHealth, type WorkerState } from "../health.js";
 import type { Viewer } from "../viewer.js";
 import type { AppState, DatabaseLease } from "./lease.js";
 import { Notification } from "./notification.entity.js";
+import type { NewNotification } from "./outbox.js";
 import { DAY_MS } from "../kernel/time.js";
 
 
@@ -42,6 +44,26 @@ export function expiryDedupeKey(certificateId: string, notice: ExpiryNotice): st
 }
 
 export { daysUntil } from "../kernel/time.js";
+
+/** The notification of `notice` about `c`. */
+function expiryNotification(c: Due, notice: ExpiryNotice, dedupeKey: string): NewNotification {
+  const until = c.notAfter.toISOString();
+  const what = `The ${c.kind} certificate for ${c.commonName} (${c.environment}, serial ${c.serialNumber})`;
+  return {
+    type: notice.type,
+    organizationId: c.organizationId,
+    certificateKind: c.kind,
+    environment: c.environment,
+    certificateId: c.id,
+    csrId: c.csrId,
+    daysUntilExpiry: notice.type === NotificationType.CERTIFICATE_EXPIRING ? notice.days : null,
+    dedupeKey,
+    message:
+      notice.type === NotificationType.CERTIFICATE_EXPIRING
+        ? `${what} expires on ${until}, within ${notice.days} day${notice.days === 1 ? "" : "s"}. Renew it with a new key before then.`
+        : `${what} expired on ${until}.`,
+  };
+}
 
 const EXPIRED_THROUGH = "expiry-scan:expired-through";
 
@@ -264,25 +286,46 @@ export class ExpiryScanner {
     const horizon = new Date(now.getTime() + this.thresholds[0]! * DAY_MS).toISOString();
     const last = (await this.deps.state.get(EXPIRED_THROUGH)) ?? "";
     let emitted = 0;
+    // A batch's transaction (and, on PostgreSQL, its sequencing round) runs while the next batch is read and
+    // composed: at most two in flight. A certificate can come due through two ranges (crossed a threshold and
+    // signed since): a notice handed to an earlier batch of this scan is not handed again, for the batch in
+    // flight has not committed yet and its twin would fail on the dedupeKey.
+    const pipeline: { inFlight: Promise<number> | null } = { inFlight: null };
+    const handed = new Set<string>();
+    const emitNext = async (batch: Due[]) => {
+      const previous = pipeline.inFlight;
+      const current = this.emit(batch, now, actor, handed);
+      // Handled here so that it never counts as unhandled while the previous one is awaited; awaited below.
+      current.catch(() => undefined);
+      pipeline.inFlight = current;
+      if (previous) emitted += await previous;
+    };
     const each = async (range: ScanRange) => {
       let cursor = { notAfter: range.from, id: "" };
       for (;;) {
         const batch = await this.dueBatch(now, range, cursor);
         if (batch.length === 0) return;
-        emitted += await this.emit(batch, now, actor);
+        await emitNext(batch);
         const lastRow = batch[batch.length - 1]!;
         cursor = { notAfter: lastRow.notAfter.toISOString(), id: lastRow.id };
-        if (batch.length < this.batchSize) return;
+        // Fewer than asked for, or every id asked about: nothing more in this range.
+        if (batch.length < this.batchSize || (range.ids && batch.length >= range.ids.length)) return;
         if (leaseLost() || !(await this.deps.lease.tryAcquire(holder))) throw new Error("lost the expiry-scan lease during a scan");
       }
     };
-    if (!last || last > now.toISOString()) {
-      // No completed scan yet (or the clock went back): everything inside the horizon.
-      await each({ from: last, to: horizon });
-    } else {
-      for (const range of this.crossedSince(last, now, horizon)) await each(range);
-      const changed = await this.changedSince(last, now);
-      for (const part of inListChunks(changed)) await each({ from: last, to: horizon, ids: part });
+    try {
+      if (!last || last > now.toISOString()) {
+        // No completed scan yet (or the clock went back): everything inside the horizon.
+        await each({ from: last, to: horizon });
+      } else {
+        for (const range of this.crossedSince(last, now, horizon)) await each(range);
+        const changed = await this.changedSince(last, now);
+        for (const part of inListChunks(changed)) await each({ from: last, to: horizon, ids: part });
+      }
+      if (pipeline.inFlight) emitted += await pipeline.inFlight;
+    } finally {
+      // A scan that failed still waits for the batch it started, so that none outlives its lease.
+      await pipeline.inFlight?.catch(() => undefined);
     }
     // Every certificate with notAfter up to now has had its CERTIFICATE_EXPIRED (or needs none): later scans start here.
     await this.deps.state.set(EXPIRED_THROUGH, now.toISOString());
@@ -318,91 +361,86 @@ export class ExpiryScanner {
    */
   private async changedSince(last: string, now: Date): Promise<string[]> {
     const since = new Date(new Date(last).getTime() - CHANGED_SLACK_MS).toISOString();
-    const ids = new Set<string>();
-    await this.deps.db.isolated(async (em) => {
-      const signed = await em
-        .createQueryBuilder(Certificate, "c")
-        .select("c.id", "id")
-        .where("c.createdAt > :since", { since })
-        .getRawMany<{ id: string }>();
-      for (const r of signed) ids.add(r.id);
-      const successors = await em
-        .createQueryBuilder(Certificate, "s")
-        .select("s.renewalOfId", "id")
-        .where("s.renewalOfId IS NOT NULL")
-        .andWhere(
-          new Brackets((or) =>
-            or
-              .where("s.environment IN (:...envs) AND s.revokedAt > :since", { envs: Object.values(Environment), since })
-              .orWhere("s.notAfter > :since AND s.notAfter <= :now", { now: now.toISOString() }),
-          ),
-        )
-        .getRawMany<{ id: string }>();
-      for (const r of successors) ids.add(r.id);
-    });
-    return [...ids];
+    const em = this.deps.db.manager;
+    const signed = await em
+      .createQueryBuilder(Certificate, "c")
+      .select("c.id", "id")
+      .where("c.createdAt > :since", { since })
+      .getRawMany<{ id: string }>();
+    const successors = await em
+      .createQueryBuilder(Certificate, "s")
+      .select("s.renewalOfId", "id")
+      .where("s.renewalOfId IS NOT NULL")
+      .andWhere(
+        new Brackets((or) =>
+          or
+            .where("s.environment IN (:...envs) AND s.revokedAt > :since", { envs: Object.values(Environment), since })
+            .orWhere("s.notAfter > :since AND s.notAfter <= :now", { now: now.toISOString() }),
+        ),
+      )
+      .getRawMany<{ id: string }>();
+    return [...new Set([...signed, ...successors].map((r) => r.id))];
   }
 
+  /**
+   * The next batch after `cursor`. Like every read of the scan outside its
+   * transactions, through db.manager: committed data, and on SQLite the
+   * reading connection, so it does not queue behind the batch being written.
+   */
   private dueBatch(now: Date, range: ScanRange, cursor: { notAfter: string; id: string }): Promise<Due[]> {
-    return this.deps.db.isolated((em) => {
-      const qb = em
-        .createQueryBuilder(Certificate, "c")
-        .leftJoin(Certificate, "s", "s.id = c.renewedById")
-        .select(["c.id", "c.organizationId", "c.kind", "c.environment", "c.commonName", "c.serialNumber", "c.notAfter", "c.csrId"])
-        .where("c.notAfter <= :to", { to: range.to })
-        .andWhere("(c.notAfter > :afterNotAfter OR (c.notAfter = :afterNotAfter AND c.id > :afterId))", {
-          afterNotAfter: cursor.notAfter,
-          afterId: cursor.id,
-        })
-        .andWhere("c.revokedAt IS NULL")
-        // Renewed by a successor that is still good: the officers have acted, no reminder.
-        .andWhere("(s.id IS NULL OR s.revokedAt IS NOT NULL OR s.notAfter <= :now)", { now: now.toISOString() });
-      if (range.ids) qb.andWhere("c.id IN (:...ids)", { ids: range.ids });
-      return qb.orderBy("c.notAfter", "ASC").addOrderBy("c.id", "ASC").limit(this.batchSize).getMany();
-    });
+    const qb = this.deps.db.manager
+      .createQueryBuilder(Certificate, "c")
+      .leftJoin(Certificate, "s", "s.id = c.renewedById")
+      .select(["c.id", "c.organizationId", "c.kind", "c.environment", "c.commonName", "c.serialNumber", "c.notAfter", "c.csrId"])
+      .where("c.notAfter <= :to", { to: range.to })
+      .andWhere("(c.notAfter > :afterNotAfter OR (c.notAfter = :afterNotAfter AND c.id > :afterId))", {
+        afterNotAfter: cursor.notAfter,
+        afterId: cursor.id,
+      })
+      .andWhere("c.revokedAt IS NULL")
+      // Renewed by a successor that is still good: the officers have acted, no reminder.
+      .andWhere("(s.id IS NULL OR s.revokedAt IS NOT NULL OR s.notAfter <= :now)", { now: now.toISOString() });
+    if (range.ids) qb.andWhere("c.id IN (:...ids)", { ids: range.ids });
+    // A range of notAfter alone: its lower bound also apart from the OR, which is all PostgreSQL bounds an index
+    // range by; else it walks every certificate that expired before the range. (With ids, their primary key is the way in.)
+    else qb.andWhere("c.notAfter >= :afterNotAfter");
+    return qb.orderBy("c.notAfter", "ASC").addOrderBy("c.id", "ASC").limit(this.batchSize).getMany();
   }
 
-  private async emit(batch: Due[], now: Date, actor: Viewer | null): Promise<number> {
+  /**
+   * One mutation for the batch. Before its transaction: the notices'
+   * messages, recipients (one read of delegations, organizations and
+   * officers for the batch), subjects (certificates, CSRs, organizations by
+   * IN lists) and email text. Inside: the dedupe re-check and the multi-row
+   * INSERTs of the notifications and their emails, whatever the batch's size.
+   */
+  private async emit(batch: Due[], now: Date, actor: Viewer | null, handed: Set<string>): Promise<number> {
     const notices = batch.flatMap((certificate) => {
       const notice = dueExpiryNotice(certificate.notAfter, now, this.thresholds);
-      return notice ? [{ certificate, notice, key: expiryDedupeKey(certificate.id, notice) }] : [];
+      const key = notice ? expiryDedupeKey(certificate.id, notice) : null;
+      return notice && key && !handed.has(key) ? [{ certificate, notice, key }] : [];
     });
+    for (const { key } of notices) handed.add(key);
     if (notices.length === 0) return 0;
-    const already = await this.deps.db.isolated((em) => this.existingKeys(em, notices.map((n) => n.key)));
+    const already = await this.existingKeys(this.deps.db.manager, notices.map((n) => n.key));
     const missing = notices.filter((n) => !already.has(n.key));
     if (missing.length === 0) return 0;
     return this.deps.mutations.run(
       { action: "certificate.expiry-scan", targetType: "Certificate", actor, details: {} },
-      async ({ em, audit, notify }) => {
+      async ({ em, audit, notifyMany }, composed: ComposedNotification[]) => {
         // Again inside the transaction: another scan may have emitted some meanwhile.
         const existing = await this.existingKeys(em, missing.map((n) => n.key));
-        let count = 0;
+        const fresh = composed.filter((c) => !existing.has(c.notification.dedupeKey!));
+        await notifyMany(fresh);
         const counts: Record<string, number> = {};
-        for (const { certificate: c, notice, key } of missing) {
-          if (existing.has(key)) continue;
-          const until = c.notAfter.toISOString();
-          const what = `The ${c.kind} certificate for ${c.commonName} (${c.environment}, serial ${c.serialNumber})`;
-          await notify({
-            type: notice.type,
-            organizationId: c.organizationId,
-            certificateKind: c.kind,
-            environment: c.environment,
-            certificateId: c.id,
-            csrId: c.csrId,
-            daysUntilExpiry: notice.type === NotificationType.CERTIFICATE_EXPIRING ? notice.days : null,
-            dedupeKey: key,
-            message:
-              notice.type === NotificationType.CERTIFICATE_EXPIRING
-                ? `${what} expires on ${until}, within ${notice.days} day${notice.days === 1 ? "" : "s"}. Renew it with a new key before then.`
-                : `${what} expired on ${until}.`,
-          });
-          count += 1;
-          const label = notice.type === NotificationType.CERTIFICATE_EXPIRING ? `expiring${notice.days}` : "expired";
+        for (const { notification: n } of fresh) {
+          const label = n.type === NotificationType.CERTIFICATE_EXPIRING ? `expiring${n.daysUntilExpiry}` : "expired";
           counts[label] = (counts[label] ?? 0) + 1;
         }
-        audit.details = { emitted: count, ...counts };
-        return count;
+        audit.details = { emitted: fresh.length, ...counts };
+        return fresh.length;
       },
+      ({ compose }) => compose(missing.map(({ certificate, notice, key }) => expiryNotification(certificate, notice, key))),
     );
   }
 

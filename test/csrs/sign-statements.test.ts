@@ -5,10 +5,9 @@
  * signature happen before it and are not counted here.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { QueryRunner } from "typeorm";
 import { csrPem } from "../support/csr.js";
 import { available } from "../support/deps.js";
-import { recordStatements, type Statement } from "../support/statements.js";
+import { recordStatements, shorten, units } from "../support/statements.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
 import { type DbKind } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -20,25 +19,6 @@ import { startTestServer, type TestServer } from "../support/server.js";
  * in audit_pending for the sequencer) plus the key's lock.
  */
 const BUDGET: Record<DbKind, number> = { sqlite: 8, postgres: 8 };
-
-const CONTROL = /^\s*(BEGIN|START TRANSACTION|SAVEPOINT|RELEASE|COMMIT|ROLLBACK)/i;
-
-/** The statements of each unit of work: per query runner, from a BEGIN/SAVEPOINT to its COMMIT/RELEASE/ROLLBACK. */
-function units(statements: Statement[]): string[][] {
-  const open = new Map<QueryRunner | undefined, string[]>();
-  const done: string[][] = [];
-  for (const { sql, runner } of statements) {
-    if (/^\s*(BEGIN|START TRANSACTION|SAVEPOINT)/i.test(sql)) open.set(runner, []);
-    else if (CONTROL.test(sql)) {
-      const unit = open.get(runner);
-      if (unit?.length) done.push(unit);
-      open.delete(runner);
-    } else open.get(runner)?.push(sql);
-  }
-  return done;
-}
-
-const shorten = (sql: string) => sql.replace(/\s+/g, " ").slice(0, 90);
 
 for (const db of ["sqlite", "postgres"] as DbKind[]) {
   const deps = db === "postgres" ? await available("postgres") : true;

@@ -1,16 +1,22 @@
 import "reflect-metadata";
+import { In } from "typeorm";
 import { afterEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/kernel/clock.js";
 import { Certificate } from "../../src/certificates/certificate.entity.js";
+import { NotificationType } from "../../src/kernel/domain.js";
+import { EmailDelivery } from "../../src/notifications/email-delivery.entity.js";
 import { dueExpiryNotice } from "../../src/notifications/expiry-scanner.js";
 import { Notification } from "../../src/notifications/notification.entity.js";
 import { makeTempDir } from "../pki/helpers.js";
+import { issueMtf } from "../readpath/helpers.js";
 import { available } from "../support/deps.js";
 import { createOrganization, type TestOrganization } from "../support/organizations.js";
+import { type DbKind } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { collect, issueCertificate, latestId } from "./helpers.js";
 
 const hasOpenssl = await available("openssl");
+const postgres = await available("postgres");
 const DAY = 86_400_000;
 const SCAN = `mutation { runExpiryScan }`;
 
@@ -146,5 +152,82 @@ describe.skipIf(!hasOpenssl)("expiry reminders", () => {
     expect(officer.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
     const anonymous = await s.gql(SCAN, {}, null);
     expect(anonymous.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+  });
+});
+
+describe.each<DbKind>(["sqlite", "postgres"])("expiry reminders emitted meanwhile, on %s", (db) => {
+  describe.skipIf(db === "postgres" && !postgres)(db, () => {
+    let server: TestServer | undefined;
+    afterEach(async () => {
+      await server?.close();
+      server = undefined;
+    });
+
+    it("should remind once of certificates that come due through two ranges of one scan: a threshold crossed, and signed since the last scan", async () => {
+      const s = (server = await startTestServer({ db }));
+      const org = await createOrganization(s);
+      expect(await s.app.services.expiryScanner.runOnce({ waitMs: 5000 })).toBe(0);
+      const ids: string[] = [];
+      // 60 days and a minute: two minutes later each has crossed the 60-day threshold, and was signed since the last scan.
+      for (let i = 0; i < 3; i++) ids.push(await issueMtf(s, org, `Twice ${i}`, { validityDays: 60 }));
+      await s.app.db.transaction(({ em }) => em.update(Certificate, { id: In(ids) }, { notAfter: new Date(s.clock.now().getTime() + 60 * DAY + 60_000) }));
+      s.clock.advanceMs(120_000);
+      // The first batch's INSERTs wait (up to a second) for a second batch's, as a slow transaction would: its rows
+      // are still uncommitted while the scan reads and writes the next batch.
+      const { outbox } = s.app.services;
+      const insertMany = outbox.insertMany.bind(outbox);
+      let secondArrived = () => undefined as void;
+      const second = new Promise<void>((resolve) => (secondArrived = resolve));
+      let calls = 0;
+      outbox.insertMany = async (em, composed) => {
+        calls += 1;
+        if (calls === 1) await Promise.race([second, new Promise((resolve) => setTimeout(resolve, 1000))]);
+        else secondArrived();
+        return insertMany(em, composed);
+      };
+      try {
+        expect(await s.app.services.expiryScanner.runOnce()).toBe(3);
+      } finally {
+        outbox.insertMany = insertMany;
+      }
+      const rows = await s.app.db.manager.find(Notification, { where: { certificateId: In(ids), type: NotificationType.CERTIFICATE_EXPIRING } });
+      expect(rows.map((r) => r.dedupeKey).sort()).toEqual(ids.map((id) => `expiring:${id}:60`).sort());
+    });
+
+    it("should leave out, inside the transaction, a reminder another scan emitted after the batch was read, and emit the others once", async () => {
+      const s = (server = await startTestServer({ db }));
+      const org = await createOrganization(s);
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push(await issueMtf(s, org, `Meanwhile ${i}`, { validityDays: 30 }));
+      const { outbox } = s.app.services;
+      const compose = outbox.compose.bind(outbox);
+      // Another instance's scan commits the first reminder while this one composes its batch (after its look-up, before its transaction).
+      let meanwhile = true;
+      outbox.compose = async (em, notifications) => {
+        const composed = await compose(em, notifications);
+        const first = notifications[0]!;
+        if (meanwhile) {
+          meanwhile = false;
+          await s.app.db.transaction(({ em: other }) =>
+            other.insert(Notification, { ...first, message: "emitted by the other scan", occurredAt: s.clock.now() }),
+          );
+        }
+        return composed;
+      };
+      try {
+        expect(await s.app.services.expiryScanner.runOnce()).toBe(2);
+      } finally {
+        outbox.compose = compose;
+      }
+      const rows = await s.app.db.manager.find(Notification, { where: { certificateId: In(ids), type: NotificationType.CERTIFICATE_EXPIRING } });
+      expect(rows.map((r) => r.dedupeKey).sort()).toEqual(ids.map((id) => `expiring:${id}:30`).sort());
+      const theirs = rows.find((r) => r.message === "emitted by the other scan")!;
+      expect(theirs).toBeDefined();
+      const mailed = await s.app.db.manager.find(EmailDelivery, { where: { notificationId: In(rows.map((r) => r.id)) } });
+      expect(mailed.length).toBeGreaterThan(0);
+      expect(mailed.some((m) => m.notificationId === theirs.id)).toBe(false);
+      expect(new Set(mailed.map((m) => m.notificationId)).size).toBe(2);
+      expect(await s.app.services.expiryScanner.runOnce()).toBe(0);
+    });
   });
 });

@@ -29,3 +29,28 @@ export function recordStatements(server: TestServer, opts: { writerOnly?: boolea
   }
   return statements;
 }
+
+const CONTROL = /^\s*(BEGIN|START TRANSACTION|SAVEPOINT|RELEASE|COMMIT|ROLLBACK)/i;
+
+/** Whether `sql` begins, ends or marks a transaction or savepoint rather than doing work in it. */
+export function isControl(sql: string): boolean {
+  return CONTROL.test(sql);
+}
+
+/** The statements of each unit of work: per query runner, from a BEGIN/SAVEPOINT to its COMMIT/RELEASE/ROLLBACK. */
+export function units(statements: Statement[]): string[][] {
+  const open = new Map<QueryRunner | undefined, string[]>();
+  const done: string[][] = [];
+  for (const { sql, runner } of statements) {
+    if (/^\s*(BEGIN|START TRANSACTION|SAVEPOINT)/i.test(sql)) open.set(runner, []);
+    else if (CONTROL.test(sql)) {
+      const unit = open.get(runner);
+      if (unit?.length) done.push(unit);
+      open.delete(runner);
+    } else open.get(runner)?.push(sql);
+  }
+  return done;
+}
+
+/** A statement on one line, cut short, for printing a breakdown. */
+export const shorten = (sql: string): string => sql.replace(/\s+/g, " ").slice(0, 90);
