@@ -90,14 +90,28 @@ export class CertificateService {
         { column: "c.notAfter", direction: "ASC" as const, key: (c: Certificate) => c.notAfter.toISOString() }
       : { column: "c.createdAt", direction: "DESC" as const, key: (c: Certificate) => c.createdAt.toISOString() };
     const cursorOf = (c: Certificate) => encodeKeysetCursor(order.key(c), c.id);
+    // A status filter in createdAt order walks (lifecycle, createdAt, id), with lifecycle stated as part of the
+    // order and of the row value rather than as `=`: with `=`, PostgreSQL drops lifecycle from the order and may
+    // walk the createdAt index instead, and status correlates with time (the newest certificates are ACTIVE), so
+    // an EXPIRED page read every ACTIVE row first (90 ms at a million). Only the composite index serves this order.
+    // SQLite keeps `=`: its planner (no statistics) prefers an equality's index, and with lifecycle in the order it
+    // would sort what another equality (environment, say) selected.
+    const byStatus = this.db.isPostgres && !window && f.status ? f.status : null;
     const pages: Certificate[][] = [];
     for (const restrict of await readableKeyMaterialBranches<Certificate>("c", this.policy, v)) {
       const qb = this.db.manager.getRepository(Certificate).createQueryBuilder("c");
       restrict(qb);
-      this.applyFilter(qb, f, now, window);
-      // A row value compares like the index it walks (SQLite and PostgreSQL alike), where an OR would not use it.
-      if (cursor) qb.andWhere(`(${order.column}, c.id) ${order.direction === "ASC" ? ">" : "<"} (:cAt, :cId)`, { cAt: cursor.sortKey, cId: cursor.id });
-      pages.push(await qb.orderBy(order.column, order.direction).addOrderBy("c.id", order.direction).take(size + 1).getMany());
+      this.applyFilter(qb, byStatus ? { ...f, status: null } : f, now, window);
+      const compare = order.direction === "ASC" ? ">" : "<";
+      if (byStatus) {
+        qb.andWhere("c.lifecycle >= :sStatus AND c.lifecycle <= :sStatus", { sStatus: byStatus });
+        // A row value compares like the index it walks (SQLite and PostgreSQL alike), where an OR would not use it.
+        if (cursor) qb.andWhere(`(c.lifecycle, ${order.column}, c.id) ${compare} (:sStatus, :cAt, :cId)`, { cAt: cursor.sortKey, cId: cursor.id });
+        qb.orderBy("c.lifecycle", order.direction);
+      } else if (cursor) {
+        qb.andWhere(`(${order.column}, c.id) ${compare} (:cAt, :cId)`, { cAt: cursor.sortKey, cId: cursor.id });
+      }
+      pages.push(await qb.addOrderBy(order.column, order.direction).addOrderBy("c.id", order.direction).take(size + 1).getMany());
     }
     const rows = mergeKeysetPages(pages, order.direction, (c) => [order.key(c), c.id], size + 1);
     const { nodes, pageInfo } = pageOf(rows, size, cursorOf);

@@ -212,6 +212,27 @@ describe.each<DbKind>(["sqlite", "postgres"])("the expiry scan's reads of a tabl
       await server?.close();
     });
 
+    it("should page EXPIRED certificates, newest first and after a cursor, without reading past the ACTIVE ones signed since", async () => {
+      const page = `query($after: String) { certificates(first: 20, after: $after, filter: { status: EXPIRED }) { pageInfo { endCursor } nodes { status } } }`;
+      let after: string | null = null;
+      for (let i = 0; i < 2; i++) {
+        const statements = recordStatements(server);
+        const data: { certificates: { pageInfo: { endCursor: string }; nodes: Array<{ status: string }> } } = await server.ok(page, { after });
+        expect(data.certificates.nodes.map((n) => n.status)).toEqual(Array(20).fill("EXPIRED"));
+        after = data.certificates.pageInfo.endCursor;
+        const list = statements.filter((st) => /FROM "certificates"/.test(st.sql) && /ORDER BY/.test(st.sql) && /LIMIT 21/.test(st.sql));
+        expect(list).toHaveLength(1);
+        if (db !== "postgres") continue;
+        const [{ "QUERY PLAN": [plan] }] = (await server.app.db.dataSource.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${list[0]!.sql}`, list[0]!.parameters)) as Array<{
+          "QUERY PLAN": Array<{ Plan: PlanNode }>;
+        }>;
+        const waste = certificateWaste(plan!.Plan);
+        expect(waste.seqScan, shorten(list[0]!.sql)).toBe(false);
+        // The ACTIVE ones are the newest: a walk of the createdAt index would throw every one of them away first.
+        expect(waste.removed, shorten(list[0]!.sql)).toBe(0);
+      }
+    });
+
     it(`should read certificates only through index ranges that hold what it looks for, not the ${TABLE - TABLE_DUE} that expired before`, async () => {
       const statements = recordStatements(server);
       expect(await server.app.services.expiryScanner.runOnce()).toBe(TABLE_DUE);
