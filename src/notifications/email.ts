@@ -187,12 +187,6 @@ export class NotificationEmails {
     private readonly publicUrl: string,
   ) {}
 
-  /** Writes the deliveries of `n` in one multi-row INSERT. */
-  async write(em: EntityManager, n: Notification, recipients: readonly string[], subjects: Subjects): Promise<void> {
-    const { subject, body } = this.composeFrom(n, subjects);
-    await this.writeMany(em, [{ notificationId: n.id, recipients, subject, body }]);
-  }
-
   /** Writes the deliveries of many notifications, a row per recipient, in as few multi-row INSERTs as the parameter limits allow. */
   async writeMany(em: EntityManager, mails: ReadonlyArray<{ notificationId: number; recipients: readonly string[]; subject: string; body: string }>): Promise<void> {
     const now = this.clock.now();
@@ -219,15 +213,10 @@ export class NotificationEmails {
     await insertRows(em, EmailDelivery, rows);
   }
 
-  /** Loads what `n` is about, except what `known` already holds (a subject given as null is known to be none). */
-  async subjects(em: EntityManager, n: SubjectIds, known: Partial<Subjects> = {}): Promise<Subjects> {
-    return (await this.subjectsOfMany(em, [n], known))[0]!;
-  }
-
   /**
    * What each of `notifications` is about, one IN-list read per kind of
-   * subject for all of them (none for a kind `known` holds): a few statements
-   * whatever their number.
+   * subject for all of them (none for a kind `known` holds; a subject given
+   * there as null is known to be none): a few statements whatever their number.
    */
   async subjectsOfMany(em: EntityManager, notifications: readonly SubjectIds[], known: Partial<Subjects> = {}): Promise<Subjects[]> {
     // One after the other: a transaction is one connection, and pg refuses overlapping queries on it.
@@ -313,15 +302,6 @@ export class NotificationEmails {
       }
       return [...seen.values()];
     });
-  }
-
-  async compose(em: EntityManager, n: Notification): Promise<{ subject: string; body: string }> {
-    return this.composeFrom(n, await this.subjects(em, n));
-  }
-
-  composeFrom(n: Notification, subjects: Subjects): { subject: string; body: string } {
-    const draft = this.draft(n, subjects);
-    return { subject: draft.subject, body: draft.body(n.id) };
   }
 
   /**

@@ -48,17 +48,14 @@ export class Outbox implements OutboxPort<Notification> {
     return this.emails ? this.emails.recipients(em, input) : Promise.resolve([]);
   }
 
-  /** One INSERT for the notification, one for its email deliveries (plus the reads of what `prepared` does not hold). */
+  /**
+   * One notification through the batch path: one INSERT for it, one for its
+   * email deliveries, plus the reads of what `prepared` does not hold
+   * (through `em`, so they see the caller's transaction).
+   */
   async insert(em: EntityManager, input: NewNotification, prepared?: PreparedEmails): Promise<Notification> {
-    const row = em.create(Notification, draftOf(input, this.clock.now()));
-    const saved = await em.save(Notification, row);
-    // SQLite: a trigger sets position = id at insert (one writer: ids commit in order). PostgreSQL: the sequencer assigns it after commit.
-    if (saved.position == null && em.connection.options.type !== "postgres") saved.position = saved.id;
-    if (this.emails) {
-      const recipients = prepared ? prepared.recipients : await this.emails.recipients(em, saved);
-      if (recipients.length) await this.emails.write(em, saved, recipients, await this.emails.subjects(em, saved, prepared?.subjects));
-    }
-    return saved;
+    const [saved] = await this.insertMany(em, await this.composeAll(em, [input], prepared));
+    return saved!;
   }
 
   /**
@@ -66,14 +63,19 @@ export class Outbox implements OutboxPort<Notification> {
    * `inputs`, read through `em` (committed data, before the transaction) in a
    * few IN-list reads for all of them; the same emails `insert` would write.
    */
-  async compose(em: EntityManager, inputs: readonly NewNotification[]): Promise<ComposedNotification[]> {
+  compose(em: EntityManager, inputs: readonly NewNotification[]): Promise<ComposedNotification[]> {
+    return this.composeAll(em, inputs);
+  }
+
+  /** compose, with what a caller found already for its one notification (`prepared`) not read again. */
+  private async composeAll(em: EntityManager, inputs: readonly NewNotification[], prepared?: PreparedEmails): Promise<ComposedNotification[]> {
     const occurredAt = this.clock.now();
     const drafts = inputs.map((input) => draftOf(input, occurredAt));
     if (!this.emails || drafts.length === 0) return inputs.map((notification) => ({ notification, occurredAt, emails: null }));
     const emails = this.emails;
-    const recipients = await emails.recipientsOfMany(em, drafts);
+    const recipients = prepared ? drafts.map(() => prepared.recipients) : await emails.recipientsOfMany(em, drafts);
     const mailed = drafts.filter((_, i) => recipients[i]!.length > 0);
-    const subjects = await emails.subjectsOfMany(em, mailed);
+    const subjects = await emails.subjectsOfMany(em, mailed, prepared?.subjects);
     const subjectsOf = new Map(mailed.map((draft, i) => [draft, subjects[i]!]));
     return inputs.map((notification, i) => {
       const draft = drafts[i]!;
