@@ -417,8 +417,9 @@ export class ExpiryScanner {
   private async emit(batch: Due[], now: Date, actor: Viewer | null, handed: Set<string>): Promise<number> {
     const notices = batch.flatMap((certificate) => {
       const notice = dueExpiryNotice(certificate.notAfter, now, this.thresholds);
-      const key = notice ? expiryDedupeKey(certificate.id, notice) : null;
-      return notice && key && !handed.has(key) ? [{ certificate, notice, key }] : [];
+      if (!notice) return [];
+      const key = expiryDedupeKey(certificate.id, notice);
+      return handed.has(key) ? [] : [{ certificate, notice, key }];
     });
     for (const { key } of notices) handed.add(key);
     if (notices.length === 0) return 0;
