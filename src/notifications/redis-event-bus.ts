@@ -36,6 +36,14 @@ export class RedisEventBus implements EventBus {
   private readonly subscriber: Redis;
   private readonly handlers = new Map<EventTopic, Set<Handler>>();
   private readonly subscribing = new Map<EventTopic, Promise<void>>();
+  /**
+   * Every channel this instance listens on, and what to call once Redis has
+   * first confirmed it. The bus subscribes them itself on every connection
+   * that becomes ready (ioredis's own resubscribe only knows channels whose
+   * SUBSCRIBE was answered, and drops one written during a handshake that
+   * then failed).
+   */
+  private readonly channels = new Map<string, { confirmed: boolean; confirm: () => void }>();
   private readonly origin = randomUUID();
   private closed = false;
   private readonly heartbeat: NodeJS.Timeout;
@@ -56,7 +64,7 @@ export class RedisEventBus implements EventBus {
     // Publishing is a signal, never worth waiting for: while Redis is away it fails at once instead of queueing.
     this.publisher = new Redis(url, { ...common, connectionName: "keyportal-publish", enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     // SUBSCRIBE waits for Redis however long it is away (a failed one would never be re-subscribed on reconnect).
-    this.subscriber = new Redis(url, { ...common, connectionName: "keyportal-subscribe", maxRetriesPerRequest: null });
+    this.subscriber = new Redis(url, { ...common, connectionName: "keyportal-subscribe", maxRetriesPerRequest: null, autoResubscribe: false });
     for (const connection of [this.publisher, this.subscriber]) {
       // ioredis reconnects by itself (and re-subscribes); without a listener an error would crash the process.
       connection.on("error", (error: Error) => this.wentAway(error.message));
@@ -64,10 +72,8 @@ export class RedisEventBus implements EventBus {
       connection.on("ready", () => this.cameBack());
     }
     this.subscriber.on("message", (channel: string, message: string) => this.receive(channel, message));
-    this.acksSubscribed = this.subscriber.subscribe(this.ackChannel).then(
-      () => undefined,
-      (error: unknown) => this.options.logger.error({ err: { message: (error as Error).message } }, "could not subscribe to redis"),
-    );
+    this.subscriber.on("ready", () => this.subscribeAll());
+    this.acksSubscribed = this.listen(this.ackChannel);
     // A silent Redis (a partition) keeps its sockets open: a PING that gets no answer drops them, and ioredis reconnects.
     this.heartbeat = setInterval(() => void this.probe(), HEARTBEAT_MS);
     this.heartbeat.unref();
@@ -199,18 +205,44 @@ export class RedisEventBus implements EventBus {
       this.handlers.set(topic, set);
     }
     set.add(handler);
-    if (!this.subscribing.has(topic)) {
-      this.subscribing.set(
-        topic,
-        this.subscriber.subscribe(this.channel(topic)).then(
-          () => undefined,
-          (error: unknown) => this.options.logger.error({ err: { message: (error as Error).message }, topic }, "could not subscribe to redis"),
-        ),
-      );
-    }
+    if (!this.subscribing.has(topic)) this.subscribing.set(topic, this.listen(this.channel(topic)));
     return () => {
       set.delete(handler);
     };
+  }
+
+  /**
+   * Adds a channel to those this instance listens on; resolves once Redis has
+   * confirmed it. Sent now when a connection is ready, otherwise by
+   * subscribeAll when one becomes ready; never from ioredis's offline queue.
+   */
+  private listen(channel: string): Promise<void> {
+    return new Promise<void>((confirm) => {
+      this.channels.set(channel, { confirmed: false, confirm });
+      if (this.subscriber.status === "ready") this.sendSubscribe([channel]);
+    });
+  }
+
+  /** On every connection that becomes ready: one SUBSCRIBE of every channel (SUBSCRIBE of one already subscribed is a no-op in Redis). */
+  private subscribeAll(): void {
+    if (this.closed || this.channels.size === 0) return;
+    this.sendSubscribe([...this.channels.keys()]);
+  }
+
+  private sendSubscribe(channels: string[]): void {
+    this.subscriber.subscribe(...channels).then(
+      () => {
+        for (const channel of channels) {
+          const state = this.channels.get(channel);
+          if (state && !state.confirmed) {
+            state.confirmed = true;
+            state.confirm();
+          }
+        }
+      },
+      // The connection went away under it: said once per outage, and sent again on the next ready connection.
+      (error: unknown) => this.wentAway((error as Error).message),
+    );
   }
 
   /**
