@@ -1,6 +1,7 @@
 import type { SelectQueryBuilder } from "typeorm";
 import type { Clock } from "../kernel/clock.js";
 import type { Database } from "../db/data-source.js";
+import { entitiesOf } from "../db/rows.js";
 import { CertificateKind, CertificateStatus, Environment } from "../kernel/domain.js";
 import { badInput, notFound } from "../kernel/errors.js";
 import type { Page } from "../graphql/connection.js";
@@ -111,7 +112,7 @@ export class CertificateService {
       } else if (cursor) {
         qb.andWhere(`(${order.column}, c.id) ${compare} (:cAt, :cId)`, { cAt: cursor.sortKey, cId: cursor.id });
       }
-      pages.push(await qb.addOrderBy(order.column, order.direction).addOrderBy("c.id", order.direction).take(size + 1).getMany());
+      pages.push(await entitiesOf(qb.addOrderBy(order.column, order.direction).addOrderBy("c.id", order.direction).limit(size + 1)));
     }
     const rows = mergeKeysetPages(pages, order.direction, (c) => [order.key(c), c.id], size + 1);
     const { nodes, pageInfo } = pageOf(rows, size, cursorOf);
