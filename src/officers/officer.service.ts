@@ -1,8 +1,8 @@
-import { In } from "typeorm";
 import type { Mutations } from "../kernel/unit-of-work.js";
 import { newId } from "../kernel/ids.js";
 import type { Clock } from "../kernel/clock.js";
-import type { Database } from "../db/data-source.js";
+import { type Database, inListChunks } from "../db/data-source.js";
+import { entitiesOf } from "../db/rows.js";
 import { NotificationType, OfficerStatus, OrganizationKind, Role } from "../kernel/domain.js";
 import type { EventBus } from "../kernel/events.js";
 import { badInput, conflict, forbidden, notFound, preconditionFailed } from "../kernel/errors.js";
@@ -390,11 +390,36 @@ export class OfficerService {
   }
 
   async listForOrganizations(organizationIds: readonly string[], includeDeactivated: boolean): Promise<Officer[]> {
-    if (organizationIds.length === 0) return [];
-    return this.db.manager.find(Officer, {
-      where: { organizationId: In([...organizationIds]), ...(includeDeactivated ? {} : { status: OfficerStatus.ACTIVE }) },
-      order: { createdAt: "ASC", id: "ASC" },
-    });
+    const officers: Officer[] = [];
+    // Each organization's officers come from one chunk, in their order.
+    for (const part of inListChunks(organizationIds)) {
+      const qb = this.db.manager.getRepository(Officer).createQueryBuilder("o").where("o.organizationId IN (:...orgs)", { orgs: part });
+      if (!includeDeactivated) qb.andWhere("o.status = :active", { active: OfficerStatus.ACTIVE });
+      officers.push(...(await entitiesOf(qb.orderBy("o.createdAt", "ASC").addOrderBy("o.id", "ASC"))));
+    }
+    return officers;
+  }
+
+  /**
+   * How many officers of each organization are active, and how many of those
+   * have enrolled: one grouped count (the officers_org index) rather than the
+   * officers themselves, for activeOfficerCount and keyExchangeReady.
+   */
+  async activeCounts(organizationIds: readonly string[]): Promise<Map<string, { active: number; enrolled: number }>> {
+    const counts = new Map<string, { active: number; enrolled: number }>();
+    for (const part of inListChunks(organizationIds)) {
+      const rows = await this.db.manager
+        .getRepository(Officer)
+        .createQueryBuilder("o")
+        .select("o.organizationId", "organizationId")
+        .addSelect("COUNT(*)", "active")
+        .addSelect("COUNT(o.enrolledAt)", "enrolled")
+        .where("o.organizationId IN (:...orgs) AND o.status = :active", { orgs: part, active: OfficerStatus.ACTIVE })
+        .groupBy("o.organizationId")
+        .getRawMany<{ organizationId: string; active: string | number; enrolled: string | number }>();
+      for (const r of rows) counts.set(r.organizationId, { active: Number(r.active), enrolled: Number(r.enrolled) });
+    }
+    return counts;
   }
 
 }

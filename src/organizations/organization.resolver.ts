@@ -1,6 +1,6 @@
 import DataLoader from "dataloader";
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
-import { OfficerStatus, OrganizationKind, Role } from "../kernel/domain.js";
+import { OrganizationKind, Role } from "../kernel/domain.js";
 import { forbidden } from "../kernel/errors.js";
 import type { Context } from "../graphql/context.js";
 import { Officer } from "../officers/officer.entity.js";
@@ -11,6 +11,7 @@ import type { OrganizationService } from "./organization.service.js";
 import { CreateOrganizationInput, ViewerType } from "./organization.types.js";
 
 const OFFICERS_BY_ORG = "officersByOrganization";
+const OFFICER_COUNTS_BY_ORG = "officerCountsByOrganization";
 
 @Resolver(() => Organization)
 export class OrganizationResolver {
@@ -77,14 +78,26 @@ export class OrganizationResolver {
     return this.officersOf(ctx, org.id, includeDeactivated ?? false);
   }
 
+  /** Active and enrolled officers of every organization on the page, counted in one query. */
+  private countsOf(ctx: Context, organizationId: string): Promise<{ active: number; enrolled: number }> {
+    const loader = ctx.loaders.lazy(
+      OFFICER_COUNTS_BY_ORG,
+      () =>
+        new DataLoader<string, { active: number; enrolled: number }>(async (ids) => {
+          const counts = await this.officerService.activeCounts(ids);
+          return ids.map((id) => counts.get(id) ?? { active: 0, enrolled: 0 });
+        }),
+    );
+    return loader.load(organizationId);
+  }
+
   @FieldResolver(() => Int)
   async activeOfficerCount(@Root() org: Organization, @Ctx() ctx: Context): Promise<number> {
-    return (await this.officersOf(ctx, org.id, false)).filter((o) => o.status === OfficerStatus.ACTIVE).length;
+    return (await this.countsOf(ctx, org.id)).active;
   }
 
   @FieldResolver(() => Boolean, { description: "True when at least two security officers are active and enrolled: CSRs may be submitted." })
   async keyExchangeReady(@Root() org: Organization, @Ctx() ctx: Context): Promise<boolean> {
-    const ready = (await this.officersOf(ctx, org.id, false)).filter((o) => o.status === OfficerStatus.ACTIVE && o.enrolledAt != null);
-    return ready.length >= MIN_ACTIVE_OFFICERS;
+    return (await this.countsOf(ctx, org.id)).enrolled >= MIN_ACTIVE_OFFICERS;
   }
 }
