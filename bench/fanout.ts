@@ -61,6 +61,21 @@ export function rssMb(pid: number): number {
   }
 }
 
+/**
+ * CPU time (user + system) a process has used so far, in ms, from
+ * /proc/<pid>/stat (clock ticks of 10 ms); null where there is no /proc.
+ */
+export function cpuMs(pid: number): number | null {
+  try {
+    // The command name (field 2) may hold spaces: the fields counted from after its closing parenthesis.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
+}
+
 interface Target {
   name: string;
   port: number;

@@ -18,6 +18,8 @@ export interface BenchResult {
   /** Latency of one operation, queueing behind the others included when concurrency > 1. */
   p50Ms: number;
   p99Ms: number;
+  /** CPU time the server process spent per operation (warm-up included), where the bench runs the server in a process of its own. */
+  serverCpuMs?: number;
 }
 
 /** Runs `op` count times one after the other (after a warm-up) and reports rate and latency percentiles. */

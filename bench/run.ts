@@ -48,11 +48,11 @@ if (scale >= 10_000) {
     const r = await scaleBench(db, scale, runs, {
       built: (certificates, seconds) => {
         console.log(`\n## Read path on ${db}: ${certificates} certificates (built in ${seconds.toFixed(0)} s); HTTP, one request at a time, ${runs} runs each`);
-        console.log("| measurement | p50 | p99 |");
-        console.log("|---|---|---|");
+        console.log("| measurement | p50 | p99 | server CPU per request |");
+        console.log("|---|---|---|---|");
       },
-      read: (m) => console.log(`| ${m.name} | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms |`),
-      scan: (s) => console.log(`| ${s.name} | ${s.ms.toFixed(0)} ms (${s.emitted} notifications) | |`),
+      read: (m) => console.log(`| ${m.name} | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms | ${m.serverCpuMs === undefined ? "" : `${m.serverCpuMs.toFixed(2)} ms`} |`),
+      scan: (s) => console.log(`| ${s.name} | ${s.ms.toFixed(0)} ms (${s.emitted} notifications) | | |`),
     }, due);
     console.log(`${r.certificates} certificates at the end; server RSS at the end of its runs: ${r.serverRssMb.toFixed(0)} MB`);
   }

@@ -34,7 +34,7 @@ import { CertificateKind, CertificateStatus, Environment } from "../src/kernel/d
 import { encodeKeysetCursor } from "../src/graphql/pagination.js";
 import { measure, type BenchResult } from "./measure.js";
 import { enrollmentCodeFromMail } from "./workflow.js";
-import { rssMb, waitReady } from "./fanout.js";
+import { cpuMs, rssMb, waitReady } from "./fanout.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -324,7 +324,10 @@ export async function scaleBench(db: "sqlite" | "postgres", count: number, runs:
       const remote = poster(server.url, token);
       await body(async (name, query, bearer = token) => {
         if (only && reads.length > 0 && !name.includes(only)) return;
+        const cpuBefore = cpuMs(server.child.pid!);
         const result = await measure(name, runs, () => remote(query, {}, bearer), 5);
+        const cpuAfter = cpuMs(server.child.pid!);
+        if (cpuBefore !== null && cpuAfter !== null) result.serverCpuMs = (cpuAfter - cpuBefore) / (runs + 5);
         reads.push(result);
         progress.read(result);
       });
