@@ -4,6 +4,7 @@ import { buildSchema, type NonEmptyArray } from "type-graphql";
 import { FEATURES } from "../features.js";
 import type { Context } from "./context.js";
 import { applyDescriptions } from "./descriptions.js";
+import { plainResolvers } from "./plain-resolvers.js";
 import { registerEnums } from "./enums.js";
 import { DateTimeScalar } from "./scalars.js";
 
@@ -31,7 +32,7 @@ export async function buildKeyPortalSchema(instances: ResolverInstances = new Ma
       },
     },
   });
-  return applyDescriptions(resolveSubscriptionEvents(schema));
+  return applyDescriptions(plainResolvers(resolveSubscriptionEvents(schema), instances));
 }
 
 /**
