@@ -112,6 +112,23 @@ export function inListChunks<T>(values: readonly T[]): T[][] {
   return out;
 }
 
+/**
+ * Rows by primary key `id` through `em` (a transaction's, or the reading
+ * connection's), in chunks that stay under the drivers' parameter limits;
+ * order not kept. One statement per chunk length, made once, and mapped by
+ * EntityRows.
+ */
+export async function findByIds<T extends { id: string | number } & ObjectLiteral>(em: EntityManager, entity: EntityTarget<T>, ids: readonly (string | number)[]): Promise<T[]> {
+  if (ids.length === 0) return [];
+  const mapper = EntityRows.of(em.connection, entity);
+  const rows: T[] = [];
+  for (const part of inListChunks(ids)) {
+    const raw = (await em.query(mapper.byIdsStatement(part.length), part)) as Array<Record<string, unknown>>;
+    for (const r of raw) rows.push(mapper.map(r));
+  }
+  return rows;
+}
+
 /** Parameters per statement of insertRows: under SQLite's limit (32766) and PostgreSQL's (65535). */
 const MAX_PARAMETERS = 30_000;
 
@@ -300,21 +317,9 @@ export class Database {
     return this.isPostgres ? work(this.dataSource.manager) : this.transaction(({ em }) => work(em));
   }
 
-  /**
-   * Rows by primary key `id`, in chunks that stay under the drivers' parameter
-   * limits; order not kept. One statement per chunk length, made once, and
-   * mapped by EntityRows: the loaders' lookups, several per page of a list.
-   */
-  async findByIds<T extends { id: string | number } & ObjectLiteral>(entity: EntityTarget<T>, ids: readonly (string | number)[]): Promise<T[]> {
-    if (ids.length === 0) return [];
-    const source = this.readDataSource;
-    const mapper = EntityRows.of(source, entity);
-    const rows: T[] = [];
-    for (const part of inListChunks(ids)) {
-      const raw = (await source.query(mapper.byIdsStatement(part.length), [...part])) as Array<Record<string, unknown>>;
-      for (const r of raw) rows.push(mapper.map(r));
-    }
-    return rows;
+  /** findByIds on the reading connection: the loaders' lookups, several per page of a list. */
+  findByIds<T extends { id: string | number } & ObjectLiteral>(entity: EntityTarget<T>, ids: readonly (string | number)[]): Promise<T[]> {
+    return findByIds(this.manager, entity, ids);
   }
 
   async initialize(): Promise<void> {

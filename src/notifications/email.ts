@@ -4,7 +4,7 @@ import { Certificate } from "../certificates/certificate.entity.js";
 import type { Clock } from "../kernel/clock.js";
 import { CertificateSigningRequest } from "../csrs/csr.entity.js";
 import { Delegation } from "../delegations/delegation.entity.js";
-import { inListChunks, insertRows, MAX_IN_LIST } from "../db/data-source.js";
+import { findByIds, inListChunks, insertRows, MAX_IN_LIST } from "../db/data-source.js";
 import { KmsCertificate } from "../kms/kms-certificate.entity.js";
 import { certificateFileStem, downloadCommand } from "../next-steps.js";
 import { DelegationStatus, NotificationType, OfficerStatus, OrganizationKind } from "../kernel/domain.js";
@@ -224,9 +224,7 @@ export class NotificationEmails {
       const byId = new Map<string, E>();
       if (known[key] !== undefined) return { known: (known[key] ?? null) as E | null, byId };
       const ids = [...new Set(notifications.map(idOf).filter((id): id is string => !!id))];
-      for (const part of inListChunks(ids)) {
-        for (const row of await em.find(entity as never, { where: { id: In(part) } as never })) byId.set((row as E).id, row as E);
-      }
+      for (const row of await findByIds(em, entity, ids)) byId.set(row.id, row);
       return { known: undefined, byId };
     };
     const organizations = await load("organization", Organization, (n) => n.organizationId);
@@ -281,9 +279,8 @@ export class NotificationEmails {
       return organizationIds;
     });
     const ids = [...new Set(concerned.flatMap((set) => [...set]))];
-    const organizations: Organization[] = [];
+    const organizations = await findByIds(em, Organization, ids);
     const officers: Officer[] = [];
-    for (const part of inListChunks(ids)) organizations.push(...(await em.find(Organization, { where: { id: In(part) } })));
     for (const part of inListChunks(ids)) {
       officers.push(...(await em.find(Officer, { where: { organizationId: In(part), status: OfficerStatus.ACTIVE }, order: { createdAt: "ASC" } })));
     }
