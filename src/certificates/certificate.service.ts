@@ -12,7 +12,7 @@ import type { AccessPolicy } from "../policy.js";
 import type { Viewer } from "../viewer.js";
 import type { Authorities } from "./authorities.js";
 import { Certificate } from "./certificate.entity.js";
-import type { CertificateLifecycle } from "./lifecycle.js";
+import { type CertificateLifecycle, lifecycleRange } from "./lifecycle.js";
 import { ALL_ORGANIZATIONS, CertificateTally } from "./tally.entity.js";
 import { canonicalSerial } from "./serial.js";
 import { mergeKeysetPages, readableKeyMaterialBranches, restrictToReadableKeyMaterial } from "./visibility.js";
@@ -105,7 +105,7 @@ export class CertificateService {
       this.applyFilter(qb, byStatus ? { ...f, status: null } : f, now, window);
       const compare = order.direction === "ASC" ? ">" : "<";
       if (byStatus) {
-        qb.andWhere("c.lifecycle >= :sStatus AND c.lifecycle <= :sStatus", { sStatus: byStatus });
+        qb.andWhere(lifecycleRange("sStatus"), { sStatus: byStatus });
         // A row value compares like the index it walks (SQLite and PostgreSQL alike), where an OR would not use it.
         if (cursor) qb.andWhere(`(c.lifecycle, ${order.column}, c.id) ${compare} (:sStatus, :cAt, :cId)`, { cAt: cursor.sortKey, cId: cursor.id });
         qb.orderBy("c.lifecycle", order.direction);

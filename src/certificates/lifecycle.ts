@@ -8,16 +8,21 @@ import { recordCertificateChanges } from "./tallies.js";
 const SWEEP_BATCH = 1000;
 
 /**
- * ACTIVE as a range of lifecycle, not `=`, in reads ordered by (lifecycle,
- * notAfter): so that the order asked for is that index's and no other index
+ * A lifecycle (of alias `c`, its value the parameter `parameter`) as a
+ * one-value range, not `=`, in reads ordered by lifecycle first: the
+ * sweep's (lifecycle, notAfter), PostgreSQL's status pages' (lifecycle,
+ * createdAt, id). So the order asked for is that index's and no other index
  * serves it. With `=`, PostgreSQL drops lifecycle from the order and may
- * read through the notAfter index instead, walking every expired
- * certificate (the oldest by notAfter) before the first ACTIVE one; it does
- * so on a table not vacuumed since its load. (A LIMIT 1 probe with
- * notAfter <= now in the condition let its planner expect an early match and
- * scan the table.)
+ * read through the notAfter (or createdAt) index instead, walking every
+ * certificate of another status first; it does so on a table not vacuumed
+ * since its load. (A LIMIT 1 probe with notAfter <= now in the condition let
+ * its planner expect an early match and scan the table.)
  */
-const ACTIVE_RANGE = "c.lifecycle >= :active AND c.lifecycle <= :active";
+export function lifecycleRange(parameter: string): string {
+  return `c.lifecycle >= :${parameter} AND c.lifecycle <= :${parameter}`;
+}
+
+const ACTIVE_RANGE = lifecycleRange("active");
 
 /**
  * Expiry by time as a stored change: marks EXPIRED the ACTIVE certificates
@@ -49,7 +54,7 @@ export class CertificateLifecycle {
   private async sweepNow(now: Date): Promise<number> {
     const nowIso = now.toISOString();
     // The first ACTIVE certificate in (lifecycle, notAfter) order: one probe of that index on both databases
-    // (ACTIVE_RANGE says why lifecycle is a range; MIN(notAfter) read the notAfter index the same way).
+    // (lifecycleRange says why lifecycle is a range; MIN(notAfter) read the notAfter index the same way).
     const probe = await this.db.manager
       .createQueryBuilder(Certificate, "c")
       .select("c.notAfter", "next")
