@@ -19,6 +19,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
+import { percentile } from "./measure.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -178,7 +179,7 @@ async function fanoutTo(target: Target, subscriberCounts: number[]): Promise<Fan
       }
       await Promise.race([all, new Promise((r) => setTimeout(r, 60_000))]);
       const latencies = arrivals.map((a) => a - start).sort((a, b) => a - b);
-      const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+      const at = (q: number) => percentile(latencies, q);
       results.push({
         server: target.name,
         subscribers: latencies.length,

@@ -62,8 +62,17 @@ export async function measureConcurrent(
   );
   const totalMs = performance.now() - start;
   samples.sort((a, b) => a - b);
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!;
+  const at = (q: number) => percentile(samples, q);
   return { name, count, concurrency, totalMs, perSecond: (count / totalMs) * 1000, p50Ms: at(0.5), p99Ms: at(0.99) };
+}
+
+/**
+ * The q-quantile of samples sorted ascending, by nearest rank: the smallest
+ * sample with at least q of them at or below it (of 100 samples, p99 is the
+ * 99th and the largest is p100). NaN when there are none.
+ */
+export function percentile(sorted: readonly number[], q: number): number {
+  return sorted.length === 0 ? Number.NaN : sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
 }
 
 export function report(title: string, results: BenchResult[], baseline?: BenchResult): void {
