@@ -52,7 +52,7 @@ if (scale >= 10_000) {
         console.log("|---|---|---|---|");
       },
       read: (m) => console.log(`| ${m.name} | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms | ${m.serverCpuMs === undefined ? "" : `${m.serverCpuMs.toFixed(2)} ms`} |`),
-      scan: (s) => console.log(`| ${s.name} | ${s.ms.toFixed(0)} ms (${s.emitted} notifications) | | |`),
+      scan: (s) => console.log(`| ${s.name} | ${s.ms.toFixed(0)} ms${s.emitted === undefined ? "" : ` (${s.emitted} notifications)`} | | |`),
     }, due);
     console.log(`${r.certificates} certificates at the end; server RSS at the end of its runs: ${r.serverRssMb.toFixed(0)} MB`);
   }
