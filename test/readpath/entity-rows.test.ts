@@ -27,6 +27,11 @@ describe.each<DbKind>(["sqlite", "postgres"])("entities read by EntityRows on %s
       for (let i = 0; i < 3; i++) ids.push(await issueMtf(server, org, `Rows ${i}`, { kind: i % 2 ? "SIGNING" : "MTLS_CLIENT" }));
       // Nullable columns filled in: a revoked certificate.
       await server.ok(`mutation($id: ID!) { revokeCertificate(certificateId: $id, reason: SUPERSEDED) { id } }`, { id: ids[0] });
+      // Each comparison reads the same rows twice: no background worker may change them in between (the mail
+      // worker claiming and sending a delivery did, once in CI). Notifications get their positions first.
+      const { sequencer, dispatcher, emailWorker, expiryScanner } = server.app.services;
+      await sequencer.flush();
+      for (const worker of [dispatcher, expiryScanner, emailWorker, sequencer]) await worker.stop();
     }, 120_000);
     afterAll(async () => {
       await server?.close();
